@@ -1,0 +1,1 @@
+"""oncetask: background jobs on Cloud Tasks and Firestore, enqueued once, run once, never stuck."""

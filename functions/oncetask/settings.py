@@ -1,0 +1,82 @@
+"""One settings object, read from the environment once.
+
+The queue's retry and rate defaults here are the single source of truth: the Terraform variables, the local
+stack's queue and the handler's "is this the last attempt?" decision all read them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v3/certs"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ONCETASK_", extra="ignore", frozen=True)
+
+    # Where things live.
+    project_id: str = Field(
+        "oncetask-local",
+        validation_alias=AliasChoices("ONCETASK_PROJECT_ID", "GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT"),
+    )
+    location: str = "us-central1"
+    queue: str = "oncetask-jobs"
+    database: str = "(default)"
+    bucket: str = "oncetask-artifacts"
+
+    # How Cloud Tasks reaches the task handler, and who it says it is.
+    task_handler_url: str = "http://127.0.0.1:8082/"
+    task_audience: str = ""  # empty: the handler URL, as Cloud Tasks does when oidc_token.audience is empty
+    tasks_service_account: str = "oncetask-tasks@oncetask-local.iam.gserviceaccount.com"
+    scheduler_service_account: str = "oncetask-scheduler@oncetask-local.iam.gserviceaccount.com"
+    cleanup_audience: str = "http://127.0.0.1:8083/"
+    oidc_certs_url: str = GOOGLE_CERTS_URL
+    verify_tokens: bool = True
+
+    # The public API.
+    api_require_auth: bool = False
+    api_audience: str = ""
+    max_body_bytes: int = 64 * 1024
+
+    # The lease: a dead worker's job is free again after lease_ttl_seconds.
+    lease_ttl_seconds: float = 120.0
+    heartbeat_seconds: float = 0.0  # 0: a third of the lease TTL
+
+    # Retention: finished jobs, their results and artifacts are purged after this many days.
+    retention_days: int = 30
+
+    # The queue (seeds 000 and 003). Terraform's variable defaults must equal these; a test checks it.
+    max_attempts: int = 3
+    min_backoff_seconds: float = 30.0
+    max_backoff_seconds: float = 600.0
+    max_doublings: int = 3
+    max_retry_duration_seconds: float = 3600.0
+    max_dispatches_per_second: float = 50.0
+    max_concurrent_dispatches: int = 50
+    dispatch_deadline_seconds: float = 600.0
+
+    # Emulators (development only). Standard variable names, so the Google libraries see the same hosts.
+    firestore_emulator_host: str = Field("", validation_alias="FIRESTORE_EMULATOR_HOST")
+    cloud_tasks_emulator_host: str = Field("", validation_alias="CLOUD_TASKS_EMULATOR_HOST")
+    storage_emulator_host: str = Field("", validation_alias="STORAGE_EMULATOR_HOST")
+
+    @property
+    def queue_path(self) -> str:
+        return f"projects/{self.project_id}/locations/{self.location}/queues/{self.queue}"
+
+    @property
+    def effective_task_audience(self) -> str:
+        return self.task_audience or self.task_handler_url
+
+    @property
+    def effective_heartbeat_seconds(self) -> float:
+        return self.heartbeat_seconds or self.lease_ttl_seconds / 3
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read from the environment on first use."""
+    return Settings()
