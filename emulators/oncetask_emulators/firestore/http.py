@@ -1,0 +1,86 @@
+"""The emulator's small HTTP side (stdlib only): wipe a database, read or reset the per-RPC call counters.
+
+    DELETE /emulator/v1/projects/{p}/databases/{d}/documents   wipe that database
+    GET    /emulator/v1/stats[?database=projects/{p}/databases/{d}]   call counters as JSON
+    DELETE /emulator/v1/stats[?database=...]                    reset them
+    GET    /                                                    "Ok" (health)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .stats import CallCounters
+from .store import Store
+from .transactions import Transactions
+
+_WIPE = re.compile(r"^/emulator/v1/(projects/[^/]+/databases/[^/]+)/documents/?$")
+_STATS = "/emulator/v1/stats"
+
+
+class ControlServer:
+    """Runs the HTTP endpoints on a daemon thread."""
+
+    def __init__(self, host: str, port: int, store: Store, transactions: Transactions, counters: CallCounters):
+        control = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                url = urlsplit(self.path)
+                if url.path == "/":
+                    self._reply(200, "text/plain", b"Ok\n")
+                elif url.path == _STATS:
+                    body = json.dumps(counters.snapshot(_database_param(url.query)), sort_keys=True)
+                    self._reply(200, "application/json", body.encode())
+                else:
+                    self._reply(404, "text/plain", f"no such endpoint: GET {url.path}\n".encode())
+
+            def do_DELETE(self) -> None:
+                url = urlsplit(self.path)
+                wipe = _WIPE.match(unquote(url.path))
+                if wipe:
+                    control.wipe(wipe.group(1))
+                    self._reply(200, "application/json", b"{}")
+                elif url.path == _STATS:
+                    counters.reset(_database_param(url.query))
+                    self._reply(200, "application/json", b"{}")
+                else:
+                    self._reply(404, "text/plain", f"no such endpoint: DELETE {url.path}\n".encode())
+
+            def _reply(self, status: int, content_type: str, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args) -> None:  # noqa: A002 - keep stdout for the ready line
+                pass
+
+        self.store = store
+        self.transactions = transactions
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self.address = f"{host}:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="firestore-http", daemon=True)
+
+    def wipe(self, key: str) -> None:
+        db = self.store.database(key)
+        self.transactions.drop_database(db)
+        db.wipe()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _database_param(query: str) -> str | None:
+    values = parse_qs(query).get("database")
+    return values[0] if values else None
