@@ -37,9 +37,13 @@ _sequence = itertools.count()
 class Owner:
     """Whoever holds locks: a read-write transaction, or one non-transactional commit."""
 
-    def __init__(self, priority: tuple[float, int] | None = None):
-        # Smaller is older. The sequence number breaks ties between owners started in the same instant.
-        self.priority = priority or (time.monotonic(), next(_sequence))
+    def __init__(self, inherited: tuple[float, int, int] | None = None):
+        # Smaller is older: (start time, sequence of the first attempt, own sequence). A retry inherits the
+        # first two from the attempt it retries; its own sequence keeps every priority unique, so of any
+        # two owners one is always older and nobody waits for an equal.
+        own = next(_sequence)
+        start, first = (inherited[0], inherited[1]) if inherited else (time.monotonic(), own)
+        self.priority = (start, first, own)
         self.held: dict[str, Mode] = {}
         self.wounded = False
         self.committing = False  # past the point of no return: may no longer be wounded

@@ -22,8 +22,8 @@ _REMEMBER_ENDED = 100_000
 class Transaction(Owner):
     """One transaction, read-write (an Owner of document locks) or read-only (a snapshot time)."""
 
-    def __init__(self, db: Database, read_only: bool, read_micros: int | None, priority=None):
-        super().__init__(priority)
+    def __init__(self, db: Database, read_only: bool, read_micros: int | None, inherited=None):
+        super().__init__(inherited)
         self.id = secrets.token_bytes(16)
         self.db = db
         self.read_only = read_only
@@ -46,20 +46,18 @@ class Transactions:
         self._open: dict[bytes, Transaction] = {}
         # Recently finished transactions and their priorities: a retry after ABORTED names one of these
         # (retry_transaction) to keep its place in line, and the client rolls back one whose commit failed.
-        self._ended: OrderedDict[bytes, tuple[float, int]] = OrderedDict()
+        self._ended: OrderedDict[bytes, tuple[float, int, int]] = OrderedDict()
         self._lock = threading.Lock()
 
     def begin(self, db: Database, *, read_only: bool, read_micros: int | None, retry_id: bytes = b"") -> Transaction:
         """Open a transaction. A retry of an aborted read-write one keeps that one's place in line (priority),
         so a transaction that keeps losing to newcomers eventually becomes the oldest and wins."""
-        priority = None
+        inherited = None
         if retry_id:
-            previous = self._open.get(retry_id)
-            if previous is not None:
-                self.end(previous)
             with self._lock:
-                priority = self._ended.get(retry_id)
-        txn = Transaction(db, read_only, read_micros, priority)
+                previous = self._open.get(retry_id)
+                inherited = previous.priority if previous is not None else self._ended.get(retry_id)
+        txn = Transaction(db, read_only, read_micros, inherited)
         with self._lock:
             self._open[txn.id] = txn
         return txn
@@ -109,7 +107,7 @@ class Transactions:
     def drop_database(self, db: Database) -> None:
         """End the transactions of a wiped database: what they read no longer exists."""
         with self._lock:
-            doomed = [t for t in self._open.values() if t.db is db]
+            doomed = [t for t in self._open.values() if t.db is db and not t.committing]
         for txn in doomed:
             db.locks.wound(txn)
             self.end(txn)
