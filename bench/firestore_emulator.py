@@ -1,0 +1,157 @@
+"""Benchmark of the Firestore emulator through the official client (a script, not a test).
+
+    .venv/bin/python bench/firestore_emulator.py [--seconds 5] [--threads 8]
+
+Starts its own emulator (memory only), then prints one table: start-to-ready time, single-document commits/s
+from N client threads, uncontended transactions/s, transactions/s on one hot document, and p50/p99 latency
+of a query returning 100 documents. Client and server share the machine, as in the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+from google.cloud import firestore
+from test_utils.system import EmulatorCreds
+
+from oncetask_emulators.process import launch, python_module
+
+
+def start_emulator():
+    return launch(
+        python_module("oncetask_emulators.firestore", "--host", "127.0.0.1", "--port", "0", "--http-port", "0"),
+        name="firestore",
+    )
+
+
+def ready_time(runs: int = 5) -> float:
+    """Median seconds from spawning the process to its ready line."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        child = start_emulator()
+        times.append(time.perf_counter() - started)
+        child.stop()
+    return statistics.median(times)
+
+
+def client_for(host: str) -> firestore.Client:
+    os.environ["FIRESTORE_EMULATOR_HOST"] = host
+    return firestore.Client(project=f"bench-{uuid.uuid4().hex[:8]}", credentials=EmulatorCreds())
+
+
+def rate(threads: int, seconds: float, operation: Callable[[int, int], bool]) -> float:
+    """Successful operations per second: `threads` threads call operation(thread, i) for `seconds`."""
+    done = [0] * threads
+    stop_at = time.perf_counter() + seconds
+
+    def worker(t: int) -> None:
+        i = 0
+        while time.perf_counter() < stop_at:
+            if operation(t, i):
+                done[t] += 1
+            i += 1
+
+    started = time.perf_counter()
+    pool = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return sum(done) / (time.perf_counter() - started)
+
+
+def commits(client: firestore.Client, threads: int, seconds: float) -> float:
+    collection = client.collection("commits")
+
+    def write(t: int, i: int) -> bool:
+        collection.document(f"t{t}-{i}").set({"t": t, "i": i})
+        return True
+
+    return rate(threads, seconds, write)
+
+
+def transactions(client: firestore.Client, threads: int, seconds: float, hot: bool) -> float:
+    collection = client.collection("hot" if hot else "cold")
+    for t in range(threads):
+        collection.document("hot" if hot else f"t{t}").set({"n": 0})
+
+    def increment(t: int, _: int) -> bool:
+        ref = collection.document("hot" if hot else f"t{t}")
+
+        @firestore.transactional
+        def run(transaction) -> None:
+            n = ref.get(transaction=transaction).get("n")
+            transaction.update(ref, {"n": n + 1})
+
+        try:
+            run(client.transaction())
+            return True
+        except ValueError:  # gave up after the client's 5 attempts
+            return False
+
+    return rate(threads, seconds, increment)
+
+
+def query_latency(client: firestore.Client, runs: int = 200) -> tuple[float, float]:
+    collection = client.collection("query")
+    batch = client.batch()
+    for i in range(100):
+        batch.set(collection.document(f"d{i:03}"), {"i": i, "tag": "x"})
+    batch.commit()
+    query = collection.where(filter=firestore.FieldFilter("tag", "==", "x")).order_by("i")
+    latencies = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        assert len(list(query.stream())) == 100
+        latencies.append(time.perf_counter() - started)
+    latencies.sort()
+    return latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99) - 1]
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each throughput run")
+    parser.add_argument("--threads", type=int, default=8)
+    args = parser.parse_args()
+
+    rows = [("start to ready (median of 5)", f"{ready_time() * 1000:.0f} ms")]
+    child = start_emulator()
+    try:
+        client = client_for(child.endpoints["grpc"])
+        rows.append((f"single-document commits/s, {args.threads} threads", f"{commits(client, args.threads, args.seconds):.0f}"))
+        rows.append((f"uncontended transactions/s, {args.threads} threads",
+                     f"{transactions(client, args.threads, args.seconds, hot=False):.0f}"))
+        rows.append((f"transactions/s on one hot document, {args.threads} threads",
+                     f"{transactions(client, args.threads, args.seconds, hot=True):.0f}"))
+        p50, p99 = query_latency(client)
+        rows.append(("100-document query latency p50 / p99", f"{p50 * 1000:.1f} ms / {p99 * 1000:.1f} ms"))
+    finally:
+        child.stop()
+
+    print(f"Firestore emulator benchmark, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {machine()}")
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value:>20}")
+
+
+if __name__ == "__main__":
+    main()
