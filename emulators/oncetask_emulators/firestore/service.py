@@ -30,7 +30,6 @@ from .transactions import Transaction, Transactions
 
 DocumentPb = document.Document.pb()
 WritePb = write.Write.pb()
-PreconditionPb = common.Precondition.pb()
 TransactionOptionsPb = common.TransactionOptions.pb()
 Empty = empty_pb2.Empty
 
