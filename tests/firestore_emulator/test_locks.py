@@ -82,3 +82,13 @@ def test_a_committing_owner_is_not_wounded():
     with pytest.raises(LockTimeout):
         table.acquire(older, ["d"], Mode.SHARED, timeout=0.1)
     assert not younger.wounded
+
+
+def test_a_non_transactional_writer_waits_instead_of_wounding():
+    table, reader, writer = LockTable(), Owner(), Owner(wounds=False)
+    table.acquire(reader, ["d"], Mode.SHARED, timeout=0.1)
+    writer.priority = (0.0, 0, 0)  # older than anyone, and still it only waits
+
+    with pytest.raises(LockTimeout):
+        table.acquire(writer, ["d"], Mode.EXCLUSIVE, timeout=0.1)
+    assert not reader.wounded

@@ -37,13 +37,14 @@ _sequence = itertools.count()
 class Owner:
     """Whoever holds locks: a read-write transaction, or one non-transactional commit."""
 
-    def __init__(self, inherited: tuple[float, int, int] | None = None):
+    def __init__(self, inherited: tuple[float, int, int] | None = None, *, wounds: bool = True):
         # Smaller is older: (start time, sequence of the first attempt, own sequence). A retry inherits the
         # first two from the attempt it retries; its own sequence keeps every priority unique, so of any
         # two owners one is always older and nobody waits for an equal.
         own = next(_sequence)
         start, first = (inherited[0], inherited[1]) if inherited else (time.monotonic(), own)
         self.priority = (start, first, own)
+        self.wounds = wounds  # False for a non-transactional write: it waits, as in production, never aborts
         self.held: dict[str, Mode] = {}
         self.wounded = False
         self.committing = False  # past the point of no return: may no longer be wounded
@@ -97,7 +98,7 @@ class LockTable:
                 if other is not owner and (mode is Mode.EXCLUSIVE or held is Mode.EXCLUSIVE)
             ]
             for other in conflicts:
-                if owner.priority < other.priority and not other.committing:
+                if owner.wounds and owner.priority < other.priority and not other.committing:
                     other.wounded = True
                     self._release_all(other)
             if not any(other in holders for other in conflicts):

@@ -328,9 +328,9 @@ class FirestoreService:
 
     def _commit_without_transaction(self, db: Database, writes: list[WritePb]):
         """Commit outside a transaction: take exclusive locks (waiting for transactions that read the
-        documents), apply, release. Wounded by an older transaction while waiting, it lets go of everything
-        and tries again, keeping its priority; past the wait bound it answers ABORTED."""
-        owner = Owner()
+        documents, never aborting them), apply, release. Wounded by an older transaction that needs a lock it
+        already took, it lets go of everything and tries again; past the wait bound it answers ABORTED."""
+        owner = Owner(wounds=False)
         names = [write_target(w) for w in writes]
         deadline = time.monotonic() + self.lock_timeout
         while True:
