@@ -1,0 +1,1 @@
+"""A Cloud Tasks emulator: google.cloud.tasks.v2 over gRPC, HTTP dispatch with retries, rate limits and OIDC."""

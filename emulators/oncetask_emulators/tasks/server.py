@@ -1,0 +1,115 @@
+"""`oncetask-tasks-emulator`: serve google.cloud.tasks.v2 over gRPC and dispatch HTTP tasks until signalled.
+
+    oncetask-tasks-emulator --host 127.0.0.1 --port 8123 --http-port 8124 [--data-dir DIR] [--time-scale F]
+                            [--tombstone-seconds N] [--fault SPEC --fault-seed N] [--target-fault SPEC] ...
+
+Prints one line when ready: `oncetask-tasks-emulator ready grpc=H:P http=H:P`; `--port 0` and `--http-port 0`
+pick free ports. SIGINT or SIGTERM stop it cleanly (exit status 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+
+from ..faults import FaultInterceptor, FaultPlan, FaultSpecError
+from .dispatcher import Dispatcher
+from .http import ControlServer
+from .oidc import TokenMinter
+from .persistence import SqlitePersistence
+from .service import CloudTasksService, generic_handler
+from .store import Store
+from .targetfaults import TargetFaults
+
+NAME = "oncetask-tasks-emulator"
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=NAME, description="Cloud Tasks emulator (google.cloud.tasks.v2)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8123, help="gRPC port; 0 picks a free one")
+    parser.add_argument("--http-port", type=int, default=8124, help="JWKS and stats port; 0 picks a free one")
+    parser.add_argument("--data-dir", help="keep queues, tasks, tombstones and the signing key in DIR")
+    parser.add_argument("--time-scale", type=_positive, default=1.0,
+                        help="multiply every backoff, schedule delay and max_retry_duration by F (not deadlines)")
+    parser.add_argument("--deadline-scale", type=_positive, default=1.0,
+                        help="multiply dispatch deadlines by F (to test deadline handling quickly)")
+    parser.add_argument("--tombstone-seconds", type=float, default=3600.0,
+                        help="how long a finished or deleted task's name is refused")
+    parser.add_argument("--queue-tombstone-seconds", type=float, default=0.0,
+                        help="how long a deleted queue's name is refused (production: about 7 days; 0: off)")
+    parser.add_argument("--fault", default="", help="gRPC fault spec, e.g. UNAVAILABLE:0.05,DELAY:50ms:0.1")
+    parser.add_argument("--fault-seed", type=int, default=0)
+    parser.add_argument("--target-fault", default="", help="dispatch fault spec, e.g. FAIL:0.1,SLOW:2s:0.05")
+    parser.add_argument("--target-fault-seed", type=int, default=0)
+    parser.add_argument("--dispatch-workers", type=int, default=256, help="threads that call targets")
+    parser.add_argument("--workers", type=int, default=32, help="gRPC worker threads")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format=f"{NAME}: %(levelname)s %(message)s")
+    interceptors = []
+    try:
+        if args.fault:
+            interceptors.append(FaultInterceptor(FaultPlan.from_spec(args.fault, args.fault_seed)))
+        target_faults = TargetFaults(args.target_fault, args.target_fault_seed)
+    except FaultSpecError as error:
+        print(f"{NAME}: {error}", file=sys.stderr)
+        return 2
+
+    persistence = SqlitePersistence(args.data_dir) if args.data_dir else None
+    store = Store(tombstone_seconds=args.tombstone_seconds, queue_tombstone_seconds=args.queue_tombstone_seconds,
+                  time_scale=args.time_scale, persistence=persistence)
+    minter = TokenMinter(args.data_dir)
+    dispatcher = Dispatcher(store, minter, deadline_scale=args.deadline_scale, target_faults=target_faults,
+                            max_workers=args.dispatch_workers)
+
+    server = grpc.server(ThreadPoolExecutor(max_workers=args.workers), interceptors=interceptors,
+                         options=[("grpc.so_reuseport", 0)])
+    server.add_generic_rpc_handlers((generic_handler(CloudTasksService(store, dispatcher)),))
+    grpc_port = server.add_insecure_port(f"{args.host}:{args.port}")
+    if grpc_port == 0:
+        print(f"{NAME}: cannot listen on {args.host}:{args.port}", file=sys.stderr)
+        return 1
+    try:
+        control = ControlServer(args.host, args.http_port, store, dispatcher, minter)
+    except OSError as error:
+        print(f"{NAME}: cannot listen on {args.host}:{args.http_port}: {error}", file=sys.stderr)
+        return 1
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+
+    server.start()
+    control.start()
+    dispatcher.start()
+    print(f"{NAME} ready grpc={args.host}:{grpc_port} http={control.address}", flush=True)
+    while not stop.wait(3600):
+        pass
+    server.stop(grace=1).wait()
+    dispatcher.stop()
+    control.stop()
+    if persistence:
+        with store.lock:
+            persistence.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Validation and defaults of a task as CreateTask receives it. Pure."""
+
+from __future__ import annotations
+
+import urllib.parse
+
+from google.cloud.tasks_v2.types import target as target_types
+
+from .errors import invalid
+from .queueconfig import seconds, set_seconds
+
+HttpMethod = target_types.HttpMethod
+MAX_TASK_BYTES = 1024 * 1024
+DEFAULT_DEADLINE = 600.0
+MIN_DEADLINE, MAX_DEADLINE = 15.0, 1800.0
+BODY_METHODS = {HttpMethod.POST, HttpMethod.PUT, HttpMethod.PATCH}
+
+
+def complete(task, queue) -> None:
+    """Check a new task (in place): an HTTP target with a usable URL, a body only where allowed, limits kept."""
+    if task.HasField("app_engine_http_request"):
+        raise invalid("app_engine_http_request: this emulator dispatches HTTP tasks only (use http_request)")
+    if not task.HasField("http_request"):
+        raise invalid("task has no http_request: an HTTP target is required")
+    request = task.http_request
+    # A queue-level http_target fills what the task leaves out (the URI override is not modelled).
+    if queue.HasField("http_target") and queue.http_target.http_method and not request.http_method:
+        request.http_method = queue.http_target.http_method
+    url = urllib.parse.urlsplit(request.url)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise invalid(f"http_request.url {request.url!r} must be an absolute http:// or https:// URL")
+    if len(request.url) > 2083:
+        raise invalid("http_request.url is longer than 2083 characters")
+    if request.http_method == HttpMethod.HTTP_METHOD_UNSPECIFIED:
+        request.http_method = HttpMethod.POST
+    if request.body and request.http_method not in BODY_METHODS:
+        raise invalid(f"http_request.body is only allowed with POST, PUT or PATCH, not "
+                      f"{HttpMethod(request.http_method).name}")
+    if request.HasField("oidc_token") and request.HasField("oauth_token"):
+        raise invalid("http_request: give at most one of oidc_token and oauth_token")
+    if request.HasField("oidc_token") and not request.oidc_token.service_account_email:
+        raise invalid("http_request.oidc_token.service_account_email is required")
+    if task.ByteSize() > MAX_TASK_BYTES:
+        raise invalid(f"task is {task.ByteSize()} bytes; the maximum is {MAX_TASK_BYTES} bytes")
+    if task.HasField("dispatch_deadline"):
+        deadline = seconds(task.dispatch_deadline)
+        if not MIN_DEADLINE <= deadline <= MAX_DEADLINE:
+            raise invalid(f"dispatch_deadline must be between 15s and 30m, got {deadline:g}s")
+    else:
+        set_seconds(task.dispatch_deadline, DEFAULT_DEADLINE)
+    for field in ("create_time", "first_attempt", "last_attempt"):
+        task.ClearField(field)
+    task.dispatch_count = task.response_count = 0
