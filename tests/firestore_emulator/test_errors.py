@@ -3,6 +3,8 @@ faults the chosen code; and the server keeps serving after each."""
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 from google.api_core import exceptions
 
@@ -85,3 +87,10 @@ def test_bad_fault_spec_stops_the_emulator_with_a_message(start_firestore_emulat
 
     with pytest.raises(LaunchError, match="NOPE"):
         start_firestore_emulator("--fault", "NOPE:0.5")
+
+
+def test_read_time_in_the_future_is_invalid_argument(firestore_client):
+    future = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+
+    with pytest.raises(exceptions.InvalidArgument, match="in the future"):
+        firestore_client.collection("c").document("d").get(read_time=future)

@@ -196,3 +196,31 @@ def _set_write(doc, n: int) -> dict:
     from google.cloud.firestore_v1 import _helpers
 
     return {"update": {"name": doc._document_path, "fields": _helpers.encode_dict({"n": n})}}
+
+
+def test_first_read_can_begin_the_transaction_with_new_transaction(firestore_client):
+    api = firestore_client._firestore_api
+    doc = firestore_client.collection("c").document("d")
+    doc.set({"n": 1})
+
+    responses = list(
+        api.batch_get_documents(
+            request={
+                "database": firestore_client._database_string,
+                "documents": [doc._document_path],
+                "new_transaction": {"read_write": {}},
+            }
+        )
+    )
+    transaction = responses[0].transaction
+    api.commit(
+        request={
+            "database": firestore_client._database_string,
+            "writes": [_set_write(doc, 2)],
+            "transaction": transaction,
+        }
+    )
+
+    assert transaction
+    assert responses[0].found.fields["n"].integer_value == 1
+    assert doc.get().get("n") == 2
