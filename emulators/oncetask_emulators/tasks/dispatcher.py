@@ -35,10 +35,15 @@ HttpMethod = target_types.HttpMethod
 _RESERVED = {"host", "content-length", "user-agent", "authorization"}
 
 
-def http_to_rpc(status: int | None) -> int:
-    """The google.rpc code Cloud Tasks records in last_attempt.response_status for an HTTP status."""
-    if status is None:
-        return code_pb2.UNAVAILABLE
+def rpc_code(outcome: Outcome) -> int:
+    """The google.rpc code recorded in last_attempt.response_status for an attempt's outcome."""
+    if outcome.status is None:
+        return code_pb2.DEADLINE_EXCEEDED if outcome.reason.startswith("DEADLINE_EXCEEDED") else code_pb2.UNAVAILABLE
+    return http_to_rpc(outcome.status)
+
+
+def http_to_rpc(status: int) -> int:
+    """The google.rpc code for an HTTP status, as Cloud Tasks maps them."""
     if 200 <= status < 300:
         return code_pb2.OK
     return {400: code_pb2.INVALID_ARGUMENT, 401: code_pb2.UNAUTHENTICATED, 403: code_pb2.PERMISSION_DENIED,
@@ -267,7 +272,7 @@ class Dispatcher:
             counters.responses += 1
         task.last_attempt.response_time.FromNanoseconds(int(now * 1e9))
         task.last_attempt.response_status.CopyFrom(
-            status_pb2.Status(code=http_to_rpc(outcome.status), message=outcome.reason))
+            status_pb2.Status(code=rpc_code(outcome), message=outcome.reason))
         queue = self.store.queues.get(record.queue)
         if queue is None or not self.store.is_pending(record):
             return  # deleted or purged while in flight
