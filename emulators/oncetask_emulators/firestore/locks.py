@@ -56,6 +56,7 @@ class LockTable:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._holders: dict[str, dict[Owner, Mode]] = {}
+        self._closed = False
 
     def acquire(self, owner: Owner, names: Iterable[str], mode: Mode, timeout: float) -> None:
         """Lock `names` (in sorted order) for `owner`; raise Wounded or LockTimeout without waiting longer."""
@@ -85,6 +86,12 @@ class LockTable:
                 self._release_all(owner)
                 self._cond.notify_all()
 
+    def close(self) -> None:
+        """Shutting down: every waiter gives up now instead of at its deadline."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
     def _acquire_one(self, owner: Owner, name: str, mode: Mode, deadline: float) -> None:
         while True:
             if owner.wounded:
@@ -108,7 +115,7 @@ class LockTable:
                     self._cond.notify_all()
                 return
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or self._closed:
                 raise LockTimeout(name)
             self._cond.wait(remaining)
 

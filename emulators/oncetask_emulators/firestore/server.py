@@ -85,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
 
     stop.wait()
     control.stop()
-    server.stop(grace=1.0).wait()
+    stopped = server.stop(grace=1.0)
+    for db in store.databases():  # requests waiting for a document lock answer now, not at their deadline
+        db.locks.close()
+    stopped.wait()
     store.close()
     print(f"{NAME} stopped", flush=True)
     return 0
