@@ -1,0 +1,66 @@
+"""Built-in job types: `noop` (one stage, does nothing) and `test.pipeline`, a three-stage job with test hooks.
+
+`test.pipeline` is for tests, the demo and the benchmark: each stage sleeps `sleep_ms` (checking the lease and
+cancellation every few milliseconds), writes one small artifact, and the stage named `fail_stage` fails on the
+job's first `fail_times` attempts, transiently or permanently as `fail_kind` says.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import PermanentError, RetryableError
+from ..stages import JobType, Stage, StageContext, StageOutput
+
+
+class NoopPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field("", max_length=1000, description="Free text, echoed in the output.")
+
+
+def _noop(ctx: StageContext) -> StageOutput:
+    payload = ctx.payload
+    assert isinstance(payload, NoopPayload)
+    return {"note": payload.note}
+
+
+NOOP = JobType(name="noop", payload_model=NoopPayload, stages=(Stage("noop", _noop),))
+
+
+class TestPipelinePayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sleep_ms: int = Field(0, ge=0, le=600_000, description="Time each stage spends working.")
+    fail_times: int = Field(0, ge=0, le=100, description="The failing stage fails on this many first attempts.")
+    fail_kind: Literal["retryable", "permanent"] = "retryable"
+    fail_stage: Literal["prepare", "work", "finish"] = "work"
+
+
+def _pipeline_stage(name: str) -> Stage:
+    def run(ctx: StageContext) -> StageOutput:
+        payload = ctx.payload
+        assert isinstance(payload, TestPipelinePayload)
+        deadline = time.monotonic() + payload.sleep_ms / 1000
+        while time.monotonic() < deadline:  # work in slices, so a lost lease or a cancel stops us promptly
+            ctx.check()
+            time.sleep(min(0.01, max(0.0, deadline - time.monotonic())))
+        if name == payload.fail_stage and ctx.attempt <= payload.fail_times:
+            error = RetryableError if payload.fail_kind == "retryable" else PermanentError
+            raise error("INJECTED_FAILURE", f"{name} fails on attempt {ctx.attempt} of the first {payload.fail_times}")
+        body = json.dumps({"stage": name, "inputs": sorted(ctx.outputs_so_far)}).encode()
+        uri = ctx.artifacts.write(f"{name}.json", body, "application/json")
+        return {"artifact": uri, "bytes": len(body)}
+
+    return Stage(name, run)
+
+
+TEST_PIPELINE = JobType(
+    name="test.pipeline",
+    payload_model=TestPipelinePayload,
+    stages=tuple(_pipeline_stage(name) for name in ("prepare", "work", "finish")),
+)
