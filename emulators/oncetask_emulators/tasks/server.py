@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{NAME} ready grpc={args.host}:{grpc_port} http={control.address}", flush=True)
     while not stop.wait(3600):
         pass
-    server.stop(grace=1).wait()
+    server.stop(grace=0.5).wait()
     dispatcher.stop()
     control.stop()
     if persistence:
