@@ -1,0 +1,157 @@
+"""Benchmark of the Cloud Tasks emulator through the official client (a script, not a test).
+
+    .venv/bin/python bench/tasks_emulator.py [--tasks 2000] [--threads 4] [--queues 4] [--data-dir DIR]
+
+Starts its own emulator (memory only, time scale 1) and a no-op keep-alive HTTP target in this process, then
+prints: CreateTask/s (named and unnamed, from N client threads, queues paused so nothing is dispatched meanwhile),
+dispatches/s to the target (queues resumed with everything pending; one queue dispatches at most 500/s, as in
+production, so the load is spread over several queues), and the lag from a task's schedule time to its arrival
+at the target (p50/p99) for tasks scheduled to fall due at a steady 200/s. Client, target and emulator share
+the machine, as in the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import threading
+import time
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from oncetask.clients import tasks_client
+from oncetask.settings import Settings
+from oncetask_emulators.process import launch, python_module
+
+PARENT = "projects/bench/locations/us-central1"
+
+
+class Target:
+    """A no-op handler that notes when each task arrived and the ETA it carried."""
+
+    def __init__(self) -> None:
+        self.arrivals: list[tuple[float, float]] = []  # (arrival wall time, X-CloudTasks-TaskETA)
+        self.lock = threading.Lock()
+        target = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802
+                now = time.time()
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with target.lock:
+                    target.arrivals.append((now, float(self.headers["X-CloudTasks-TaskETA"])))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/noop"
+
+    def reset(self) -> None:
+        with self.lock:
+            self.arrivals.clear()
+
+    def wait_for(self, count: int, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.arrivals) < count:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"target got {len(self.arrivals)} of {count} tasks in {timeout}s")
+            time.sleep(0.005)
+
+
+def make_queues(client, count: int) -> list[str]:
+    queues = []
+    for _ in range(count):
+        name = f"{PARENT}/queues/bench-{uuid.uuid4().hex[:8]}"
+        client.create_queue(parent=PARENT, queue={"name": name, "rate_limits": {"max_dispatches_per_second": 500}})
+        queues.append(name)
+    return queues
+
+
+def create_rate(client, queues: list[str], url: str, total: int, threads: int, named: bool,
+                schedule: list[float] | None = None) -> float:
+    """CreateTask calls per second over `total` tasks spread round-robin over the queues."""
+    run = uuid.uuid4().hex[:8]
+
+    def create(i: int) -> None:
+        queue = queues[i % len(queues)]
+        task: dict = {"http_request": {"url": url}}
+        if named:
+            task["name"] = f"{queue}/tasks/{run}-{i}"
+        if schedule is not None:
+            seconds = schedule[i]
+            task["schedule_time"] = {"seconds": int(seconds), "nanos": int((seconds % 1) * 1e9)}
+        client.create_task(parent=queue, task=task)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(create, range(total)))
+    return total / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=2000, help="tasks per measurement")
+    parser.add_argument("--threads", type=int, default=4, help="client threads creating tasks")
+    parser.add_argument("--queues", type=int, default=4)
+    parser.add_argument("--data-dir", help="run the emulator with --data-dir (SQLite) to measure persistence")
+    args = parser.parse_args()
+
+    extra = ["--data-dir", args.data_dir] if args.data_dir else []
+    emulator = launch(python_module("oncetask_emulators.tasks", "--port", "0", "--http-port", "0", *extra),
+                      name="tasks")
+    target = Target()
+    client = tasks_client(Settings(CLOUD_TASKS_EMULATOR_HOST=emulator.endpoints["grpc"]))
+    stats_url = f"http://{emulator.endpoints['http']}/emulator/v1/stats"
+    try:
+        queues = make_queues(client, args.queues)
+        for queue in queues:
+            client.pause_queue(name=queue)
+        named = create_rate(client, queues, target.url, args.tasks, args.threads, named=True)
+        unnamed = create_rate(client, queues, target.url, args.tasks, args.threads, named=False)
+
+        started = time.perf_counter()
+        for queue in queues:
+            client.resume_queue(name=queue)
+        target.wait_for(2 * args.tasks)
+        dispatch_rate = 2 * args.tasks / (time.perf_counter() - started)
+        successes = json.loads(urllib.request.urlopen(stats_url, timeout=5).read())["successes"]
+
+        # Lag: tasks that fall due at a steady 200/s, starting 2 s from now, created ahead of time.
+        target.reset()
+        lag_tasks = min(args.tasks, 1000)
+        first_due = time.time() + 2 + lag_tasks / 1000
+        schedule = [first_due + i / 200 for i in range(lag_tasks)]
+        create_rate(client, queues, target.url, lag_tasks, args.threads, named=False, schedule=schedule)
+        target.wait_for(lag_tasks)
+        lags = sorted((arrived - eta) * 1000 for arrived, eta in target.arrivals)
+        p50, p99 = statistics.median(lags), lags[int(0.99 * (len(lags) - 1))]
+    finally:
+        emulator.stop()
+        target.server.shutdown()
+
+    print(f"tasks emulator benchmark, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, "
+          f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"{'data dir (SQLite WAL)' if args.data_dir else 'memory only'}")
+    print(f"  CreateTask, named      {named:8.0f} /s  ({args.tasks} tasks, {args.threads} threads)")
+    print(f"  CreateTask, unnamed    {unnamed:8.0f} /s")
+    print(f"  dispatches to target   {dispatch_rate:8.0f} /s  ({2 * args.tasks} tasks over {args.queues} queues, "
+          f"{successes} successes)")
+    print(f"  schedule-to-dispatch lag  p50 {p50:6.1f} ms   p99 {p99:6.1f} ms  ({lag_tasks} tasks due at 200/s)")
+
+
+if __name__ == "__main__":
+    main()
