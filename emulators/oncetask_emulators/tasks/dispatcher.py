@@ -224,7 +224,13 @@ class Dispatcher:
         job = Job(record, limits, request.url, HttpMethod(request.http_method).name,
                   request_headers(task, record, retry_count, execution_count), request.body,
                   queueconfig.seconds(task.dispatch_deadline) * self.deadline_scale, oidc)
-        self._pool.submit(self._attempt, job)
+        try:
+            self._pool.submit(self._attempt, job)
+        except RuntimeError:  # the pool is shutting down: leave the task pending, its slot free
+            record.in_flight = False
+            limits.in_flight -= 1
+            task.dispatch_count -= 1
+            self.store.counters.dispatches -= 1
 
     # ---- attempts (worker threads) -----------------------------------------------------------------------
     def _attempt(self, job: Job) -> None:
