@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     lease_ttl_seconds: float = 120.0
     heartbeat_seconds: float = 0.0  # 0: a third of the lease TTL
 
+    # Cleanup: a queued job untouched this long is checked for a lost task; queries read pages of this size.
+    orphan_grace_seconds: float = 300.0
+    cleanup_page_size: int = 100
+    # How long verified OIDC certificates are reused before they are fetched again.
+    certs_cache_seconds: float = 300.0
+
     # Retention: finished jobs, their results and artifacts are purged after this many days.
     retention_days: int = 30
 

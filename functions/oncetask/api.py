@@ -1,0 +1,149 @@
+"""The public HTTP API: parse the request, call the commands, map the result to HTTP. Nothing else."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import flask
+import pydantic
+
+from .auth import Unauthenticated
+from .commands import InvalidRequest
+from .errors import is_retryable
+from .httputil import HttpError, error_response, json_response, read_json, to_response
+from .logs import bind, get_logger, trace_from_header
+from .models import CreateJobRequest, CreateJobResponse, JobList, JobView
+from .naming import is_job_id
+from .openapi import openapi_document
+from .services import Services
+from .states import JobState
+
+LOG = get_logger("api")
+ANONYMOUS = "anonymous"
+MAX_LIST_LIMIT = 100
+
+Handler = Callable[[Services, flask.Request, str, dict[str, str]], flask.Response]
+
+
+def handle(services: Services, request: flask.Request) -> flask.Response:
+    bind(trace=trace_from_header(request.headers.get("X-Cloud-Trace-Context"), services.settings.project_id))
+    try:
+        handler, params = _route(request.method, request.path)
+        if handler is _health or handler is _openapi:
+            return handler(services, request, ANONYMOUS, params)
+        return handler(services, request, _owner(services, request), params)
+    except Exception as exc:  # noqa: BLE001 - mapped to HTTP in one place
+        response = to_response(exc)
+        if response is not None:
+            return response
+        if is_retryable(exc):
+            LOG.warning("transient failure", exc_info=exc)
+            return error_response(503, "UNAVAILABLE", "a backend is temporarily unavailable; retry")
+        LOG.exception("unexpected error")
+        return error_response(500, "INTERNAL", "internal error")
+
+
+def _owner(services: Services, request: flask.Request) -> str:
+    s = services.settings
+    if not s.api_require_auth:
+        return ANONYMOUS
+    identity = services.verifier.verify(request.headers.get("Authorization"), s.api_audience, None)
+    if not identity.subject:
+        raise Unauthenticated("the token names no subject")
+    return identity.subject
+
+
+def _create(services: Services, request: flask.Request, owner: str, _: dict[str, str]) -> flask.Response:
+    body = read_json(request, services.settings.max_body_bytes)
+    try:
+        parsed = CreateJobRequest.model_validate(body)
+    except pydantic.ValidationError as exc:
+        raise _invalid(exc) from exc
+    submitted = services.commands.submit(owner, parsed.job_type, parsed.payload, parsed.idempotency_key)
+    response = CreateJobResponse(job_id=submitted.job_id, status=submitted.status,  # type: ignore[arg-type]
+                                 task_name=submitted.task_name)
+    return json_response(202, response.model_dump(mode="json"))
+
+
+def _get(services: Services, request: flask.Request, owner: str, params: dict[str, str]) -> flask.Response:
+    job = services.commands.get(owner, params["job_id"])
+    return json_response(200, JobView.model_validate(job.to_api()).model_dump(mode="json"))
+
+
+def _list(services: Services, request: flask.Request, owner: str, _: dict[str, str]) -> flask.Response:
+    args = request.args
+    state: JobState | None = None
+    if args.get("state"):
+        try:
+            state = JobState(args["state"])
+        except ValueError:
+            raise InvalidRequest("state", f"state must be one of {[s.value for s in JobState]}") from None
+    try:
+        limit = int(args.get("limit", "20"))
+    except ValueError:
+        raise InvalidRequest("limit", "limit must be an integer") from None
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise InvalidRequest("limit", f"limit must be between 1 and {MAX_LIST_LIMIT}")
+    cursor = args.get("cursor") or None
+    if cursor is not None and not is_job_id(cursor):
+        raise InvalidRequest("cursor", "cursor must be a value returned as next_cursor")
+    jobs = services.store.list_jobs(owner, state, limit, cursor)
+    next_cursor = jobs[-1].job_id if len(jobs) == limit else None
+    body = JobList(jobs=[JobView.model_validate(j.to_api()) for j in jobs], next_cursor=next_cursor)
+    return json_response(200, body.model_dump(mode="json"))
+
+
+def _retry(services: Services, request: flask.Request, owner: str, params: dict[str, str]) -> flask.Response:
+    submitted = services.commands.retry(owner, params["job_id"])
+    return json_response(202, {"job_id": submitted.job_id, "status": submitted.status,
+                               "task_name": submitted.task_name})
+
+
+def _cancel(services: Services, request: flask.Request, owner: str, params: dict[str, str]) -> flask.Response:
+    submitted = services.commands.cancel(owner, params["job_id"])
+    return json_response(202, {"job_id": submitted.job_id, "status": submitted.status,
+                               "task_name": submitted.task_name})
+
+
+def _health(services: Services, request: flask.Request, owner: str, _: dict[str, str]) -> flask.Response:
+    return json_response(200, {"status": "ok"})
+
+
+def _openapi(services: Services, request: flask.Request, owner: str, _: dict[str, str]) -> flask.Response:
+    return json_response(200, openapi_document())
+
+
+ROUTES: tuple[tuple[str, re.Pattern[str], Handler], ...] = (
+    ("POST", re.compile(r"^/jobs$"), _create),
+    ("GET", re.compile(r"^/jobs$"), _list),
+    ("GET", re.compile(r"^/jobs/(?P<job_id>[^/]+)$"), _get),
+    ("POST", re.compile(r"^/jobs/(?P<job_id>[^/]+)/retry$"), _retry),
+    ("POST", re.compile(r"^/jobs/(?P<job_id>[^/]+)/cancel$"), _cancel),
+    ("GET", re.compile(r"^/healthz$"), _health),
+    ("GET", re.compile(r"^/openapi\.json$"), _openapi),
+)
+
+
+def _route(method: str, path: str) -> tuple[Handler, dict[str, str]]:
+    path = path.rstrip("/") or "/"
+    allowed: list[str] = []
+    for route_method, pattern, handler in ROUTES:
+        match = pattern.match(path)
+        if match:
+            if route_method == method:
+                params = match.groupdict()
+                if "job_id" in params and not is_job_id(params["job_id"]):
+                    raise HttpError(404, "NOT_FOUND", f"no job {params['job_id']}")
+                return handler, params
+            allowed.append(route_method)
+    if allowed:
+        raise HttpError(405, "METHOD_NOT_ALLOWED", f"{method} is not allowed here; use {' or '.join(allowed)}")
+    raise HttpError(404, "NOT_FOUND", f"no such endpoint: {path}")
+
+
+def _invalid(exc: pydantic.ValidationError) -> InvalidRequest:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "body"
+    return InvalidRequest(where, f"{where}: {first['msg']}")
+

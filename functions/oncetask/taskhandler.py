@@ -1,0 +1,84 @@
+"""HTTP mapping of the two service-to-service targets: the Cloud Tasks handler and the scheduled cleanup.
+
+Both refuse any caller but the configured service account's Google-signed ID token: 401 without a valid token,
+403 for a valid token of another identity.
+"""
+
+from __future__ import annotations
+
+import flask
+import pydantic
+
+from .httputil import HttpError, error_response, json_response, read_json, to_response
+from .logs import bind, bound, get_logger, trace_from_header
+from .processor import TaskDelivery
+from .services import Services
+
+LOG = get_logger("taskhandler")
+
+
+class TaskBody(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="ignore")
+
+    job_id: str = pydantic.Field(min_length=1, max_length=64)
+    generation: int = pydantic.Field(ge=1)
+
+
+def _authorize(services: Services, request: flask.Request, audience: str, email: str) -> None:
+    if not services.settings.verify_tokens:
+        return
+    services.verifier.verify(request.headers.get("Authorization"), audience, frozenset({email}))
+
+
+def _int_header(request: flask.Request, name: str) -> int:
+    try:
+        return max(0, int(request.headers.get(name, "0")))
+    except ValueError:
+        return 0
+
+
+def process_task(services: Services, request: flask.Request) -> flask.Response:
+    s = services.settings
+    bind(trace=trace_from_header(request.headers.get("X-Cloud-Trace-Context"), s.project_id))
+    try:
+        if request.method != "POST":
+            raise HttpError(405, "METHOD_NOT_ALLOWED", "use POST")
+        _authorize(services, request, s.effective_task_audience, s.tasks_service_account)
+        try:
+            body = TaskBody.model_validate(read_json(request, s.max_body_bytes))
+        except pydantic.ValidationError as exc:
+            # A malformed task can never succeed: 2xx would drop it silently, so refuse it loudly (4xx) and let
+            # the queue's retry limit end it.
+            raise HttpError(400, "INVALID_TASK", f"bad task body: {exc.errors()[0]['msg']}") from exc
+        delivery = TaskDelivery(
+            job_id=body.job_id,
+            generation=body.generation,
+            task_name=request.headers.get("X-CloudTasks-TaskName", ""),
+            retry_count=_int_header(request, "X-CloudTasks-TaskRetryCount"),
+            execution_count=_int_header(request, "X-CloudTasks-TaskExecutionCount"),
+        )
+        outcome = services.processor.handle(delivery)
+        return json_response(outcome.status, outcome.body())
+    except Exception as exc:  # noqa: BLE001 - mapped to HTTP in one place
+        response = to_response(exc)
+        if response is not None:
+            return response
+        # Unexpected (a bug, or Firestore down beyond the in-attempt retries): 500 makes Cloud Tasks retry.
+        LOG.exception("task handler failed")
+        return error_response(500, "INTERNAL", "internal error")
+
+
+def cleanup_stale_locks(services: Services, request: flask.Request) -> flask.Response:
+    s = services.settings
+    bind(trace=trace_from_header(request.headers.get("X-Cloud-Trace-Context"), s.project_id))
+    try:
+        _authorize(services, request, s.cleanup_audience, s.scheduler_service_account)
+        with bound(component="cleanup"):
+            report = services.cleanup.run()
+        return json_response(200, report.to_dict())
+    except Exception as exc:  # noqa: BLE001
+        response = to_response(exc)
+        if response is not None:
+            return response
+        LOG.exception("cleanup failed")
+        return error_response(500, "INTERNAL", "internal error")

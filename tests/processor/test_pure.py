@@ -1,0 +1,235 @@
+"""Unit tests of the pure decisions: transitions, names, error classification, lease and retry decisions."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pydantic
+import pytest
+import requests
+from google.api_core import exceptions as gexc
+
+from oncetask.errors import IllegalTransition, PermanentError, RetryableError, classify
+from oncetask.lease import Delivery, LeaseView, decide_delivery, local_deadline
+from oncetask.logs import JsonFormatter, bound, trace_from_header
+from oncetask.naming import job_id_for, payload_hash, task_id, task_name
+from oncetask.policy import call_with_retry, is_last_attempt, queue_backoff
+from oncetask.settings import Settings
+from oncetask.states import TERMINAL, TRANSITIONS, JobState, can_transition, transition
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+
+
+# States ------------------------------------------------------------------------------------------------------
+
+def test_every_state_has_a_row_in_the_transition_table() -> None:
+    assert set(TRANSITIONS) == set(JobState)
+
+
+def test_terminal_states_other_than_failed_allow_no_transition() -> None:
+    for state in TERMINAL - {JobState.FAILED}:
+        assert TRANSITIONS[state] == frozenset()
+
+
+def test_failed_job_can_only_be_requeued_by_a_manual_retry() -> None:
+    assert TRANSITIONS[JobState.FAILED] == frozenset({JobState.QUEUED})
+
+
+def test_completed_job_cannot_be_run_again() -> None:
+    with pytest.raises(IllegalTransition, match="completed to running"):
+        transition(JobState.COMPLETED, JobState.RUNNING)
+
+
+def test_running_job_can_be_taken_over_by_a_new_lease() -> None:
+    assert transition("running", "running") is JobState.RUNNING
+
+
+def test_queued_job_cannot_complete_without_running() -> None:
+    assert not can_transition(JobState.QUEUED, JobState.COMPLETED)
+
+
+# Names -------------------------------------------------------------------------------------------------------
+
+def test_same_owner_type_and_key_give_the_same_job_id() -> None:
+    assert job_id_for("alice", "noop", "k1") == job_id_for("alice", "noop", "k1")
+
+
+def test_job_id_differs_per_owner_type_and_key() -> None:
+    ids = {job_id_for(o, t, k) for o in ("alice", "bob") for t in ("noop", "x") for k in ("k1", "k2")}
+    assert len(ids) == 8
+
+
+def test_job_id_is_a_32_hex_hash_so_ids_spread_evenly() -> None:
+    ids = [job_id_for("alice", "noop", f"key-{n}") for n in range(1600)]
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    first_digits = {i[0] for i in ids}
+    assert len(first_digits) == 16  # sequential keys do not give sequential IDs
+
+
+def test_job_id_without_key_is_random() -> None:
+    assert job_id_for("alice", "noop", None) != job_id_for("alice", "noop", None)
+
+
+def test_task_name_is_deterministic_per_generation() -> None:
+    assert task_name("projects/p/locations/l/queues/q", "ab", 2) == "projects/p/locations/l/queues/q/tasks/ab-g2"
+    assert task_id("ab", 1) != task_id("ab", 2)
+
+
+def test_task_generation_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="generation"):
+        task_id("ab", 0)
+
+
+def test_payload_hash_ignores_key_order_but_not_values() -> None:
+    assert payload_hash("t", {"a": 1, "b": 2}) == payload_hash("t", {"b": 2, "a": 1})
+    assert payload_hash("t", {"a": 1}) != payload_hash("t", {"a": 2})
+
+
+# Errors ------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("exc, code", [
+    (gexc.ServiceUnavailable("x"), "UNAVAILABLE"),
+    (gexc.DeadlineExceeded("x"), "DEADLINE_EXCEEDED"),
+    (gexc.ResourceExhausted("x"), "RESOURCE_EXHAUSTED"),
+    (gexc.Aborted("x"), "ABORTED"),
+    (gexc.TooManyRequests("x"), "RESOURCE_EXHAUSTED"),
+    (TimeoutError("slow"), "TIMEOUT"),
+    (ConnectionResetError("reset"), "CONNECTION"),
+    (requests.ConnectionError("refused"), "CONNECTION"),
+    (RetryableError("RATE_LIMIT", "slow down"), "RATE_LIMIT"),
+])
+def test_transient_errors_are_retryable(exc: BaseException, code: str) -> None:
+    classified = classify(exc, stage="work", attempt=2)
+    assert (classified.code, classified.retryable, classified.stage, classified.attempt) == (code, True, "work", 2)
+
+
+def _http_error(status: int) -> requests.HTTPError:
+    response = requests.Response()
+    response.status_code = status
+    return requests.HTTPError(response=response)
+
+
+@pytest.mark.parametrize("status, retryable", [(408, True), (429, True), (500, True), (503, True),
+                                               (400, False), (403, False), (404, False)])
+def test_http_statuses_are_classified_by_code(status: int, retryable: bool) -> None:
+    assert classify(_http_error(status)).retryable is retryable
+
+
+def test_validation_and_bad_input_are_permanent() -> None:
+    class Model(pydantic.BaseModel):
+        n: int
+
+    with pytest.raises(pydantic.ValidationError) as info:
+        Model.model_validate({"n": "x"})
+    assert classify(info.value).retryable is False
+    assert classify(gexc.InvalidArgument("bad")).retryable is False
+    assert classify(PermanentError("BAD_IMAGE", "not a PNG")).code == "BAD_IMAGE"
+
+
+def test_an_unknown_exception_is_permanent_since_a_bug_does_not_heal() -> None:
+    assert classify(RuntimeError("boom")).retryable is False
+
+
+def test_recorded_error_has_code_message_stage_retryable_attempt_and_time() -> None:
+    record = classify(gexc.ServiceUnavailable("down"), stage="s", attempt=1).to_dict()
+    assert set(record) == {"code", "message", "stage", "retryable", "attempt", "at"}
+
+
+def test_transient_call_is_retried_within_the_attempt_then_succeeds() -> None:
+    calls = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise gexc.ServiceUnavailable("blip")
+        return "ok"
+
+    assert call_with_retry(flaky) == "ok" and len(calls) == 3
+
+
+def test_permanent_call_error_is_not_retried() -> None:
+    calls = []
+
+    def bad() -> None:
+        calls.append(1)
+        raise gexc.InvalidArgument("no")
+
+    with pytest.raises(gexc.InvalidArgument):
+        call_with_retry(bad)
+    assert len(calls) == 1
+
+
+# Lease -------------------------------------------------------------------------------------------------------
+
+def view(state: JobState, generation: int = 1, expires: datetime | None = None) -> LeaseView:
+    return LeaseView(state, generation, expires)
+
+
+def test_delivery_of_a_finished_job_is_skipped() -> None:
+    for state in TERMINAL:
+        assert decide_delivery(view(state), 1, NOW) is Delivery.SKIP_DONE
+
+
+def test_delivery_while_another_worker_holds_a_live_lease_is_busy() -> None:
+    assert decide_delivery(view(JobState.RUNNING, expires=NOW + timedelta(seconds=1)), 1, NOW) is Delivery.BUSY
+
+
+def test_delivery_after_the_lease_lapsed_takes_over() -> None:
+    assert decide_delivery(view(JobState.RUNNING, expires=NOW), 1, NOW) is Delivery.ACQUIRE
+
+
+def test_task_of_an_older_generation_is_stale() -> None:
+    assert decide_delivery(view(JobState.QUEUED, generation=3), 2, NOW) is Delivery.SKIP_STALE
+
+
+def test_queued_and_retrying_jobs_are_acquired() -> None:
+    assert decide_delivery(view(JobState.QUEUED), 1, NOW) is Delivery.ACQUIRE
+    assert decide_delivery(view(JobState.RETRYING), 1, NOW) is Delivery.ACQUIRE
+
+
+def test_local_lease_deadline_ends_before_the_stored_expiry() -> None:
+    assert 100 < local_deadline(100.0, 120.0) < 220.0
+
+
+# Retry policy ------------------------------------------------------------------------------------------------
+
+def test_third_attempt_of_three_is_the_last() -> None:
+    assert not is_last_attempt(task_retry_count=1, job_attempts=2, max_attempts=3)
+    assert is_last_attempt(task_retry_count=2, job_attempts=3, max_attempts=3)
+
+
+def test_job_attempts_across_tasks_also_make_an_attempt_the_last() -> None:
+    assert is_last_attempt(task_retry_count=0, job_attempts=3, max_attempts=3)
+
+
+def test_unlimited_attempts_never_end() -> None:
+    assert not is_last_attempt(100, 100, -1)
+
+
+def test_queue_backoff_doubles_then_grows_linearly_then_caps() -> None:
+    assert [queue_backoff(n, 10, 300, 3) for n in range(1, 9)] == [10, 20, 40, 80, 160, 240, 300, 300]
+
+
+def test_seed_queue_defaults_are_the_settings_defaults() -> None:
+    s = Settings()
+    assert (s.max_attempts, s.min_backoff_seconds, s.max_backoff_seconds, s.max_doublings) == (3, 30, 600, 3)
+    assert (s.max_retry_duration_seconds, s.max_dispatches_per_second, s.max_concurrent_dispatches) == (3600, 50, 50)
+
+
+# Logs --------------------------------------------------------------------------------------------------------
+
+def test_trace_header_becomes_the_cloud_logging_trace_field() -> None:
+    assert trace_from_header("105445aa7843bc8bf206b12000100000/1;o=1", "p") == \
+        "projects/p/traces/105445aa7843bc8bf206b12000100000"
+    assert trace_from_header("not a trace!", "p") is None
+
+
+def test_log_line_is_json_with_severity_and_bound_context() -> None:
+    import logging
+
+    record = logging.LogRecord("oncetask.x", logging.WARNING, __file__, 1, "hello %s", ("there",), None)
+    with bound(job_id="j1", stage="s", attempt=2, trace="projects/p/traces/t"):
+        line = json.loads(JsonFormatter().format(record))
+    assert line["severity"] == "WARNING" and line["message"] == "hello there"
+    assert (line["job_id"], line["stage"], line["attempt"], line["logging.googleapis.com/trace"]) == ("j1", "s", 2, "projects/p/traces/t")
