@@ -6,6 +6,9 @@ import signal
 import subprocess
 import sys
 
+import pytest
+from google.api_core import exceptions
+
 from fixtures.tasks import wait_until
 
 
@@ -54,3 +57,9 @@ def test_stats_count_creates_dispatches_and_pending_per_queue(tasks_emulator_fac
     client.resume_queue(name=queue)
     wait_until(lambda: emulator.stats()["successes"] == 3, message="three successes")
     assert emulator.stats()["queues"][queue]["pending"] == 0
+
+
+def test_grpc_fault_spec_fails_calls_with_that_code(tasks_emulator_factory):
+    emulator = tasks_emulator_factory(fault="UNAVAILABLE:1.0")
+    with pytest.raises(exceptions.ServiceUnavailable, match="injected fault"):
+        emulator.client().get_queue(name="projects/p/locations/l/queues/q", retry=None)

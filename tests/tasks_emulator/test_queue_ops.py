@@ -165,3 +165,32 @@ def test_duplicate_queue_is_already_exists_and_output_only_mask_is_invalid(tasks
         client.update_queue(queue={"name": queue}, update_mask={"paths": ["rate_limits.max_burst_size"]})
     with pytest.raises(exceptions.InvalidArgument, match="not in parent"):
         client.create_queue(parent="projects/other/locations/us-central1", queue={"name": queue})
+
+
+def test_run_task_while_it_is_in_flight_is_failed_precondition(tasks_emulator, tasks_queue_factory, task_target):
+    client = tasks_emulator.client()
+    queue = tasks_queue_factory()
+    client.pause_queue(name=queue)
+    task_target.delay = 0.5  # holds the first attempt in flight
+    name = client.create_task(parent=queue, task={"http_request": {"url": task_target.url}}).name
+    client.run_task(name=name)
+    with pytest.raises(exceptions.FailedPrecondition, match="being dispatched"):
+        client.run_task(name=name)
+    task_target.wait_for(1)
+
+
+def test_task_deleted_during_its_attempt_is_not_brought_back_by_the_result(
+        tasks_emulator_factory, tasks_queue_factory, task_target):
+    emulator = tasks_emulator_factory()  # its own, so its counters are this test's alone
+    client = emulator.client()
+    queue = tasks_queue_factory(emulator, retry_config={"min_backoff": "1s", "max_backoff": "1s"})
+    task_target.delay = 0.3
+    task_target.respond = lambda index, request: 503  # would be retried 1 s (10 ms) later if it still existed
+    name = client.create_task(parent=queue, task={"http_request": {"url": task_target.url}}).name
+    wait_until(lambda: task_target.requests, message="the attempt to start")
+    client.delete_task(name=name)
+    wait_until(lambda: emulator.stats()["responses"] == 1, message="the attempt's result to be recorded")
+    with pytest.raises(exceptions.NotFound):
+        client.get_task(name=name)
+    assert list(client.list_tasks(parent=queue)) == []
+    assert emulator.stats()["dispatches"] == 1

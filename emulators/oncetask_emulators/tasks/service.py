@@ -73,7 +73,7 @@ class CloudTasksService:
         with self.dispatcher.cond:
             record = self.store.task_for_run(request.name)
             self.dispatcher.run_now(record)
-            return self.store._task_view(record.pb, request.response_view)
+            return self.store.task_view(record.pb, request.response_view)
 
 
 # method -> (request proto-plus type, response raw class)

@@ -249,7 +249,7 @@ class Store:
             self.counters.tasks_created += 1
             if self.listener:
                 self.listener.task_scheduled(record)
-            return self._task_view(task, view)
+            return self.task_view(task, view)
 
     def _refuse_duplicate(self, name: str, now: float) -> None:
         if name in self.tasks:
@@ -276,13 +276,13 @@ class Store:
 
     def get_task(self, name: str, view: int) -> object:
         with self.lock:
-            return self._task_view(self._task(name).pb, view)
+            return self.task_view(self._task(name).pb, view)
 
     def list_tasks(self, parent: str, view: int, page_size: int, page_token: str) -> tuple[list, str]:
         with self.lock:
             records = list(self._queue(parent).tasks.values())
             page, token = _page(records, page_size, page_token)
-            return [self._task_view(r.pb, view) for r in page], token
+            return [self.task_view(r.pb, view) for r in page], token
 
     def delete_task(self, name: str) -> None:
         with self.lock:
@@ -330,7 +330,7 @@ class Store:
         return copy
 
     @staticmethod
-    def _task_view(task, view: int) -> object:
+    def task_view(task, view: int) -> object:
         copy = Store._copy(task)
         copy.view = view if view == View.FULL else View.BASIC
         if copy.view == View.BASIC:
