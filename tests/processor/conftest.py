@@ -1,0 +1,180 @@
+"""The processor's test stack: the project's Firestore and Cloud Tasks emulators, gcp-storage-emulator, and the
+real task handler served over HTTP by functions-framework, so the Cloud Tasks emulator dispatches to it with
+its own OIDC tokens."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import functions_framework
+import pytest
+from gcp_storage_emulator.server import create_server
+from google.api_core import exceptions as gexc
+from google.cloud import storage
+from werkzeug.serving import make_server
+
+from fixtures.firestore import FirestoreEmulator
+from fixtures.tasks import TasksEmulator, wait_until
+from oncetask.clients import storage_client
+from oncetask.job import Job
+from oncetask.services import Services, set_services
+from oncetask.settings import Settings
+from oncetask.states import JobState
+
+MAIN = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
+LEASE_TTL = 1.0  # seconds: a dead worker's job is free again quickly, a live one renews every third of it
+LOCATION = "us-central1"
+
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
+logging.getLogger("gcp_storage_emulator").setLevel(logging.ERROR)
+
+
+@pytest.fixture(scope="session")
+def storage_host() -> Iterator[str]:
+    server = create_server("127.0.0.1", 0, in_memory=True)
+    server.start()
+    host = f"http://127.0.0.1:{server._api._httpd.server_address[1]}"  # noqa: SLF001 - port 0: read the bound port
+    yield host
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def handler_server() -> Iterator[str]:
+    """The real `process_task` entry point, served by functions-framework over loopback HTTP."""
+    app = functions_framework.create_app(target="process_task", source=MAIN, signature_type="http")
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/"
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def api_app() -> Any:
+    return functions_framework.create_app(target="api", source=MAIN, signature_type="http")
+
+
+@pytest.fixture(scope="session")
+def cleanup_app() -> Any:
+    return functions_framework.create_app(target="cleanup_stale_locks", source=MAIN, signature_type="http")
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    services: Services
+    firestore_emulator: FirestoreEmulator
+    tasks_emulator: TasksEmulator
+    api_client: Any
+    cleanup_client: Any
+
+    # The API -------------------------------------------------------------------------------------------------
+
+    def submit(self, job_type: str = "test.pipeline", payload: dict[str, Any] | None = None,
+               key: str | None = None, **request: Any) -> Any:
+        body = {"job_type": job_type, "payload": payload or {}, "idempotency_key": key, **request}
+        return self.api_client.post("/jobs", json=body)
+
+    def submit_ok(self, *args: Any, **kwargs: Any) -> str:
+        response = self.submit(*args, **kwargs)
+        assert response.status_code == 202, response.get_json()
+        return str(response.get_json()["job_id"])
+
+    # Observation ---------------------------------------------------------------------------------------------
+
+    def job(self, job_id: str) -> Job:
+        job = self.services.store.get(job_id)
+        assert job is not None, f"no job {job_id}"
+        return job
+
+    def doc(self, collection: str, doc_id: str) -> dict[str, Any] | None:
+        return self.services.store.get_doc(collection, doc_id)
+
+    def wait_state(self, job_id: str, *states: JobState, timeout: float = 20.0) -> Job:
+        wait_until(lambda: self.job(job_id).state in states, timeout=timeout,
+                   message=f"job {job_id} to reach {[s.value for s in states]}")
+        return self.job(job_id)
+
+    def artifacts(self, job_id: str) -> list[str]:
+        bucket = self.services.bucket
+        return sorted(b.name for b in bucket.client.list_blobs(bucket, prefix=f"jobs/{job_id}/"))
+
+    def firestore_calls(self) -> dict[str, int]:
+        return dict(self.firestore_emulator.stats(self.settings.project_id))
+
+    def tasks(self) -> list[str]:
+        client = self.services.queue.client
+        return sorted(t.name for t in client.list_tasks(parent=self.settings.queue_path))
+
+    def pause(self) -> None:
+        self.services.queue.client.pause_queue(name=self.settings.queue_path)
+
+    def resume(self) -> None:
+        self.services.queue.client.resume_queue(name=self.settings.queue_path)
+
+    def cleanup(self, **headers: str) -> Any:
+        return self.cleanup_client.post("/", headers=headers)
+
+
+@pytest.fixture
+def make_stack(firestore_emulator: FirestoreEmulator, tasks_emulator: TasksEmulator, storage_host: str,
+               handler_server: str, api_app: Any, cleanup_app: Any) -> Iterator[Callable[..., Stack]]:
+    """Build a stack with its own Firestore project, queue and settings (`make_stack(max_attempts=2, ...)`)."""
+    built: list[Services] = []
+
+    def make(paused: bool = False, **overrides: Any) -> Stack:
+        project = f"test-{uuid.uuid4().hex[:12]}"
+        values: dict[str, Any] = {
+            "ONCETASK_PROJECT_ID": project, "location": LOCATION, "queue": f"q-{uuid.uuid4().hex[:10]}",
+            "task_handler_url": handler_server, "oidc_certs_url": tasks_emulator.certs_url,
+            "cleanup_audience": "http://cleanup.test/", "lease_ttl_seconds": LEASE_TTL,
+            "FIRESTORE_EMULATOR_HOST": firestore_emulator.host, "CLOUD_TASKS_EMULATOR_HOST": tasks_emulator.host,
+            "STORAGE_EMULATOR_HOST": storage_host, "orphan_grace_seconds": 0.5,
+        }
+        values.update(overrides)
+        settings = Settings(**values)
+        services = Services(settings)
+        s = settings
+        queue = {
+            "name": s.queue_path,
+            "retry_config": {
+                "max_attempts": s.max_attempts, "min_backoff": {"seconds": int(s.min_backoff_seconds)},
+                "max_backoff": {"seconds": int(s.max_backoff_seconds)}, "max_doublings": s.max_doublings,
+                "max_retry_duration": {"seconds": int(s.max_retry_duration_seconds)},
+            },
+            "rate_limits": {"max_dispatches_per_second": s.max_dispatches_per_second,
+                            "max_concurrent_dispatches": s.max_concurrent_dispatches},
+        }
+        services.queue.client.create_queue(parent=f"projects/{project}/locations/{LOCATION}", queue=queue)
+        if paused:
+            services.queue.client.pause_queue(name=s.queue_path)
+        try:
+            storage_client(settings).create_bucket(settings.bucket)
+        except gexc.Conflict:
+            pass  # the session's bucket exists already; job IDs keep tests apart
+        set_services(services)
+        built.append(services)
+        return Stack(settings, services, firestore_emulator, tasks_emulator,
+                     api_app.test_client(), cleanup_app.test_client())
+
+    yield make
+    set_services(None)
+
+
+@pytest.fixture
+def stack(make_stack: Callable[..., Stack]) -> Stack:
+    return make_stack()
+
+
+def json_body(response: Any) -> dict[str, Any]:
+    return json.loads(response.get_data())
+
+
+__all__ = ["Stack", "storage", "json_body"]
