@@ -12,8 +12,6 @@ from google.rpc import code_pb2
 from fixtures.tasks import TESTS_TIME_SCALE, wait_until
 from oncetask_emulators.tasks.backoff import RetryPolicy, schedule
 
-FUTURE = {"seconds": 4_000_000_000}
-
 
 def gone(client, name: str) -> bool:
     try:
@@ -99,8 +97,9 @@ def test_max_retry_duration_keeps_retrying_past_max_attempts_until_it_passes(
     name = client.create_task(parent=queue, task={"http_request": {"url": task_target.url}}).name
     wait_until(lambda: gone(client, name), message="the task to be given up")
     attempts = len(task_target.requests)
-    # Attempts every >= 2 s for 20 s after the first: about 11, certainly more than max_attempts.
-    assert 6 <= attempts <= 11, attempts
+    # Attempts every >= 2 s until 20 s after the first: at most 11, and more than max_attempts (2) even on a
+    # machine slow enough to stretch every interval.
+    assert 3 <= attempts <= 11, attempts
 
 
 def test_refused_connection_is_a_failed_attempt_without_a_response(tasks_emulator, tasks_queue_factory):

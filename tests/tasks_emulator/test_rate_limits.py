@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-from google.cloud import tasks_v2
 
 
 def create_many(client, queue: str, url: str, count: int) -> None:
@@ -24,7 +23,7 @@ def test_never_more_in_flight_than_max_concurrent_dispatches(tasks_emulator, tas
 def test_dispatch_rate_stays_within_max_dispatches_per_second(tasks_emulator, tasks_queue_factory, task_target):
     client = tasks_emulator.client()
     rate = 40.0
-    queue = tasks_queue_factory(state=tasks_v2.Queue.State.RUNNING, rate_limits={"max_dispatches_per_second": rate})
+    queue = tasks_queue_factory(rate_limits={"max_dispatches_per_second": rate})
     burst = client.get_queue(name=queue).rate_limits.max_burst_size
     assert burst == 40
     client.pause_queue(name=queue)  # queue them all first, so the bucket alone sets the pace
