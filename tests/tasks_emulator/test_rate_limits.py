@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 
-
 def create_many(client, queue: str, url: str, count: int) -> None:
     for _ in range(count):
         client.create_task(parent=queue, task={"http_request": {"url": url}})
