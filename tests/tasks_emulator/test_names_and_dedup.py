@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from google.api_core import exceptions
 
 from fixtures.tasks import PARENT, wait_until
+
+FUTURE = {"seconds": int(time.time()) + 29 * 86400}  # within the 30-day limit, far beyond any test
 
 
 def http_task(url: str, name: str | None = None, **fields: object) -> dict:
@@ -18,9 +22,8 @@ def http_task(url: str, name: str | None = None, **fields: object) -> dict:
 def test_second_create_with_same_name_is_already_exists(tasks_emulator, tasks_queue_factory):
     client = tasks_emulator.client()
     queue = tasks_queue_factory()
-    later = {"seconds": 4_000_000_000}  # far in the future: stays pending
     client.create_task(parent=queue, task={**http_task("http://127.0.0.1:9/", f"{queue}/tasks/job-1"),
-                                           "schedule_time": later})
+                                           "schedule_time": FUTURE})
     with pytest.raises(exceptions.AlreadyExists, match="already exists"):
         client.create_task(parent=queue, task=http_task("http://127.0.0.1:9/", f"{queue}/tasks/job-1"))
 
@@ -41,7 +44,7 @@ def test_name_of_deleted_task_is_refused_within_tombstone_window(tasks_emulator,
     queue = tasks_queue_factory()
     name = f"{queue}/tasks/deleted"
     client.create_task(parent=queue, task={**http_task("http://127.0.0.1:9/", name),
-                                           "schedule_time": {"seconds": 4_000_000_000}})
+                                           "schedule_time": FUTURE})
     client.delete_task(name=name)
     with pytest.raises(exceptions.AlreadyExists):
         client.create_task(parent=queue, task=http_task("http://127.0.0.1:9/", name))
@@ -70,9 +73,8 @@ def test_name_is_accepted_again_after_the_tombstone_expires(tasks_emulator_facto
 def test_unnamed_tasks_get_distinct_random_ids_and_are_never_deduplicated(tasks_emulator, tasks_queue_factory):
     client = tasks_emulator.client()
     queue = tasks_queue_factory()
-    later = {"seconds": 4_000_000_000}
-    names = {client.create_task(parent=queue, task={**http_task("http://127.0.0.1:9/"), "schedule_time": later}).name
-             for _ in range(20)}
+    task = {**http_task("http://127.0.0.1:9/"), "schedule_time": FUTURE}
+    names = {client.create_task(parent=queue, task=task).name for _ in range(20)}
     assert len(names) == 20
     assert all(n.startswith(f"{queue}/tasks/") and n.rsplit("/", 1)[1].isdigit() for n in names)
 

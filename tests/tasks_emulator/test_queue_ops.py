@@ -10,7 +10,8 @@ from google.cloud import tasks_v2
 
 from fixtures.tasks import PARENT, wait_until
 
-FUTURE = {"seconds": 4_000_000_000}
+FUTURE = {"seconds": int(time.time()) + 29 * 86400}  # within the 30-day limit, far beyond any test
+
 HOUR_FROM_NOW = {"seconds": int(time.time()) + 3600}
 
 
@@ -138,6 +139,8 @@ def test_basic_view_omits_the_body_and_full_view_returns_it(tasks_emulator, task
     ({"http_request": {"url": "http://127.0.0.1:9/", "body": b"x" * (1024 * 1024 + 1)}}, "maximum is"),
     ({"app_engine_http_request": {"relative_uri": "/"}}, "HTTP tasks only"),
     ({}, "HTTP target is required"),
+    ({"http_request": {"url": "http://127.0.0.1:9/"}, "schedule_time": {"seconds": int(time.time()) + 31 * 86400}},
+     "30 days"),
 ])
 def test_bad_task_is_invalid_argument_naming_the_problem(tasks_emulator, tasks_queue_factory, task_fields, problem):
     with pytest.raises(exceptions.InvalidArgument, match=problem):

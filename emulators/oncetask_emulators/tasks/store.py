@@ -231,7 +231,7 @@ class Store:
         now = time.time()
         with self.lock:
             queue = self._queue(parent)
-            taskspec.complete(task, queue.pb)
+            taskspec.complete(task, queue.pb, now)
             if named:
                 self._refuse_duplicate(task.name, now)
             else:

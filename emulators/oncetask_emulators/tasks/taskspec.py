@@ -13,10 +13,11 @@ HttpMethod = target_types.HttpMethod
 MAX_TASK_BYTES = 1024 * 1024
 DEFAULT_DEADLINE = 600.0
 MIN_DEADLINE, MAX_DEADLINE = 15.0, 1800.0
+MAX_SCHEDULE_AHEAD = 30 * 86400.0  # the service refuses a schedule_time more than 30 days ahead
 BODY_METHODS = {HttpMethod.POST, HttpMethod.PUT, HttpMethod.PATCH}
 
 
-def complete(task, queue) -> None:
+def complete(task, queue, now: float) -> None:
     """Check a new task (in place): an HTTP target with a usable URL, a body only where allowed, limits kept."""
     if task.HasField("app_engine_http_request"):
         raise invalid("app_engine_http_request: this emulator dispatches HTTP tasks only (use http_request)")
@@ -48,6 +49,8 @@ def complete(task, queue) -> None:
             raise invalid(f"dispatch_deadline must be between 15s and 30m, got {deadline:g}s")
     else:
         set_seconds(task.dispatch_deadline, DEFAULT_DEADLINE)
+    if task.HasField("schedule_time") and task.schedule_time.ToNanoseconds() / 1e9 > now + MAX_SCHEDULE_AHEAD:
+        raise invalid("schedule_time is more than 30 days in the future")
     for field in ("create_time", "first_attempt", "last_attempt"):
         task.ClearField(field)
     task.dispatch_count = task.response_count = 0
