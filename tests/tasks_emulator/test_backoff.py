@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from oncetask_emulators.tasks.backoff import RetryPolicy, retry_delay, schedule, should_retry
 from oncetask_emulators.tasks.ratelimit import TokenBucket, derived_burst
@@ -55,3 +57,13 @@ def test_token_bucket_allows_a_burst_then_the_rate():
 
 def test_derived_burst_is_the_rate_rounded_up_between_1_and_100():
     assert [derived_burst(r) for r in (0.5, 5, 7.2, 500)] == [1, 5, 8, 100]
+
+
+@given(min_backoff=st.floats(0.1, 100), extra=st.floats(0, 3600), doublings=st.integers(0, 20),
+       retries=st.integers(1, 40))
+def test_intervals_start_at_min_never_shrink_and_never_pass_max(min_backoff, extra, doublings, retries):
+    p = policy(min_backoff=min_backoff, max_backoff=min_backoff + extra, max_doublings=doublings)
+    intervals = schedule(p, retries)
+    assert intervals[0] == pytest.approx(min_backoff)
+    assert all(a <= b for a, b in zip(intervals, intervals[1:]))
+    assert all(i <= p.max_backoff for i in intervals)

@@ -159,3 +159,20 @@ def test_future_schedule_time_waits_scaled(tasks_emulator, tasks_queue_factory, 
     [request] = task_target.wait_for(1)
     waited = (request.at - created) / TESTS_TIME_SCALE
     assert 29 <= waited <= 40, waited
+
+
+def test_a_target_that_breaks_the_call_is_a_failed_attempt_and_dispatch_goes_on(
+        tasks_emulator, tasks_queue_factory, task_target):
+    client = tasks_emulator.client()
+    queue = tasks_queue_factory(retry_config={"max_attempts": 2, "min_backoff": "1s", "max_backoff": "1s"})
+    # TLS to a plain-HTTP server: the handshake fails inside the dispatcher.
+    broken = client.create_task(parent=queue, task={"http_request": {"url": task_target.url.replace("http:", "https:")}})
+    wait_until(lambda: gone(client, broken.name), message="the broken task to be given up")
+    client.create_task(parent=queue, task={"http_request": {"url": task_target.url, "body": b"after"}})
+    assert task_target.wait_for(1)[-1].body == b"after"
+
+
+def test_header_with_a_line_break_is_invalid_argument(tasks_emulator, tasks_queue_factory):
+    with pytest.raises(exceptions.InvalidArgument, match="not a valid HTTP header"):
+        tasks_emulator.client().create_task(parent=tasks_queue_factory(), task={"http_request": {
+            "url": "http://127.0.0.1:9/", "headers": {"X-Evil": "a\r\nInjected: 1"}}})

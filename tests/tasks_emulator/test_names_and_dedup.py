@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from google.api_core import exceptions
@@ -122,3 +124,22 @@ def _missing(client, name: str) -> bool:
         return False
     except exceptions.NotFound:
         return True
+
+
+def test_concurrent_creates_of_one_name_make_exactly_one_task(tasks_emulator, tasks_queue_factory):
+    client = tasks_emulator.client()
+    queue = tasks_queue_factory()
+    task = {"name": f"{queue}/tasks/raced", "http_request": {"url": "http://127.0.0.1:9/"}, "schedule_time": FUTURE}
+    barrier = threading.Barrier(8)
+
+    def create() -> str:
+        barrier.wait()
+        try:
+            client.create_task(parent=queue, task=task)
+            return "created"
+        except exceptions.AlreadyExists:
+            return "refused"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(lambda _: create(), range(8)))
+    assert sorted(outcomes) == ["created"] + ["refused"] * 7

@@ -37,6 +37,9 @@ def complete(task, queue, now: float) -> None:
     if request.body and request.http_method not in BODY_METHODS:
         raise invalid(f"http_request.body is only allowed with POST, PUT or PATCH, not "
                       f"{HttpMethod(request.http_method).name}")
+    for key, value in request.headers.items():
+        if not key or any(c in key for c in " :\r\n") or any(c in value for c in "\r\n"):
+            raise invalid(f"http_request.headers: {key!r}: {value!r} is not a valid HTTP header")
     if request.HasField("oidc_token") and request.HasField("oauth_token"):
         raise invalid("http_request: give at most one of oidc_token and oauth_token")
     if request.HasField("oidc_token") and not request.oidc_token.service_account_email:
