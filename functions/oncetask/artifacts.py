@@ -62,13 +62,25 @@ class ArtifactStore:
             raise RetryableError("ARTIFACT_CONFLICT", f"{blob.name} was written by someone else") from exc
         return self.uri(name)
 
-    def read(self, uri: str) -> bytes:
+    def read(self, uri: str, max_bytes: int | None = None) -> bytes:
+        """The object's bytes; with `max_bytes`, a larger object is a PermanentError and is never downloaded."""
         bucket, path = split_uri(uri)
         blob = self._bucket.client.bucket(bucket).blob(path)
         try:
-            return blob.download_as_bytes()
+            if max_bytes is None:
+                return blob.download_as_bytes()
+            # Size first (metadata only), so hostile input cannot make us hold more than max_bytes; the download
+            # is pinned to that generation, so an object replaced in between is not read unchecked.
+            blob.reload()
+            if blob.size is not None and blob.size > max_bytes:
+                raise PermanentError("OBJECT_TOO_LARGE",
+                                     f"{uri} is {blob.size} bytes, more than the {max_bytes} allowed")
+            data = blob.download_as_bytes(if_generation_match=blob.generation)
         except gexc.NotFound as exc:
             raise PermanentError("ARTIFACT_NOT_FOUND", f"no artifact at {uri}") from exc
+        if len(data) > max_bytes:
+            raise PermanentError("OBJECT_TOO_LARGE", f"{uri} is more than the {max_bytes} bytes allowed")
+        return data
 
     def exists(self, name_or_uri: str) -> bool:
         """Whether an artifact exists: a name in the current stage, or any `gs://` URI."""
