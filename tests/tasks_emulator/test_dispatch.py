@@ -166,7 +166,8 @@ def test_a_target_that_breaks_the_call_is_a_failed_attempt_and_dispatch_goes_on(
     client = tasks_emulator.client()
     queue = tasks_queue_factory(retry_config={"max_attempts": 2, "min_backoff": "1s", "max_backoff": "1s"})
     # TLS to a plain-HTTP server: the handshake fails inside the dispatcher.
-    broken = client.create_task(parent=queue, task={"http_request": {"url": task_target.url.replace("http:", "https:")}})
+    tls_url = task_target.url.replace("http:", "https:")
+    broken = client.create_task(parent=queue, task={"http_request": {"url": tls_url}})
     wait_until(lambda: gone(client, broken.name), message="the broken task to be given up")
     client.create_task(parent=queue, task={"http_request": {"url": task_target.url, "body": b"after"}})
     assert task_target.wait_for(1)[-1].body == b"after"
