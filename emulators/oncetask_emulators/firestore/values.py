@@ -1,0 +1,158 @@
+"""Firestore values: the total order used by queries and cursors, and equality as filters and transforms see it.
+
+Order across kinds: null < boolean < number < timestamp < string < bytes < reference < geo point < array < map.
+Integers and doubles are one kind, compared by exact value; NaN sorts below every other number and equals NaN
+(the order must be total so that sorting and cursors are deterministic).
+"""
+
+from __future__ import annotations
+
+import math
+
+from google.cloud.firestore_v1.types import document
+
+ValuePb = document.Value.pb()
+
+NULL, BOOLEAN, NUMBER, TIMESTAMP, STRING, BYTES, REFERENCE, GEO_POINT, ARRAY, MAP = range(10)
+
+_RANK_OF_KIND = {
+    None: NULL,  # an unset Value is read as null, as production does
+    "null_value": NULL,
+    "boolean_value": BOOLEAN,
+    "integer_value": NUMBER,
+    "double_value": NUMBER,
+    "timestamp_value": TIMESTAMP,
+    "string_value": STRING,
+    "bytes_value": BYTES,
+    "reference_value": REFERENCE,
+    "geo_point_value": GEO_POINT,
+    "array_value": ARRAY,
+    "map_value": MAP,
+}
+
+
+def kind(v: ValuePb) -> str | None:
+    """The name of the set member of the `value_type` oneof (None when unset)."""
+    return v.WhichOneof("value_type")
+
+
+def type_rank(v: ValuePb) -> int:
+    """Position of the value's kind in Firestore's cross-kind order."""
+    return _RANK_OF_KIND[kind(v)]
+
+
+def is_nan(v: ValuePb) -> bool:
+    return kind(v) == "double_value" and math.isnan(v.double_value)
+
+
+def is_null(v: ValuePb) -> bool:
+    return type_rank(v) == NULL
+
+
+def is_number(v: ValuePb) -> bool:
+    return kind(v) in ("integer_value", "double_value")
+
+
+def number(v: ValuePb) -> int | float:
+    return v.integer_value if kind(v) == "integer_value" else v.double_value
+
+
+def _cmp(a, b) -> int:
+    return (a > b) - (a < b)
+
+
+def _compare_numbers(a: int | float, b: int | float) -> int:
+    # Python compares int with float exactly (no rounding of large integers), which is what the order needs.
+    a_nan = isinstance(a, float) and math.isnan(a)
+    b_nan = isinstance(b, float) and math.isnan(b)
+    if a_nan or b_nan:
+        return _cmp(not a_nan, not b_nan)  # NaN is below every number and equal to itself
+    return _cmp(a, b)
+
+
+def _utf8(s: str) -> bytes:
+    # Production orders strings by their UTF-8 bytes. That equals code point order, but not UTF-16 order
+    # (U+FFFF sorts below U+1F600 here, above it in UTF-16), so we compare the encoded bytes to say so plainly.
+    return s.encode("utf-8", "surrogatepass")
+
+
+def _compare_references(a: str, b: str) -> int:
+    a_parts, b_parts = a.split("/"), b.split("/")
+    for x, y in zip(a_parts, b_parts):
+        c = _cmp(_utf8(x), _utf8(y))
+        if c:
+            return c
+    return _cmp(len(a_parts), len(b_parts))
+
+
+def _compare_maps(a, b) -> int:
+    a_keys = sorted(a, key=_utf8)
+    b_keys = sorted(b, key=_utf8)
+    for x, y in zip(a_keys, b_keys):
+        c = _cmp(_utf8(x), _utf8(y)) or compare(a[x], b[y])
+        if c:
+            return c
+    return _cmp(len(a_keys), len(b_keys))
+
+
+def compare(a: ValuePb, b: ValuePb) -> int:
+    """Firestore's total order: -1, 0 or 1."""
+    rank = type_rank(a)
+    c = _cmp(rank, type_rank(b))
+    if c or rank == NULL:
+        return c
+    if rank == BOOLEAN:
+        return _cmp(a.boolean_value, b.boolean_value)
+    if rank == NUMBER:
+        return _compare_numbers(number(a), number(b))
+    if rank == TIMESTAMP:
+        ta, tb = a.timestamp_value, b.timestamp_value
+        return _cmp((ta.seconds, ta.nanos), (tb.seconds, tb.nanos))
+    if rank == STRING:
+        return _cmp(_utf8(a.string_value), _utf8(b.string_value))
+    if rank == BYTES:
+        return _cmp(a.bytes_value, b.bytes_value)
+    if rank == REFERENCE:
+        return _compare_references(a.reference_value, b.reference_value)
+    if rank == GEO_POINT:
+        ga, gb = a.geo_point_value, b.geo_point_value
+        return _compare_numbers(ga.latitude, gb.latitude) or _compare_numbers(ga.longitude, gb.longitude)
+    if rank == ARRAY:
+        xs, ys = a.array_value.values, b.array_value.values
+        for x, y in zip(xs, ys):
+            c = compare(x, y)
+            if c:
+                return c
+        return _cmp(len(xs), len(ys))
+    return _compare_maps(a.map_value.fields, b.map_value.fields)
+
+
+def equals(a: ValuePb, b: ValuePb) -> bool:
+    """Value equality of filters and transforms: 1 == 1.0, -0.0 == 0.0, NaN == NaN, null == null."""
+    return compare(a, b) == 0
+
+
+def sort_key(v: ValuePb) -> _Key:
+    """A key for `sorted` that follows `compare`."""
+    return _Key(v)
+
+
+class _Key:
+    __slots__ = ("v",)
+
+    def __init__(self, v: ValuePb):
+        self.v = v
+
+    def __lt__(self, other: _Key) -> bool:
+        return compare(self.v, other.v) < 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Key) and compare(self.v, other.v) == 0
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def describe(v: ValuePb) -> str:
+    """A short text for error messages."""
+    k = kind(v) or "null_value"
+    return k.removesuffix("_value")
