@@ -1,0 +1,119 @@
+"""Child processes of the local stack: start each in its own process group, know when it serves, stop it whole.
+
+The project's emulators print a ready line and are started with `oncetask_emulators.process.launch`. The
+others (gcp-storage-emulator, functions-framework under gunicorn) print nothing we can rely on, so `serve()`
+starts them on a chosen port and polls an HTTP URL until it answers. Every child is a process-group leader
+(`start_new_session`), so `stop_group()` reaches gunicorn's workers too, not only its master.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+from oncetask_emulators.process import ChildProcess, LaunchError
+
+__all__ = ["ChildProcess", "LaunchError", "answers_http", "group_alive", "kill_group", "serve", "stop_group"]
+
+
+def answers_http(url: str, ok: Callable[[int], bool] = lambda status: True, timeout: float = 1.0) -> bool:
+    """Whether `url` gives an HTTP answer that `ok(status)` accepts (any status by default: it is serving)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return ok(response.status)
+    except urllib.error.HTTPError as error:
+        return ok(error.code)
+    except (OSError, ValueError):
+        return False
+
+
+def serve(
+    argv: list[str],
+    *,
+    name: str,
+    ready: Callable[[], bool],
+    endpoints: dict[str, str],
+    env: dict[str, str] | None = None,
+    timeout: float = 30.0,
+    cwd: str | None = None,
+) -> ChildProcess:
+    """Run `argv` and wait until `ready()` is true; `LaunchError` (with its last output) if it exits or times out."""
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        bufsize=1,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        start_new_session=True,  # its own process group: Ctrl-C reaches only us, and we stop the group whole
+    )
+    child = ChildProcess(name=name, proc=proc, endpoints=endpoints,
+                         output=collections.deque(maxlen=200))
+
+    def drain() -> None:
+        # Keep reading, or a chatty child blocks on a full pipe and stops answering.
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            child.output.append(line.rstrip("\n"))
+
+    threading.Thread(target=drain, name=f"{name}-output", daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if proc.poll() is not None:
+            time.sleep(0.1)  # let the drain thread read its last lines: they say why it died
+            raise LaunchError(f"{name} exited with {proc.returncode} before it was ready:\n{child.tail()}")
+        if time.monotonic() > deadline:
+            stop_group(child, timeout=1.0)
+            raise LaunchError(f"{name} did not answer within {timeout}s:\n{child.tail()}")
+        time.sleep(0.05)
+    return child
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of the group is left (zombies count until reaped)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_group(child: ChildProcess, timeout: float = 5.0) -> int | None:
+    """SIGTERM the child's whole process group, SIGKILL what is left after `timeout`; the leader's exit code."""
+    pgid = child.proc.pid  # a session leader's pid is its group's id
+    _signal_group(pgid, signal.SIGTERM)
+    try:
+        child.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        _signal_group(pgid, signal.SIGKILL)
+        child.proc.wait()
+    # Workers may outlive their master by a moment (or forever, if it was SIGKILLed): wait, then make sure.
+    deadline = time.monotonic() + timeout
+    while group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    _signal_group(pgid, signal.SIGKILL)
+    return child.proc.returncode
+
+
+def kill_group(child: ChildProcess) -> None:
+    """SIGKILL the whole group at once: the crash a fault test wants."""
+    _signal_group(child.proc.pid, signal.SIGKILL)
+    child.proc.wait()
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        pass  # already gone

@@ -1,0 +1,380 @@
+"""The whole system on one machine: three emulators, the three functions, and a scheduler loop.
+
+    with LocalStack(StackOptions(time_scale=0.01)) as stack:
+        stack.api_url, stack.firestore_host, stack.tasks_host, stack.storage_host, ...
+        stack.kill("task_handler"); stack.restart("firestore")   # hooks for fault tests
+
+Every part is a child process in its own process group (the functions run under gunicorn with WORKERS worker
+processes, as Cloud Run would scale them); `stop()` ends every group and waits until no process of it is left.
+A child that dies while the stack runs is reported (name, exit code, last lines of its output) through
+`on_death`, never hidden. The functions get their settings as in production (ONCETASK_* variables), with the
+emulator hosts and the Tasks emulator's JWKS as the OIDC certificates URL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.request import urlopen
+
+from google.api_core import exceptions as gexc
+
+import oncetask
+from oncetask.clients import storage_client, tasks_client
+from oncetask.settings import Settings
+from oncetask_emulators.process import ChildProcess, LaunchError, free_port, launch, python_module
+
+from .children import answers_http, kill_group, serve, stop_group
+from .scheduler import SCHEDULER_QUEUE, SchedulerLoop, scheduler_queue, trigger_cleanup
+
+LOG = logging.getLogger("oncetask_dev.stack")
+
+FUNCTIONS_DIR = Path(oncetask.__file__).resolve().parents[1]
+MAIN = FUNCTIONS_DIR / "main.py"
+EMULATORS = ("firestore", "tasks", "storage")
+FUNCTIONS = {"api": "api", "task_handler": "process_task", "cleanup": "cleanup_stale_locks"}
+PARTS = (*EMULATORS, *FUNCTIONS)
+
+
+class StackError(RuntimeError):
+    """A part of the stack could not start, or was asked for something it does not have."""
+
+
+@dataclass(frozen=True)
+class ChildDied:
+    name: str
+    exit_code: int | None
+    tail: str
+
+    def __str__(self) -> str:
+        return f"{self.name} exited with code {self.exit_code}; its last output:\n{self.tail or '(none)'}"
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    host: str = "127.0.0.1"
+    # 0: a free port. Given ports are kept across restart(), so the other parts still find the restarted one.
+    ports: dict[str, int] = field(default_factory=dict)
+    data_dir: Path | None = None  # None: everything is ephemeral
+    time_scale: float = 1.0  # the Tasks emulator's: backoffs and schedule delays are multiplied by it
+    handler_workers: int = 2  # gunicorn worker processes of the task handler
+    api_workers: int = 1
+    cleanup_interval: float = 60.0  # seconds between scheduler ticks (production: 15 minutes)
+    project_id: str = "oncetask-local"
+    # Extra ONCETASK_* settings for the functions (e.g. {"ONCETASK_LEASE_TTL_SECONDS": "10"}).
+    env: dict[str, str] = field(default_factory=dict)
+    start_timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        unknown = set(self.ports) - set(PARTS)
+        if unknown:
+            raise StackError(f"no such part(s) {sorted(unknown)}; the parts are {list(PARTS)}")
+        if self.time_scale <= 0:
+            raise StackError(f"time_scale must be positive, got {self.time_scale}")
+        if self.handler_workers < 1 or self.api_workers < 1:
+            raise StackError("worker counts must be at least 1")
+
+
+class LocalStack:
+    def __init__(self, options: StackOptions | None = None,
+                 on_death: Callable[[ChildDied], None] | None = None) -> None:
+        self.options = options or StackOptions()
+        self.on_death = on_death or (lambda died: LOG.error("%s", died))
+        self.children: dict[str, ChildProcess] = {}
+        self.deaths: list[ChildDied] = []
+        self._ports: dict[str, int] = dict(self.options.ports)
+        self._expected_down: set[str] = set()  # stopped or killed on purpose: not a death to report
+        self._lock = threading.RLock()
+        self._watch_stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._scheduler: SchedulerLoop | None = None
+        self._endpoints: dict[str, dict[str, str]] = {}
+
+    # Lifecycle ----------------------------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start every part, create the queues and the bucket, and return once every part answers."""
+        try:
+            with ThreadPoolExecutor(max_workers=3) as pool:
+                for name, child in zip(EMULATORS, pool.map(self._start_part, EMULATORS)):
+                    self._adopt(name, child)
+            self._provision()
+            with ThreadPoolExecutor(max_workers=3) as pool:
+                for name, child in zip(FUNCTIONS, pool.map(self._start_part, FUNCTIONS)):
+                    self._adopt(name, child)
+        except BaseException:
+            self.stop()
+            raise
+        self._scheduler = SchedulerLoop(self.trigger_cleanup, self.options.cleanup_interval,
+                                        on_error=lambda exc: LOG.warning("scheduler tick failed: %s", exc))
+        self._scheduler.start()
+        self._watcher = threading.Thread(target=self._watch, name="stack-watch", daemon=True)
+        self._watcher.start()
+
+    def stop(self) -> None:
+        """Stop the scheduler and every child (functions first, then the emulators they use); idempotent."""
+        self._watch_stop.set()
+        if self._scheduler is not None:
+            self._scheduler.stop()
+        with self._lock:
+            self._expected_down.update(self.children)
+            names = [n for n in (*FUNCTIONS, *EMULATORS) if n in self.children]
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            list(pool.map(lambda n: stop_group(self.children[n]), [n for n in names if n in FUNCTIONS]))
+            list(pool.map(lambda n: stop_group(self.children[n]), [n for n in names if n in EMULATORS]))
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one part's whole process group (a crash); it stays down until `restart(name)`."""
+        child = self._child(name)
+        with self._lock:
+            self._expected_down.add(name)
+        kill_group(child)
+
+    def restart(self, name: str) -> None:
+        """Stop one part (if it runs) and start it again on the same port(s)."""
+        child = self._child(name)
+        with self._lock:
+            self._expected_down.add(name)
+        stop_group(child)
+        self._adopt(name, self._start_part(name))
+
+    def _adopt(self, name: str, child: ChildProcess) -> None:
+        with self._lock:
+            self.children[name] = child
+            self._endpoints[name] = child.endpoints
+            self._expected_down.discard(name)
+
+    def _child(self, name: str) -> ChildProcess:
+        if name not in self.children:
+            raise StackError(f"no such part {name!r}; the parts are {list(PARTS)}")
+        return self.children[name]
+
+    def _watch(self) -> None:
+        """Report any child that exits while nobody asked it to."""
+        while not self._watch_stop.wait(0.2):
+            with self._lock:
+                dead = [(n, c) for n, c in self.children.items()
+                        if n not in self._expected_down and c.proc.poll() is not None]
+                for name, _ in dead:
+                    self._expected_down.add(name)  # report each death once
+            for name, child in dead:
+                died = ChildDied(name, child.proc.returncode, "\n".join(list(child.output)[-15:]))
+                self.deaths.append(died)
+                self.on_death(died)
+
+    # Starting the parts ---------------------------------------------------------------------------------------
+
+    def _data_dir(self, name: str) -> str | None:
+        if self.options.data_dir is None:
+            return None
+        path = Path(self.options.data_dir, name)
+        path.mkdir(parents=True, exist_ok=True)
+        return str(path)
+
+    def _start_part(self, name: str) -> ChildProcess:
+        host = self.options.host
+        timeout = self.options.start_timeout
+        if name == "firestore":
+            args = ["--host", host, "--port", str(self._ports.get("firestore", 0)), "--http-port", "0"]
+            if (data := self._data_dir("firestore")) is not None:
+                args += ["--data-dir", data]
+            child = launch(python_module("oncetask_emulators.firestore", *args), name=name, timeout=timeout)
+            self._ports["firestore"] = _port(child.endpoints["grpc"])  # the same port after a restart
+            return child
+        if name == "tasks":
+            args = ["--host", host, "--port", str(self._ports.get("tasks", 0)), "--http-port",
+                    str(self._ports.get("tasks_http", 0)), "--time-scale", str(self.options.time_scale)]
+            if (data := self._data_dir("tasks")) is not None:
+                args += ["--data-dir", data]
+            child = launch(python_module("oncetask_emulators.tasks", *args), name=name, timeout=timeout)
+            self._ports["tasks"] = _port(child.endpoints["grpc"])
+            self._ports["tasks_http"] = _port(child.endpoints["http"])
+            return child
+        return self._serve_with_port(name)
+
+    def _serve_with_port(self, name: str) -> ChildProcess:
+        if name not in self._ports:
+            self._ports[name] = free_port(self.options.host)
+        try:
+            return self._serve(name, self._ports[name])
+        except LaunchError as error:
+            raise StackError(str(error)) from error
+
+    def _serve(self, name: str, port: int) -> ChildProcess:
+        host = self.options.host
+        url = f"http://{host}:{port}"
+        timeout = self.options.start_timeout
+        if name == "storage":
+            argv = [sys.executable, "-m", "gcp_storage_emulator"]
+            if (data := self._data_dir("storage")) is not None:
+                argv += ["--data-dir", data, "start"]
+            else:
+                argv += ["start", "--in-memory"]
+            argv += ["--host", host, "--port", str(port), "--quiet"]
+            return serve(argv, name=name, ready=lambda: answers_http(url + "/"), endpoints={"http": f"{host}:{port}"},
+                         timeout=timeout)
+        workers = self.options.handler_workers if name == "task_handler" else (
+            self.options.api_workers if name == "api" else 1)
+        argv = [sys.executable, "-m", "functions_framework", "--source", str(MAIN), "--target", FUNCTIONS[name],
+                "--host", host, "--port", str(port)]
+        probe = url + "/healthz" if name == "api" else url + "/"
+        ok: Callable[[int], bool] = (lambda status: status == 200) if name == "api" else (lambda status: True)
+        return serve(argv, name=name, ready=lambda: answers_http(probe, ok), endpoints={"http": f"{host}:{port}"},
+                     env={**self.function_env(), "WORKERS": str(workers)}, timeout=timeout, cwd=str(FUNCTIONS_DIR))
+
+    def _provision(self) -> None:
+        """The jobs queue (production's retry and rate settings, from `Settings`), the scheduler queue, the bucket."""
+        s = self.settings()
+        client = tasks_client(s)
+        parent = f"projects/{s.project_id}/locations/{s.location}"
+        for queue in (jobs_queue(s), scheduler_queue(s.project_id, s.location)):
+            try:
+                client.create_queue(parent=parent, queue=queue)
+            except gexc.AlreadyExists:
+                client.update_queue(queue=queue)  # kept from an earlier run (--data-dir): make it current
+        storage = storage_client(s)
+        try:
+            storage.create_bucket(s.bucket)
+        except gexc.Conflict:
+            pass  # kept from an earlier run (--data-dir)
+
+    # What runs where --------------------------------------------------------------------------------------------
+
+    def _url(self, name: str) -> str:
+        return f"http://{self.options.host}:{self._ports[name]}/"
+
+    @property
+    def api_url(self) -> str:
+        return self._url("api")
+
+    @property
+    def task_handler_url(self) -> str:
+        return self._url("task_handler")
+
+    @property
+    def cleanup_url(self) -> str:
+        return self._url("cleanup")
+
+    @property
+    def firestore_host(self) -> str:
+        return f"{self.options.host}:{self._ports['firestore']}"
+
+    @property
+    def firestore_http(self) -> str:
+        return self._endpoints["firestore"]["http"]
+
+    @property
+    def tasks_host(self) -> str:
+        return f"{self.options.host}:{self._ports['tasks']}"
+
+    @property
+    def tasks_http(self) -> str:
+        return f"{self.options.host}:{self._ports['tasks_http']}"
+
+    @property
+    def storage_host(self) -> str:
+        """As STORAGE_EMULATOR_HOST wants it: with the scheme."""
+        return f"http://{self.options.host}:{self._ports['storage']}"
+
+    @property
+    def certs_url(self) -> str:
+        return f"http://{self.tasks_http}/oauth2/v3/certs"
+
+    def function_env(self) -> dict[str, str]:
+        """The environment of each function process: production's settings, pointed at the local parts."""
+        env = {
+            "ONCETASK_PROJECT_ID": self.options.project_id,
+            "ONCETASK_TASK_HANDLER_URL": self.task_handler_url,
+            "ONCETASK_CLEANUP_AUDIENCE": self.cleanup_url,
+            "ONCETASK_OIDC_CERTS_URL": self.certs_url,
+            "FIRESTORE_EMULATOR_HOST": self.firestore_host,
+            "CLOUD_TASKS_EMULATOR_HOST": self.tasks_host,
+            "STORAGE_EMULATOR_HOST": self.storage_host,
+            "PYTHONUNBUFFERED": "1",  # log lines reach us (and a death report) as they are written
+        }
+        # Ports of functions not started yet are unknown: those URLs are only known once every port is chosen.
+        return {**env, **self.options.env}
+
+    def settings(self) -> Settings:
+        """Settings for a client of this stack (the same values the functions get)."""
+        for name in FUNCTIONS:
+            self._ports.setdefault(name, free_port(self.options.host))  # fix the URLs before anyone uses them
+        return settings_from_env(self.function_env())
+
+    def tasks_stats(self) -> dict[str, Any]:
+        with urlopen(f"http://{self.tasks_http}/emulator/v1/stats", timeout=5) as response:
+            return json.loads(response.read())
+
+    def trigger_cleanup(self, wait: float | None = None) -> str:
+        """What the scheduler does each tick: a Cloud Task to the cleanup URL with the scheduler's OIDC token."""
+        s = self.settings()
+        queue = f"projects/{s.project_id}/locations/{s.location}/queues/{SCHEDULER_QUEUE}"
+        return trigger_cleanup(tasks_client(s), queue, self.cleanup_url, s.cleanup_audience,
+                               s.scheduler_service_account, wait)
+
+    def pids(self) -> dict[str, int]:
+        return {name: child.pid for name, child in self.children.items()}
+
+    def describe(self) -> dict[str, Any]:
+        """What runs where, as JSON (the state file the CLI reads, and `--json` output)."""
+        s = self.settings()
+        return {
+            "api_url": self.api_url, "task_handler_url": self.task_handler_url, "cleanup_url": self.cleanup_url,
+            "firestore_host": self.firestore_host, "tasks_host": self.tasks_host, "tasks_http": self.tasks_http,
+            "storage_host": self.storage_host, "certs_url": self.certs_url, "project_id": s.project_id,
+            "location": s.location, "queue": s.queue, "bucket": s.bucket, "cleanup_audience": s.cleanup_audience,
+            "scheduler_service_account": s.scheduler_service_account, "time_scale": self.options.time_scale,
+            "cleanup_interval": self.options.cleanup_interval,
+            "data_dir": str(self.options.data_dir) if self.options.data_dir else None,
+            "pid": os.getpid(), "children": self.pids(),
+        }
+
+
+def jobs_queue(s: Settings) -> dict[str, Any]:
+    """The jobs queue exactly as production's: retry and rate settings from `Settings` (the single source)."""
+    return {
+        "name": s.queue_path,
+        "retry_config": {
+            "max_attempts": s.max_attempts,
+            "min_backoff": {"seconds": int(s.min_backoff_seconds)},
+            "max_backoff": {"seconds": int(s.max_backoff_seconds)},
+            "max_doublings": s.max_doublings,
+            "max_retry_duration": {"seconds": int(s.max_retry_duration_seconds)},
+        },
+        "rate_limits": {"max_dispatches_per_second": s.max_dispatches_per_second,
+                        "max_concurrent_dispatches": s.max_concurrent_dispatches},
+    }
+
+
+def settings_from_env(env: dict[str, str]) -> Settings:
+    """`Settings` from variables as a process would see them (ONCETASK_X=... becomes the field x), without
+    touching this process's environment."""
+    values: dict[str, str] = {}
+    for key, value in env.items():
+        if key.startswith("ONCETASK_") and key != "ONCETASK_PROJECT_ID":  # project_id is read by its alias
+            values[key.removeprefix("ONCETASK_").lower()] = value
+        elif key.isupper() and not key.startswith("PYTHON"):
+            values[key] = value
+    return Settings(**values)
+
+
+def _port(host_port: str) -> int:
+    return int(host_port.rsplit(":", 1)[1])
+
+
+__all__ = ["ChildDied", "LocalStack", "StackError", "StackOptions", "jobs_queue", "settings_from_env"]
