@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import lru_cache
+from importlib import resources
 
 import flask
 import pydantic
@@ -30,7 +32,7 @@ def handle(services: Services, request: flask.Request) -> flask.Response:
     bind(trace=trace_from_header(request.headers.get("X-Cloud-Trace-Context"), services.settings.project_id))
     try:
         handler, params = _route(request.method, request.path)
-        if handler is _health or handler is _openapi:
+        if handler in PUBLIC:
             return handler(services, request, ANONYMOUS, params)
         return handler(services, request, _owner(services, request), params)
     except Exception as exc:  # noqa: BLE001 - mapped to HTTP in one place
@@ -114,7 +116,21 @@ def _openapi(services: Services, request: flask.Request, owner: str, _: dict[str
     return json_response(200, openapi_document())
 
 
+@lru_cache(maxsize=1)
+def _status_html() -> bytes:
+    return resources.files("oncetask").joinpath("static/status.html").read_bytes()
+
+
+def _status_page(services: Services, request: flask.Request, owner: str, _: dict[str, str]) -> flask.Response:
+    """The status page: static HTML whose script calls this same API (so it sees what its caller may see)."""
+    return flask.Response(_status_html(), status=200, mimetype="text/html",
+                          headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+
+
+PUBLIC = frozenset({_health, _openapi, _status_page})  # no owner needed: they show no job
+
 ROUTES: tuple[tuple[str, re.Pattern[str], Handler], ...] = (
+    ("GET", re.compile(r"^/$"), _status_page),
     ("POST", re.compile(r"^/jobs$"), _create),
     ("GET", re.compile(r"^/jobs$"), _list),
     ("GET", re.compile(r"^/jobs/(?P<job_id>[^/]+)$"), _get),
