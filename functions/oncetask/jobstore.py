@@ -39,6 +39,11 @@ QUERY_SHAPES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 )
 
 
+# Bound every call: the client's default retry would otherwise keep a request (and a Cloud Tasks attempt) waiting
+# for minutes on a misbehaving backend.
+CALL_TIMEOUT = 20.0
+
+
 class StaleWrite(OncetaskError):
     """The job changed since it was read (or was deleted): the fenced write was refused."""
 
@@ -61,12 +66,12 @@ class JobStore:
 
     @transient_retry()
     def get(self, job_id: str) -> Job | None:
-        snapshot = self.ref(job_id).get()
+        snapshot = self.ref(job_id).get(timeout=CALL_TIMEOUT)
         return self._job(snapshot) if snapshot.exists else None
 
     @transient_retry()
     def get_doc(self, collection: str, doc_id: str) -> dict[str, Any] | None:
-        snapshot = self.ref(doc_id, collection).get()
+        snapshot = self.ref(doc_id, collection).get(timeout=CALL_TIMEOUT)
         return snapshot.to_dict() if snapshot.exists else None
 
     @staticmethod
@@ -78,7 +83,7 @@ class JobStore:
     @transient_retry()
     def create(self, job_id: str, data: dict[str, Any]) -> datetime:
         """Create the job document (exists=false precondition): `gexc.AlreadyExists` if it is there already."""
-        return self.ref(job_id).create(data).update_time
+        return self.ref(job_id).create(data, timeout=CALL_TIMEOUT).update_time
 
     def update(self, job: Job, changes: dict[str, Any], to: JobState | None = None) -> Job:
         """One fenced write of `changes` (moving to state `to` if given, through the transition table)."""
@@ -116,7 +121,7 @@ class JobStore:
         batch = self.client.batch()
         for collection in (JOBS, RESULTS, FAILED_TASKS):
             batch.delete(self.ref(job_id, collection))
-        batch.commit()
+        batch.commit(timeout=CALL_TIMEOUT)
 
     # Queries -----------------------------------------------------------------------------------------------
 
@@ -126,10 +131,10 @@ class JobStore:
             query = query.where(filter=firestore.FieldFilter("state", "==", state.value))
         query = query.order_by("created_at", direction=firestore.Query.DESCENDING)
         if after_id:
-            cursor = self.ref(after_id).get()
+            cursor = self.ref(after_id).get(timeout=CALL_TIMEOUT)
             if cursor.exists:
                 query = query.start_after(cursor)
-        return [self._job(s) for s in query.limit(limit).stream()]
+        return [self._job(s) for s in query.limit(limit).stream(timeout=CALL_TIMEOUT)]
 
     def lapsed_leases(self, now: datetime, page_size: int = 100) -> Iterator[Job]:
         query = self.client.collection(JOBS).where(filter=firestore.FieldFilter("lease_expires_at", "<", now))
@@ -151,7 +156,7 @@ class JobStore:
         last: firestore.DocumentSnapshot | None = None
         while True:
             page_query = query.limit(page_size) if last is None else query.start_after(last).limit(page_size)
-            page = list(page_query.stream())
+            page = list(page_query.stream(timeout=CALL_TIMEOUT))
             for snapshot in page:
                 yield self._job(snapshot)
             if len(page) < page_size:
@@ -161,7 +166,7 @@ class JobStore:
 
 @transient_retry()
 def _commit(batch: firestore.WriteBatch) -> list[Any]:
-    return batch.commit()
+    return batch.commit(timeout=CALL_TIMEOUT)
 
 
 def utcnow() -> datetime:

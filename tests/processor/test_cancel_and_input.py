@@ -1,0 +1,136 @@
+"""Cancellation, bad input and the API's read side, through the real entry points."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from pydantic import BaseModel
+
+from oncetask.jobtypes import REGISTRY
+from oncetask.openapi import openapi_document
+from oncetask.stages import JobType, Stage, StageContext, StageOutput
+from oncetask.states import JobState
+
+from .conftest import Stack
+
+
+class SlowPayload(BaseModel):
+    seconds: float = 0.0
+
+
+def _slow_writer(name: str) -> Stage:
+    """Writes a first part, works (checking for cancellation), then writes the rest: cut short, it is partial."""
+
+    def run(ctx: StageContext) -> StageOutput:
+        payload = ctx.payload
+        assert isinstance(payload, SlowPayload)
+        first = ctx.artifacts.write("part-1", b"first half")
+        deadline = time.monotonic() + payload.seconds
+        while time.monotonic() < deadline:
+            ctx.check()
+            time.sleep(0.01)
+        second = ctx.artifacts.write("part-2", b"second half")
+        return {"parts": [first, second]}
+
+    return Stage(name, run)
+
+
+@pytest.fixture
+def slow_job_type(monkeypatch: pytest.MonkeyPatch) -> str:
+    job_type = JobType("test.slow", SlowPayload, (_slow_writer("one"), _slow_writer("two")))
+    monkeypatch.setitem(REGISTRY, job_type.name, job_type)
+    return job_type.name
+
+
+def test_cancel_mid_run_stops_and_leaves_no_partial_artifacts(stack: Stack, slow_job_type: str) -> None:
+    job_id = stack.submit_ok(slow_job_type, {"seconds": 0.6}, key="cancel-me")
+    stack.wait_state(job_id, JobState.RUNNING)
+    from fixtures.tasks import wait_until
+
+    wait_until(lambda: stack.job(job_id).current_stage == "two", message="stage two to start")
+    wait_until(lambda: f"jobs/{job_id}/two/part-1" in stack.artifacts(job_id), message="a partial artifact")
+    answer = stack.api_client.post(f"/jobs/{job_id}/cancel")
+    assert answer.status_code == 202 and answer.get_json()["status"] == "cancel_requested"
+    job = stack.wait_state(job_id, JobState.CANCELLED)
+    assert job.current_stage == "two"
+    # Stage one finished (checkpointed) and keeps its artifacts; stage two was cut short and keeps none.
+    assert stack.artifacts(job_id) == [f"jobs/{job_id}/one/part-1", f"jobs/{job_id}/one/part-2"]
+
+
+def test_cancel_of_a_queued_job_cancels_it_at_once_and_its_task_does_nothing(make_stack) -> None:
+    stack = make_stack(paused=True)
+    job_id = stack.submit_ok(key="never")
+    assert stack.api_client.post(f"/jobs/{job_id}/cancel").get_json()["status"] == "cancelled"
+    stack.resume()
+    from fixtures.tasks import wait_until
+
+    wait_until(lambda: stack.tasks() == [], message="the task to be answered")
+    job = stack.job(job_id)
+    assert job.state is JobState.CANCELLED and job.attempts == 0 and stack.artifacts(job_id) == []
+
+
+def _nothing_written(stack: Stack) -> bool:
+    return stack.firestore_calls().get("Commit", 0) == 0 and stack.tasks() == []
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"job_type": "no.such.type", "payload": {}}, "job_type"),
+    ({"job_type": "test.pipeline", "payload": {"sleep_ms": -1}}, "payload.sleep_ms"),
+    ({"job_type": "test.pipeline", "payload": {"fail_kind": "sometimes"}}, "payload.fail_kind"),
+    ({"job_type": "test.pipeline", "payload": {"unexpected": 1}}, "payload.unexpected"),
+    ({"job_type": "test.pipeline", "payload": [1, 2]}, "payload"),
+    ({"job_type": "test.pipeline", "idempotency_key": ""}, "idempotency_key"),
+    ({"payload": {}}, "job_type"),
+    ({"job_type": "noop", "colour": "red"}, "colour"),
+])
+def test_bad_input_gets_a_4xx_naming_the_field_and_nothing_is_written(stack: Stack, body: dict, field: str) -> None:
+    answer = stack.api_client.post("/jobs", json=body)
+    assert answer.status_code == 422
+    assert answer.get_json()["error"]["field"] == field
+    assert _nothing_written(stack)
+
+
+def test_oversized_body_is_refused_with_413(stack: Stack) -> None:
+    body = {"job_type": "noop", "payload": {"note": "x" * (stack.settings.max_body_bytes + 1)}}
+    answer = stack.api_client.post("/jobs", json=body)
+    assert answer.status_code == 413 and answer.get_json()["error"]["field"] == "body"
+    assert _nothing_written(stack)
+
+
+def test_malformed_json_is_refused_with_400(stack: Stack) -> None:
+    answer = stack.api_client.post("/jobs", data=b"{not json", content_type="application/json")
+    assert answer.status_code == 400 and answer.get_json()["error"]["code"] == "INVALID_JSON"
+    assert _nothing_written(stack)
+
+
+def test_unknown_job_is_404_and_unknown_route_is_404(stack: Stack) -> None:
+    assert stack.api_client.get("/jobs/" + "0" * 32).status_code == 404
+    assert stack.api_client.get("/jobs/../etc").status_code == 404
+    assert stack.api_client.get("/nope").status_code == 404
+    assert stack.api_client.delete("/jobs").status_code == 405
+
+
+def test_get_and_list_show_the_callers_jobs_newest_first_with_a_cursor(make_stack) -> None:
+    stack = make_stack(paused=True)
+    ids = [stack.submit_ok("noop", {}, key=f"list-{n}") for n in range(3)]
+    view = stack.api_client.get(f"/jobs/{ids[0]}").get_json()
+    assert (view["job_id"], view["state"], view["job_type"]) == (ids[0], "queued", "noop")
+    first = stack.api_client.get("/jobs?limit=2&state=queued").get_json()
+    assert [j["job_id"] for j in first["jobs"]] == [ids[2], ids[1]]
+    second = stack.api_client.get(f"/jobs?limit=2&cursor={first['next_cursor']}").get_json()
+    assert [j["job_id"] for j in second["jobs"]] == [ids[0]] and second["next_cursor"] is None
+    assert stack.api_client.get("/jobs?state=finished").get_json()["error"]["field"] == "state"
+    assert stack.api_client.get("/jobs?limit=0").status_code == 422
+
+
+def test_openapi_document_describes_every_route_and_its_4xx(stack: Stack) -> None:
+    document = stack.api_client.get("/openapi.json").get_json()
+    assert document == openapi_document()
+    paths = document["paths"]
+    assert set(paths) == {"/jobs", "/jobs/{job_id}", "/jobs/{job_id}/retry", "/jobs/{job_id}/cancel", "/healthz",
+                          "/openapi.json"}
+    assert {"409", "413", "422"} <= set(paths["/jobs"]["post"]["responses"])
+    variants = document["components"]["schemas"]["CreateJobRequest"]["oneOf"]
+    assert {v["properties"]["job_type"]["enum"][0] for v in variants} >= {"noop", "test.pipeline"}
+    assert stack.api_client.get("/healthz").get_json() == {"status": "ok"}
