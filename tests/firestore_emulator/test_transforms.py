@@ -7,6 +7,7 @@ import math
 import pytest
 from google.cloud.firestore_v1._helpers import encode_dict, encode_value
 from google.cloud.firestore_v1.types import common, document, write
+from google.cloud.firestore_v1.vector import Vector
 from google.protobuf import timestamp_pb2
 
 from oncetask_emulators.firestore import transforms, values
@@ -239,3 +240,15 @@ def test_array_element_that_is_an_array_is_invalid_argument():
 def test_nan_increment_result_is_a_double_nan():
     new, _ = transforms.apply_write(fields(n=1), update({}, [], transform("n", increment=float("nan"))), NOW)
     assert math.isnan(new["n"].double_value)
+
+
+def test_vector_values_are_accepted_although_their_map_keys_look_reserved():
+    new, _ = transforms.apply_write(None, update({"emb": Vector([0.5, 1.0])}), NOW)
+    assert values.is_vector(new["emb"])
+
+
+def test_pipeline_expression_value_in_a_document_is_invalid_argument():
+    w = update({})
+    w.update.fields["a"].field_reference_value = "b"
+    with pytest.raises(InvalidArgument, match="cannot be stored"):
+        transforms.apply_write(None, w, NOW)

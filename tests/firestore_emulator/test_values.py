@@ -7,6 +7,7 @@ import math
 
 import pytest
 from google.cloud.firestore_v1 import GeoPoint
+from google.cloud.firestore_v1.vector import Vector
 from google.cloud.firestore_v1._helpers import encode_value
 from google.cloud.firestore_v1.types import document
 from hypothesis import given, settings
@@ -68,6 +69,9 @@ ASCENDING = [
     v([1, "a"]),
     v([1, "a", None]),
     v([2]),
+    v(Vector([9.0])),  # vectors order by length first, then by element
+    v(Vector([1.0, 1.0])),
+    v(Vector([1.0, 2.0])),
     v({}),
     v({"a": 1}),
     v({"a": 1, "b": 0}),
@@ -88,11 +92,16 @@ def test_sorting_a_shuffled_list_restores_firestore_order():
     assert sorted(shuffled, key=values.sort_key) == ASCENDING
 
 
-def test_kinds_rank_null_bool_number_timestamp_string_bytes_reference_geo_array_map():
+def test_kinds_rank_null_bool_number_timestamp_string_bytes_reference_geo_array_vector_map():
     ranks = [values.type_rank(x) for x in (v(None), v(True), v(1), v(1.5), v(ts(0)), v("s"), v(b"b"),
-                                            ref("c/d"), v(GeoPoint(0, 0)), v([]), v({}))]
-    assert ranks == [0, 1, 2, 2, 3, 4, 5, 6, 7, 8, 9]
+                                            ref("c/d"), v(GeoPoint(0, 0)), v([]), v(Vector([1.0])), v({}))]
+    assert ranks == sorted(ranks) and len(set(ranks)) == 11
     assert values.type_rank(ValuePb()) == values.NULL  # an unset Value reads as null
+
+
+def test_pipeline_expression_values_are_invalid_argument_not_a_crash():
+    with pytest.raises(InvalidArgument, match="field_reference_value"):
+        values.compare(ValuePb(field_reference_value="a"), v(1))
 
 
 @pytest.mark.parametrize(

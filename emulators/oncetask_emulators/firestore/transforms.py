@@ -223,11 +223,16 @@ def validate_value(v: ValuePb, depth: int) -> None:
     """No arrays directly inside arrays; maps not nested deeper than production allows; valid map keys."""
     if depth > MAX_DEPTH:
         raise InvalidArgument(f"A document cannot have more than {MAX_DEPTH} levels of nesting.")
+    values.type_rank(v)  # rejects the expression kinds no document may hold
     kind = values.kind(v)
     if kind == "array_value":
         for element in v.array_value.values:
             if values.kind(element) == "array_value":
                 raise InvalidArgument("Cannot have an array value directly inside an array value.")
             validate_value(element, depth + 1)
+    elif kind == "map_value" and values.is_vector(v):
+        for element in v.map_value.fields["value"].array_value.values if "value" in v.map_value.fields else ():
+            if values.kind(element) != "double_value":
+                raise InvalidArgument("A vector value must contain only doubles.")
     elif kind == "map_value":
         validate_fields(v.map_value.fields, depth)

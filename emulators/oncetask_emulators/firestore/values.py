@@ -1,6 +1,8 @@
 """Firestore values: the total order used by queries and cursors, and equality as filters and transforms see it.
 
-Order across kinds: null < boolean < number < timestamp < string < bytes < reference < geo point < array < map.
+Order across kinds: null < boolean < number < timestamp < string < bytes < reference < geo point < array
+< vector < map. A vector is a map `{"__type__": "__vector__", "value": [doubles]}`; vectors order by length,
+then element by element.
 Integers and doubles are one kind, compared by exact value; NaN sorts below every other number and equals NaN
 (the order must be total so that sorting and cursors are deterministic).
 """
@@ -11,9 +13,11 @@ import math
 
 from google.cloud.firestore_v1.types import document
 
+from .errors import InvalidArgument
+
 ValuePb = document.Value.pb()
 
-NULL, BOOLEAN, NUMBER, TIMESTAMP, STRING, BYTES, REFERENCE, GEO_POINT, ARRAY, MAP = range(10)
+NULL, BOOLEAN, NUMBER, TIMESTAMP, STRING, BYTES, REFERENCE, GEO_POINT, ARRAY, VECTOR, MAP = range(11)
 
 _RANK_OF_KIND = {
     None: NULL,  # an unset Value is read as null, as production does
@@ -37,8 +41,20 @@ def kind(v: ValuePb) -> str | None:
 
 
 def type_rank(v: ValuePb) -> int:
-    """Position of the value's kind in Firestore's cross-kind order."""
-    return _RANK_OF_KIND[kind(v)]
+    """Position of the value's kind in Firestore's cross-kind order. InvalidArgument for the expression kinds
+    (field references, functions, pipelines) that only pipelines may use and no document can hold."""
+    k = kind(v)
+    if k not in _RANK_OF_KIND:
+        raise InvalidArgument(f"A value of kind {k} cannot be stored or compared.")
+    if k == "map_value" and is_vector(v):
+        return VECTOR
+    return _RANK_OF_KIND[k]
+
+
+def is_vector(v: ValuePb) -> bool:
+    """A map of the shape the client writes for `Vector`: {"__type__": "__vector__", "value": [...]}."""
+    fields = v.map_value.fields
+    return "__type__" in fields and fields["__type__"].string_value == "__vector__"
 
 
 def is_nan(v: ValuePb) -> bool:
@@ -124,7 +140,15 @@ def compare(a: ValuePb, b: ValuePb) -> int:
             if c:
                 return c
         return _cmp(len(xs), len(ys))
+    if rank == VECTOR:
+        xs, ys = _vector_elements(a), _vector_elements(b)
+        return _cmp(len(xs), len(ys)) or next((c for c in map(compare, xs, ys) if c), 0)
     return _compare_maps(a.map_value.fields, b.map_value.fields)
+
+
+def _vector_elements(v: ValuePb):
+    fields = v.map_value.fields
+    return fields["value"].array_value.values if "value" in fields else []
 
 
 def equals(a: ValuePb, b: ValuePb) -> bool:
