@@ -1,0 +1,115 @@
+"""A static reading of infra/terraform/*.tf (python-hcl2), with the value quirks of python-hcl2 v7/v8 undone.
+
+python-hcl2 v8 keeps a string literal's quotes (`'"us-central1"'`), writes an expression as `'${var.region}'`,
+quotes block labels (`'"jobs"'`) and adds `__is_block__`/`__comments__` keys. `Module` strips the metadata
+and unquotes labels; `text()` and `ref()` read one value either as a literal or as a bare expression.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hcl2
+
+REPO = Path(__file__).resolve().parents[2]
+TERRAFORM_DIR = REPO / "infra" / "terraform"
+_META_KEYS = frozenset({"__is_block__", "__comments__"})
+
+
+def unquote(label: str) -> str:
+    """A block label or a string literal without its quotes (and JSON escapes undone)."""
+    if len(label) >= 2 and label[0] == label[-1] == '"':
+        return json.loads(label)
+    return label
+
+
+def clean(value: Any) -> Any:
+    """The parsed value without python-hcl2's metadata keys, with dict keys unquoted."""
+    if isinstance(value, dict):
+        return {unquote(k): clean(v) for k, v in value.items() if k not in _META_KEYS}
+    if isinstance(value, list):
+        return [clean(v) for v in value]
+    return value
+
+
+def text(value: Any) -> str:
+    """A string attribute as Terraform sees it: a literal unquoted, an interpolation as `${...}` text."""
+    if not isinstance(value, str):
+        raise AssertionError(f"expected a string, got {value!r}")
+    return unquote(value)
+
+
+def ref(value: Any) -> str:
+    """A bare expression's text (`${var.region}` -> `var.region`); AssertionError for anything else."""
+    if isinstance(value, str):
+        match = re.fullmatch(r"\$\{(.*)\}", value, flags=re.S)
+        if match:
+            return match.group(1).strip()
+    raise AssertionError(f"expected a bare expression like ${{var.x}}, got {value!r}")
+
+
+def block(body: dict[str, Any], name: str) -> dict[str, Any]:
+    """The one nested block `name` of a resource body (python-hcl2 gives blocks as one-element lists)."""
+    blocks = body.get(name)
+    assert isinstance(blocks, list) and len(blocks) == 1, f"expected exactly one {name!r} block, got {blocks!r}"
+    return blocks[0]
+
+
+@dataclass
+class Module:
+    variables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    resources: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    data: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    locals: dict[str, Any] = field(default_factory=dict)
+
+    def resource(self, kind: str, name: str) -> dict[str, Any]:
+        assert (kind, name) in self.resources, f"no resource {kind}.{name} in {TERRAFORM_DIR}"
+        return self.resources[(kind, name)]
+
+    def of_type(self, kind: str) -> dict[str, dict[str, Any]]:
+        return {name: body for (k, name), body in self.resources.items() if k == kind}
+
+    def default(self, variable: str) -> Any:
+        assert variable in self.variables, f"no variable {variable!r} in variables.tf"
+        assert "default" in self.variables[variable], f"variable {variable!r} has no default"
+        value = self.variables[variable]["default"]
+        return text(value) if isinstance(value, str) else value
+
+
+def _labelled(entries: list[dict[str, Any]], depth: int) -> dict[tuple[str, ...], dict[str, Any]]:
+    found: dict[tuple[str, ...], dict[str, Any]] = {}
+    for entry in entries:
+        stack: list[tuple[tuple[str, ...], Any]] = [((), clean(entry))]
+        while stack:
+            labels, value = stack.pop()
+            if len(labels) == depth:
+                assert labels not in found, f"{'.'.join(labels)} is defined twice"
+                found[labels] = value
+                continue
+            for key, inner in value.items():
+                stack.append(((*labels, key), inner))
+    return found
+
+
+def load_module(directory: Path = TERRAFORM_DIR) -> Module:
+    """Every .tf file of the root module, merged."""
+    module = Module()
+    files = sorted(directory.glob("*.tf"))
+    assert files, f"no .tf files in {directory}"
+    for path in files:
+        with path.open() as handle:
+            parsed = hcl2.load(handle)
+        for (name,), body in _labelled(parsed.get("variable", []), 1).items():
+            module.variables[name] = body
+        for (kind, name), body in _labelled(parsed.get("resource", []), 2).items():
+            assert (kind, name) not in module.resources, f"{kind}.{name} is defined twice"
+            module.resources[(kind, name)] = body
+        for (kind, name), body in _labelled(parsed.get("data", []), 2).items():
+            module.data[(kind, name)] = body
+        for entry in parsed.get("locals", []):
+            module.locals.update(clean(entry))
+    return module

@@ -1,0 +1,109 @@
+"""Firestore: every composite query shape has its index (and every index a query), TTL policies, the rules."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+
+import pytest
+
+from .terraform import REPO, Module, block, load_module, ref, text
+
+INDEXES = REPO / "firestore.indexes.json"
+RULES = REPO / "firestore.rules"
+# The processor keeps every query in one module with a module-level QUERY_SHAPES tuple:
+# (collection, ((field, "ASCENDING" | "DESCENDING"), ...)), equality fields first.
+QUERY_MODULE = "oncetask.jobstore"
+
+Shape = tuple[str, tuple[tuple[str, str], ...]]
+
+
+@pytest.fixture(scope="module")
+def module() -> Module:
+    return load_module()
+
+
+def query_shapes() -> list[Shape]:
+    shapes = importlib.import_module(QUERY_MODULE).QUERY_SHAPES
+    return [(collection, tuple((f, d) for f, d in fields)) for collection, fields in shapes]
+
+
+def composite_shapes() -> set[Shape]:
+    """A query on one field is served by Firestore's automatic single-field index: only the others need one."""
+    return {shape for shape in query_shapes() if len(shape[1]) > 1}
+
+
+def declared_indexes() -> list[Shape]:
+    document = json.loads(INDEXES.read_text())
+    shapes = []
+    for index in document["indexes"]:
+        assert index["queryScope"] == "COLLECTION", f"unexpected scope in {index}"
+        shapes.append((index["collectionGroup"], tuple((f["fieldPath"], f["order"]) for f in index["fields"])))
+    return shapes
+
+
+def test_query_shapes_are_well_formed() -> None:
+    shapes = query_shapes()
+    assert shapes, f"{QUERY_MODULE}.QUERY_SHAPES is empty"
+    for collection, fields in shapes:
+        assert collection and fields
+        assert all(direction in {"ASCENDING", "DESCENDING"} for _, direction in fields), fields
+
+
+def test_every_composite_query_shape_has_its_index() -> None:
+    missing = composite_shapes() - set(declared_indexes())
+    assert not missing, f"queries without a composite index in firestore.indexes.json: {sorted(missing)}"
+
+
+def test_every_index_serves_a_query() -> None:
+    unused = set(declared_indexes()) - composite_shapes()
+    assert not unused, f"indexes no query needs (they cost writes): {sorted(unused)}"
+
+
+def test_no_index_is_declared_twice() -> None:
+    indexes = declared_indexes()
+    assert len(indexes) == len(set(indexes))
+
+
+def test_terraform_reads_the_indexes_from_the_json_file(module: Module) -> None:
+    index = module.resource("google_firestore_index", "composite")
+    assert ref(index["for_each"]) == "local.composite_indexes"
+    source = ref(module.locals["composite_indexes"])
+    assert 'jsondecode(file("${local.repo_root}/firestore.indexes.json")).indexes' in source
+    content = block(block(index, "dynamic")["fields"], "content")
+    assert ref(content["field_path"]) == "fields.value.fieldPath"
+    assert ref(content["order"]) == "fields.value.order"
+
+
+@pytest.mark.parametrize("collection", ["jobs", "results", "failed_tasks"])
+def test_expire_at_has_a_ttl_policy(module: Module, collection: str) -> None:
+    fields = [b for b in module.of_type("google_firestore_field").values()
+              if text(b["collection"]) == collection and text(b["field"]) == "expire_at"]
+    assert len(fields) == 1, f"no single google_firestore_field for {collection}.expire_at"
+    assert fields[0].get("ttl_config") == [{}]
+
+
+def test_single_field_queries_keep_their_index(module: Module) -> None:
+    """A field override (e.g. the TTL field's index_config) must not switch off an index a query relies on."""
+    for body in module.of_type("google_firestore_field").values():
+        configs = body.get("index_config")
+        if configs is None:
+            continue  # inherits the automatic indexes
+        kept = {text(i["order"]) for i in configs[0].get("indexes", []) if "order" in i}
+        for collection, fields in query_shapes():
+            if len(fields) == 1 and collection == text(body["collection"]) and fields[0][0] == text(body["field"]):
+                assert fields[0][1] in kept, f"{collection}.{fields[0][0]} is queried but its index is off"
+
+
+def test_rules_deny_by_default_and_allow_no_client_writes() -> None:
+    rules = re.sub(r"//[^\n]*", "", RULES.read_text())  # comments explain; only the rules count
+    assert "rules_version = '2'" in rules
+    assert re.search(r"match /\{document=\*\*\}\s*\{\s*allow read, write: if false;\s*\}", rules)
+    allows = re.findall(r"allow ([\w, ]+):\s*if ([^;]+);", rules)
+    for operations, condition in allows:
+        if condition.strip() != "false":
+            assert set(o.strip() for o in operations.split(",")) <= {"get", "list", "read"}, operations
+            assert "resource.data.owner == request.auth.uid" in condition
+            assert "request.auth != null" in condition
+    assert any(c.strip() != "false" for _, c in allows), "the owner-read rule is missing"
