@@ -223,6 +223,14 @@ def test_in_with_more_than_30_values_is_invalid_argument():
         query.run_query(raw(where("n", "in", list(range(31)))), ROOT, DOCS)
 
 
+def test_filter_with_more_than_30_disjunctions_in_normal_form_is_invalid_argument():
+    q = items().where(filter=And([FieldFilter("n", "in", list(range(6))), FieldFilter("s", "in", list("abcdef"))]))
+    with pytest.raises(InvalidArgument, match="36 disjunctions"):
+        query.run_query(raw(q), ROOT, DOCS)
+    q = items().where(filter=Or([FieldFilter("n", "in", list(range(15))), FieldFilter("s", "in", list("abcdefghijklmno"))]))
+    assert ids(q) == ["a", "e"]  # 15 + 15 = 30 is allowed
+
+
 def test_not_in_with_not_equal_is_invalid_argument():
     q = where("n", "not-in", [1]).where(filter=FieldFilter("s", "!=", "x"))
     with pytest.raises(InvalidArgument, match="'NOT_IN' filters with 'NOT_EQUAL'"):

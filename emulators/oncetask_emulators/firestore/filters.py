@@ -24,6 +24,7 @@ CompositeOp = StructuredQueryPb.CompositeFilter.Operator
 
 MAX_IN_VALUES = 30  # `in` and `array-contains-any`
 MAX_NOT_IN_VALUES = 10
+MAX_DISJUNCTIONS = 30  # in disjunctive normal form; `in` and `array-contains-any` count one per value
 
 _RANGE = {
     FieldOp.LESS_THAN: lambda c: c < 0,
@@ -125,6 +126,28 @@ def validate_filter(f: FilterPb) -> None:
         raise InvalidArgument("Invalid query. You cannot use more than one 'NOT_IN' filter.")
     if FieldOp.NOT_IN in ops and FieldOp.NOT_EQUAL in ops:
         raise InvalidArgument("Invalid query. You cannot use 'NOT_IN' filters with 'NOT_EQUAL' filters.")
+    count = disjunctions(f)
+    if count > MAX_DISJUNCTIONS:
+        raise InvalidArgument(
+            f"Invalid query. The filter has {count} disjunctions in disjunctive normal form; "
+            f"the maximum is {MAX_DISJUNCTIONS}."
+        )
+
+
+def disjunctions(f: FilterPb) -> int:
+    """How many conjunctions the filter has in disjunctive normal form (what production limits)."""
+    kind = f.WhichOneof("filter_type")
+    if kind == "composite_filter":
+        counts = [disjunctions(inner) for inner in f.composite_filter.filters]
+        if f.composite_filter.op == CompositeOp.OR:
+            return sum(counts)
+        product = 1
+        for c in counts:
+            product *= c
+        return product
+    if kind == "field_filter" and f.field_filter.op in (FieldOp.IN, FieldOp.ARRAY_CONTAINS_ANY):
+        return max(1, len(f.field_filter.value.array_value.values))
+    return 1
 
 
 def _validate(f: FilterPb) -> None:
