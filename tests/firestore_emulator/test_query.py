@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 from google.cloud.firestore_v1._helpers import encode_dict, encode_value
@@ -50,19 +52,19 @@ def as_query(q):
     return q._query() if isinstance(q, CollectionReference) else q
 
 
-def run_pb(q) -> list[DocumentPb]:
+def run_pb(q, docs: list[DocumentPb] = DOCS) -> list[DocumentPb]:
     q = as_query(q)
     parent, _ = q._parent._parent_info()
-    return query.run_query(_pb(q), parent, DOCS)
+    return query.run_query(_pb(q), parent, docs)
 
 
 def _pb(q) -> StructuredQueryPb:
     return query_types.StructuredQuery.pb(as_query(q)._to_protobuf())
 
 
-def ids(q) -> list[str]:
+def ids(q, docs: list[DocumentPb] = DOCS) -> list[str]:
     """Result document paths relative to the root, in result order."""
-    return [doc.name[len(ROOT) + 1:].removeprefix("items/") for doc in run_pb(q)]
+    return [doc.name[len(ROOT) + 1:].removeprefix("items/") for doc in run_pb(q, docs)]
 
 
 def items():
@@ -195,6 +197,55 @@ def test_start_and_end_cursors_together_bound_a_range():
 def test_offset_then_limit():
     assert ids(items().order_by("n").offset(1).limit(2)) == ["d", "a"]
     assert ids(items().limit(0)) == []
+
+
+field_values = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from([0.5, -0.0, 2.0, float("nan"), float("inf")]),
+    st.sampled_from(["", "a", "b", "\U0001f600"]), st.lists(st.integers(0, 2), max_size=2),
+)
+datasets = st.dictionaries(
+    st.sampled_from([f"d{i}" for i in range(12)]),
+    st.fixed_dictionaries({}, optional={"v": field_values, "w": st.integers(0, 3)}),
+    max_size=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(datasets, st.sampled_from(["ASCENDING", "DESCENDING"]), st.booleans(), st.integers(1, 4))
+def test_paging_with_snapshot_cursors_returns_every_result_once_in_order(data, direction, filtered, page_size):
+    """What the client's own pagination does: limit, then start_after(last snapshot of the page)."""
+    data = {f"items/{doc_id}": fields for doc_id, fields in data.items()}
+    docs = make_docs(data)
+    q = items().order_by("v", direction=direction)
+    if filtered:
+        q = q.where(filter=FieldFilter("w", ">", 0))
+    full = ids(q, docs)
+    assert full == sorted(full, key=lambda i: _sort_position(data, i, direction, filtered))
+    paged: list[str] = []
+    page = ids(q.limit(page_size), docs)
+    while page:
+        paged += page
+        last = DocumentSnapshot(CLIENT.document(f"items/{page[-1]}"), data[f"items/{page[-1]}"], True, None, None, None)
+        page = ids(q.start_after(last).limit(page_size), docs)
+    assert paged == full
+
+
+def _sort_position(data, doc_id, direction, filtered):
+    """The expected order from the value order alone: v, then (if filtered) w, then name, all in direction."""
+    fields = data[f"items/{doc_id}"]
+    key = [values.sort_key(document.Value.pb(encode_value(fields["v"])))]
+    if filtered:
+        key.append(fields["w"])
+    key.append(doc_id)
+    return _Reversed(key) if direction == "DESCENDING" else key
+
+
+class _Reversed:
+    def __init__(self, key):
+        self.key = key
+
+    def __lt__(self, other):
+        return other.key < self.key
 
 
 # -- projection -----------------------------------------------------------------------------------------------
