@@ -129,7 +129,7 @@ def make_stack(firestore_emulator: FirestoreEmulator, tasks_emulator: TasksEmula
     """Build a stack with its own Firestore project, queue and settings (`make_stack(max_attempts=2, ...)`)."""
     built: list[Services] = []
 
-    def make(paused: bool = False, **overrides: Any) -> Stack:
+    def make(paused: bool = False, create_queue: bool = True, **overrides: Any) -> Stack:
         project = f"test-{uuid.uuid4().hex[:12]}"
         values: dict[str, Any] = {
             "ONCETASK_PROJECT_ID": project, "location": LOCATION, "queue": f"q-{uuid.uuid4().hex[:10]}",
@@ -152,7 +152,8 @@ def make_stack(firestore_emulator: FirestoreEmulator, tasks_emulator: TasksEmula
             "rate_limits": {"max_dispatches_per_second": s.max_dispatches_per_second,
                             "max_concurrent_dispatches": s.max_concurrent_dispatches},
         }
-        services.queue.client.create_queue(parent=f"projects/{project}/locations/{LOCATION}", queue=queue)
+        if create_queue:
+            services.queue.client.create_queue(parent=f"projects/{s.project_id}/locations/{LOCATION}", queue=queue)
         if paused:
             services.queue.client.pause_queue(name=s.queue_path)
         try:
@@ -177,4 +178,20 @@ def json_body(response: Any) -> dict[str, Any]:
     return json.loads(response.get_data())
 
 
-__all__ = ["Stack", "storage", "json_body"]
+def mint_token(tasks_emulator: TasksEmulator, target: Any, email: str, audience: str) -> str:
+    """A real ID token signed by the Cloud Tasks emulator's key: dispatch a task to a recording target and take
+    the Authorization header it received."""
+    client = tasks_emulator.client()
+    parent = "projects/oncetask-tokens/locations/us-central1"
+    queue = f"{parent}/queues/t-{uuid.uuid4().hex[:10]}"
+    client.create_queue(parent=parent, queue={"name": queue})
+    client.create_task(parent=queue, task={"http_request": {
+        "url": target.url, "http_method": "POST",
+        "oidc_token": {"service_account_email": email, "audience": audience}}})
+    request = target.wait_for(len(target.requests) + 1)[-1]
+    header = request.headers.get("Authorization") or request.headers.get("authorization")
+    assert header and header.startswith("Bearer ")
+    return str(header)
+
+
+__all__ = ["Stack", "json_body", "mint_token", "storage"]

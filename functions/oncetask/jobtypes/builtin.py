@@ -32,7 +32,7 @@ def _noop(ctx: StageContext) -> StageOutput:
 NOOP = JobType(name="noop", payload_model=NoopPayload, stages=(Stage("noop", _noop),))
 
 
-class TestPipelinePayload(BaseModel):
+class PipelinePayload(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sleep_ms: int = Field(0, ge=0, le=600_000, description="Time each stage spends working.")
@@ -44,7 +44,7 @@ class TestPipelinePayload(BaseModel):
 def _pipeline_stage(name: str) -> Stage:
     def run(ctx: StageContext) -> StageOutput:
         payload = ctx.payload
-        assert isinstance(payload, TestPipelinePayload)
+        assert isinstance(payload, PipelinePayload)
         deadline = time.monotonic() + payload.sleep_ms / 1000
         while time.monotonic() < deadline:  # work in slices, so a lost lease or a cancel stops us promptly
             ctx.check()
@@ -61,6 +61,6 @@ def _pipeline_stage(name: str) -> Stage:
 
 TEST_PIPELINE = JobType(
     name="test.pipeline",
-    payload_model=TestPipelinePayload,
+    payload_model=PipelinePayload,
     stages=tuple(_pipeline_stage(name) for name in ("prepare", "work", "finish")),
 )
