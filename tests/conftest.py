@@ -2,3 +2,4 @@
 
 from fixtures.firestore import *  # noqa: F401,F403
 from fixtures.tasks import *  # noqa: F401,F403
+from fixtures.storage import *  # noqa: F401,F403

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from ..stages import JobType
 from .builtin import NOOP, TEST_PIPELINE
+from .image_thumbnails import IMAGE_THUMBNAILS
+from .sheet_import import SHEET_IMPORT
 
 REGISTRY: dict[str, JobType] = {}
 
@@ -16,5 +18,5 @@ def register(job_type: JobType) -> JobType:
     return job_type
 
 
-for _job_type in (NOOP, TEST_PIPELINE):
+for _job_type in (NOOP, TEST_PIPELINE, IMAGE_THUMBNAILS, SHEET_IMPORT):
     register(_job_type)

@@ -1,0 +1,93 @@
+"""`image.thumbnails`: an image in Cloud Storage -> `probe` -> `resize` (WebP per width) -> `manifest` (JSON).
+
+Artifacts are named by the requested width (`resize/w128.webp`, `manifest/manifest.json`), so a rerun writes the
+same objects. The source is read again by `resize`; if it changed since `probe` the job fails rather than
+producing thumbnails of a file the probe never saw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..errors import PermanentError
+from ..stages import JobType, Stage, StageContext, StageOutput
+from . import images
+from .sources import GsUri, read_source
+
+MAX_SOURCE_BYTES = 25 * 1024 * 1024
+MAX_WIDTH = 4096
+MAX_WIDTHS = 8
+
+
+class ThumbnailsPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: GsUri = Field(description="The image: gs://bucket/object (PNG, JPEG, GIF, WebP or BMP).")
+    widths: list[int] = Field(
+        default=[64, 128, 256], min_length=1, max_length=64,
+        description=f"Thumbnail widths in pixels, 1..{MAX_WIDTH}; duplicates are dropped, at most {MAX_WIDTHS} remain.")
+    quality: int = Field(80, ge=1, le=100, description="WebP quality.")
+
+    @field_validator("widths")
+    @classmethod
+    def _bounded_unique_widths(cls, widths: list[int]) -> list[int]:
+        bad = [w for w in widths if not 1 <= w <= MAX_WIDTH]
+        if bad:
+            raise ValueError(f"widths must be between 1 and {MAX_WIDTH}; got {bad}")
+        unique = sorted(set(widths))
+        if len(unique) > MAX_WIDTHS:
+            raise ValueError(f"at most {MAX_WIDTHS} distinct widths; got {len(unique)}")
+        return unique
+
+
+def _payload(ctx: StageContext) -> ThumbnailsPayload:
+    assert isinstance(ctx.payload, ThumbnailsPayload)
+    return ctx.payload
+
+
+def probe(ctx: StageContext) -> StageOutput:
+    payload = _payload(ctx)
+    data = read_source(ctx, payload.source, MAX_SOURCE_BYTES)
+    info = images.probe(data)
+    return {"source": payload.source, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+            **info.to_dict()}
+
+
+def resize(ctx: StageContext) -> StageOutput:
+    payload = _payload(ctx)
+    data = read_source(ctx, payload.source, MAX_SOURCE_BYTES)
+    probed = ctx.outputs_so_far["probe"]
+    if hashlib.sha256(data).hexdigest() != probed["sha256"]:
+        raise PermanentError("SOURCE_CHANGED", f"{payload.source} changed after it was probed; submit a new job")
+    ctx.check()
+    thumbs = images.thumbnails(data, payload.widths, quality=payload.quality)
+    written = []
+    for thumb in thumbs:
+        uri = ctx.artifacts.write(f"w{thumb.requested_width}.webp", thumb.data, "image/webp")  # checks the lease
+        written.append({"requested_width": thumb.requested_width, "width": thumb.width, "height": thumb.height,
+                        "bytes": len(thumb.data), "uri": uri})
+    return {"thumbnails": written}
+
+
+def manifest(ctx: StageContext) -> StageOutput:
+    payload = _payload(ctx)
+    probed = ctx.outputs_so_far["probe"]
+    thumbs = ctx.outputs_so_far["resize"]["thumbnails"]
+    document = {
+        "job_id": ctx.job_id,
+        "source": {key: probed[key] for key in ("source", "bytes", "sha256", "format", "width", "height")},
+        "thumbnails": [{**thumb, "content_type": "image/webp"} for thumb in thumbs],
+        "quality": payload.quality,
+    }
+    body = json.dumps(document, indent=2, sort_keys=True).encode()
+    return {"manifest": ctx.artifacts.write("manifest.json", body, "application/json"), "count": len(thumbs)}
+
+
+IMAGE_THUMBNAILS = JobType(
+    name="image.thumbnails",
+    payload_model=ThumbnailsPayload,
+    stages=(Stage("probe", probe), Stage("resize", resize), Stage("manifest", manifest)),
+)
