@@ -117,8 +117,11 @@ class LocalStack:
             with ThreadPoolExecutor(max_workers=3) as pool:
                 for name, child in zip(FUNCTIONS, pool.map(self._start_part, FUNCTIONS)):
                     self._adopt(name, child)
-        except BaseException:
+        except LaunchError as error:
             self.stop()
+            raise StackError(str(error)) from error
+        except BaseException:
+            self.stop()  # Ctrl-C while starting, or a queue that could not be made: nothing may stay behind
             raise
         self._scheduler = SchedulerLoop(self.trigger_cleanup, self.options.cleanup_interval,
                                         on_error=lambda exc: LOG.warning("scheduler tick failed: %s", exc))

@@ -1,0 +1,362 @@
+"""`oncetask`: run the system locally (`dev`, `demo`) and talk to a running API (`submit`, `status`, `list`,
+`retry`, `cancel`, `cleanup`). Readable output by default, `--json` for scripts; the API's errors are shown as
+the API phrased them, with exit status 1."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from oncetask.clients import tasks_client
+
+from . import stackfile
+from .apiclient import ApiClient, ApiError
+from .demo import DEMO_TIME_SCALE, Target, run_demo
+from .scheduler import SCHEDULER_QUEUE, trigger_cleanup
+from .stack import ChildDied, LocalStack, StackError, StackOptions, settings_from_env
+
+OUT = Console()
+ERR = Console(stderr=True)
+DEV_PORTS = {"api": 8081, "task_handler": 8082, "cleanup": 8083}  # the URLs Settings defaults to
+
+
+class UsageError(Exception):
+    """The command cannot run as asked (no API URL, no running stack, bad JSON): exit status 2."""
+
+
+# Talking to a running API --------------------------------------------------------------------------------------
+
+def _api_url(args: argparse.Namespace) -> str:
+    url = args.api or os.environ.get("ONCETASK_API_URL")
+    if not url:
+        running = stackfile.read()
+        url = running["api_url"] if running else None
+    if not url:
+        raise UsageError("no API URL: pass --api URL, set ONCETASK_API_URL, or start `oncetask dev` in this "
+                         "directory first")
+    return url
+
+
+def _client(args: argparse.Namespace) -> ApiClient:
+    try:
+        return ApiClient(_api_url(args))
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+
+
+def _emit(args: argparse.Namespace, data: Any, render: Callable[[Any], None]) -> None:
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        render(data)
+
+
+STATE_STYLE = {"completed": "green", "failed": "red", "running": "yellow", "retrying": "dark_orange",
+               "queued": "blue", "cancelled": "dim"}
+
+
+def _state(state: str) -> str:
+    return f"[{STATE_STYLE.get(state, 'white')}]{state}[/]"
+
+
+def _show_job(job: dict[str, Any]) -> None:
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    table.add_row("job", job["job_id"])
+    table.add_row("type", job["job_type"])
+    table.add_row("state", _state(job["state"]) + (" (cancel requested)" if job.get("cancel_requested") else ""))
+    table.add_row("stage", job.get("current_stage") or "-")
+    table.add_row("attempts", f"{job['attempts']} (generation {job['generation']})")
+    table.add_row("done stages", " → ".join(job.get("completed_stages", [])) or "-")
+    for stage, output in job.get("stage_outputs", {}).items():
+        table.add_row(f"  {stage}", json.dumps(output, sort_keys=True))
+    for error in job.get("errors", []):
+        kind = "retryable" if error.get("retryable") else "permanent"
+        table.add_row("[red]error[/]", f"attempt {error.get('attempt')}, {error.get('stage') or '-'}: "
+                                       f"{error['code']} ({kind}): {error['message']}")
+    table.add_row("updated", job.get("updated_at") or "-")
+    OUT.print(table)
+
+
+def _show_list(page: dict[str, Any]) -> None:
+    table = Table()
+    for column in ("job", "type", "state", "stage", "attempts", "last error", "updated"):
+        table.add_column(column, overflow="fold")
+    for job in page["jobs"]:
+        last = job["errors"][-1] if job["errors"] else None
+        table.add_row(job["job_id"], job["job_type"], _state(job["state"]), job.get("current_stage") or "",
+                      str(job["attempts"]), f"{last['code']}: {last['message']}" if last else "",
+                      job.get("updated_at") or "")
+    OUT.print(table)
+    if page.get("next_cursor"):
+        OUT.print(f"more: --cursor {page['next_cursor']}")
+
+
+def _show_action(answer: dict[str, Any]) -> None:
+    OUT.print(f"{answer['job_id']}: [bold]{answer['status']}[/]"
+              + (f" (task {answer['task_name'].rsplit('/', 1)[-1]})" if answer.get("task_name") else ""))
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    try:
+        payload = json.loads(args.payload)
+    except ValueError as error:
+        raise UsageError(f"--payload is not valid JSON: {error}") from error
+    if not isinstance(payload, dict):
+        raise UsageError("--payload must be a JSON object")
+    client = _client(args)
+    answer = client.submit(args.job_type, payload, args.key)
+    if args.wait:
+        job = _wait_terminal(client, answer["job_id"], args.wait)
+        _emit(args, job, _show_job)
+        return 0
+    _emit(args, answer, _show_action)
+    return 0
+
+
+def _wait_terminal(client: ApiClient, job_id: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.get(job_id)
+        if job["state"] in ("completed", "failed", "cancelled") or time.monotonic() > deadline:
+            return job
+        time.sleep(0.2)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    _emit(args, _client(args).get(args.job_id), _show_job)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    _emit(args, _client(args).list(args.state, args.limit, args.cursor), _show_list)
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    _emit(args, _client(args).retry(args.job_id), _show_action)
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    _emit(args, _client(args).cancel(args.job_id), _show_action)
+    return 0
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    """Trigger the cleanup as the local scheduler does: a Cloud Task with the scheduler's OIDC token."""
+    running = stackfile.read()
+    if running is None:
+        raise UsageError(f"no running local stack found ({stackfile.path()}): `cleanup` needs `oncetask dev` "
+                         "(in production, Cloud Scheduler calls the cleanup function)")
+    settings = settings_from_env({"ONCETASK_PROJECT_ID": running["project_id"],
+                                  "CLOUD_TASKS_EMULATOR_HOST": running["tasks_host"]})
+    queue = f"projects/{running['project_id']}/locations/{running['location']}/queues/{SCHEDULER_QUEUE}"
+    try:
+        task = trigger_cleanup(tasks_client(settings), queue, running["cleanup_url"], running["cleanup_audience"],
+                               running["scheduler_service_account"], wait=args.wait)
+    except TimeoutError as error:
+        raise ApiError(None, "DEADLINE_EXCEEDED", str(error)) from error
+    _emit(args, {"cleanup_task": task, "ran": True},
+          lambda d: OUT.print(f"cleanup ran (task {d['cleanup_task'].rsplit('/', 1)[-1]}); its report is in the "
+                              "cleanup function's log"))
+    return 0
+
+
+# Running the stack ---------------------------------------------------------------------------------------------
+
+def _report_death(died: ChildDied) -> None:
+    ERR.print(Panel(f"exit code {died.exit_code}\n\n{died.tail or '(no output)'}",
+                    title=f"[bold red]{died.name} died[/]", border_style="red"))
+
+
+def stack_table(stack: LocalStack) -> Table:
+    d = stack.describe()
+    table = Table(title="oncetask local stack", title_justify="left")
+    for column in ("part", "where", "pid", "notes"):
+        table.add_column(column, overflow="fold")
+    pids = d["children"]
+    options = stack.options
+    rows = (
+        ("api", d["api_url"], "status page at this URL; " + f"{options.api_workers} worker(s)"),
+        ("task_handler", d["task_handler_url"],
+         f"{options.handler_workers} gunicorn workers; OIDC audience = this URL"),
+        ("cleanup", d["cleanup_url"], f"called every {options.cleanup_interval:g} s by the scheduler loop"),
+        ("firestore", d["firestore_host"], "FIRESTORE_EMULATOR_HOST"),
+        ("tasks", d["tasks_host"], f"JWKS {d['certs_url']}; time scale {options.time_scale:g}"),
+        ("storage", d["storage_host"], f"bucket {d['bucket']}"),
+    )
+    for name, where, notes in rows:
+        table.add_row(name, where, str(pids.get(name, "")), notes)
+    return table
+
+
+@contextmanager
+def _signals_stop() -> Iterator[None]:
+    """Ctrl-C and SIGTERM both end the `with` block (as KeyboardInterrupt); a second one is ignored while the
+    stack stops, so stopping is never cut short with children left behind."""
+    def interrupt(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _serve_until_stopped(stack: LocalStack, json_out: bool) -> None:
+    stackfile.write(stack.describe())
+    try:
+        if json_out:
+            print(json.dumps(stack.describe()), flush=True)
+        else:
+            OUT.print(stack_table(stack))
+            OUT.print(f"[bold green]ready[/]: every part answers. Status page: {stack.api_url}  "
+                      f"(CLI: oncetask list; export ONCETASK_API_URL={stack.api_url})\nCtrl-C stops everything.")
+        threading.Event().wait()  # until a signal ends the block
+    finally:
+        stackfile.remove()
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    ports = {**DEV_PORTS, **{k: v for k, v in (("api", args.api_port), ("task_handler", args.task_handler_port),
+                                                ("cleanup", args.cleanup_port)) if v is not None}}
+    options = StackOptions(ports={k: v for k, v in ports.items() if v}, data_dir=args.data_dir,
+                           time_scale=args.time_scale, handler_workers=args.handler_workers,
+                           cleanup_interval=args.cleanup_interval)
+    stack = LocalStack(options, on_death=_report_death)
+    with _signals_stop():
+        try:
+            if not args.json:
+                OUT.print("starting the local stack…" + (f" (state in {args.data_dir})" if args.data_dir else
+                                                         " (ephemeral: --data-dir keeps state)"))
+            stack.start()
+            _serve_until_stopped(stack, args.json)
+        finally:
+            stack.stop()
+            if not args.json:
+                OUT.print("stopped: no process left behind")
+    return 1 if stack.deaths else 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    if args.api:
+        running = stackfile.read()
+        if running is None or running["api_url"].rstrip("/") != args.api.rstrip("/"):
+            raise UsageError("the demo uploads its inputs to the stack's bucket and reads its counters: give the "
+                             "--api of an `oncetask dev` started in this directory, or no --api to start its own")
+        return run_demo(Target(args.api, running, own_stack=False), OUT, copies=args.copies)
+    # Its own stack: fast backoffs, and no scheduler tick during the run (the counters must be the demo's alone).
+    options = StackOptions(time_scale=DEMO_TIME_SCALE, cleanup_interval=3600.0)
+    stack = LocalStack(options, on_death=_report_death)
+    status = 1  # unless the demo runs to its end
+    with _signals_stop():
+        try:
+            OUT.print("starting a local stack for the demo…")
+            stack.start()
+            OUT.print(stack_table(stack))
+            status = run_demo(Target(stack.api_url, stack.describe(), own_stack=True), OUT, copies=args.copies)
+            if stack.deaths:
+                status = 1
+            if args.keep:
+                _serve_until_stopped(stack, json_out=False)
+        finally:
+            stack.stop()
+    return status
+
+
+# Parsing -------------------------------------------------------------------------------------------------------
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="oncetask", description=__doc__.split("\n\n")[0] if __doc__ else None)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--api", help="the API's URL (default: $ONCETASK_API_URL, or the running `oncetask dev`)")
+    common.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+    dev = sub.add_parser("dev", help="run the whole system locally until Ctrl-C")
+    dev.add_argument("--data-dir", type=Path, help="keep state across restarts here (default: ephemeral)")
+    dev.add_argument("--time-scale", type=float, default=1.0, help="Cloud Tasks backoffs x F (e.g. 0.01)")
+    dev.add_argument("--api-port", type=int, help=f"default {DEV_PORTS['api']}; 0 picks a free port")
+    dev.add_argument("--task-handler-port", type=int, help=f"default {DEV_PORTS['task_handler']}")
+    dev.add_argument("--cleanup-port", type=int, help=f"default {DEV_PORTS['cleanup']}")
+    dev.add_argument("--handler-workers", type=int, default=2, help="task handler worker processes")
+    dev.add_argument("--cleanup-interval", type=float, default=60.0,
+                     help="seconds between cleanup runs (production: 900)")
+    dev.add_argument("--json", action="store_true", help="print what runs where as one JSON line")
+    dev.set_defaults(func=cmd_dev)
+
+    demo = sub.add_parser("demo", help="show the product doing its job, locally (under a minute)")
+    demo.add_argument("--api", help="use this running `oncetask dev` instead of starting a stack")
+    demo.add_argument("--copies", type=int, default=4, help="concurrent submissions of each job")
+    demo.add_argument("--keep", action="store_true", help="keep the stack running afterwards (status page)")
+    demo.set_defaults(func=cmd_demo)
+
+    submit = sub.add_parser("submit", parents=[common], help="submit a job")
+    submit.add_argument("job_type")
+    submit.add_argument("--payload", default="{}", help="the payload as a JSON object")
+    submit.add_argument("--key", help="idempotency key: the same key returns the same job")
+    submit.add_argument("--wait", type=float, metavar="SECONDS", help="wait until the job finishes")
+    submit.set_defaults(func=cmd_submit)
+
+    status = sub.add_parser("status", parents=[common], help="show one job")
+    status.add_argument("job_id")
+    status.set_defaults(func=cmd_status)
+
+    listing = sub.add_parser("list", parents=[common], help="list recent jobs")
+    listing.add_argument("--state", help="only jobs in this state")
+    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--cursor", help="the next_cursor of the previous page")
+    listing.set_defaults(func=cmd_list)
+
+    for name, func, text in (("retry", cmd_retry, "re-run a failed job from its failed stage"),
+                             ("cancel", cmd_cancel, "cancel a waiting or running job")):
+        command = sub.add_parser(name, parents=[common], help=text)
+        command.add_argument("job_id")
+        command.set_defaults(func=func)
+
+    cleanup = sub.add_parser("cleanup", parents=[common], help="run the stale-lease cleanup now (local stack)")
+    cleanup.add_argument("--wait", type=float, default=30.0, help="seconds to wait for it to run")
+    cleanup.set_defaults(func=cmd_cleanup)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    json_out = getattr(args, "json", False)
+    try:
+        return int(args.func(args))
+    except ApiError as error:
+        if json_out:
+            print(json.dumps({"error": {"status": error.status, "code": error.code, "message": error.message,
+                                        "field": error.field}}, indent=2))
+        else:
+            ERR.print(f"[red]error[/]: {error}")
+        return 1
+    except (UsageError, StackError) as error:
+        ERR.print(f"[red]error[/]: {error}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
