@@ -7,7 +7,6 @@ implicit ones in the direction of the last explicit order.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 
 from google.cloud.firestore_v1.types import document, query
@@ -36,7 +35,9 @@ def run_query(q: StructuredQueryPb, parent: str, docs: Iterable[DocumentPb]) -> 
         and all(filters.field_value(doc, path) is not None for path, _ in orders)
         and (not has_where or filters.matches(q.where, doc))
     ]
-    found.sort(key=functools.cmp_to_key(lambda a, b: _compare_docs(a, b, orders)))
+    # Stable sorts from the last order to the first give the combined order, each in its own direction.
+    for path, direction in reversed(orders):
+        found.sort(key=lambda doc: values.sort_key(filters.field_value(doc, path)), reverse=direction < 0)
     if q.HasField("start_at"):
         found = [d for d in found if _after_start(_position(d, orders, q.start_at), q.start_at.before)]
     if q.HasField("end_at"):
@@ -78,14 +79,6 @@ def normalized_orders(q: StructuredQueryPb) -> list[Order]:
     if NAME_PATH not in ordered:
         orders.append((NAME_PATH, last))
     return orders
-
-
-def _compare_docs(a: DocumentPb, b: DocumentPb, orders: list[Order]) -> int:
-    for path, direction in orders:
-        c = values.compare(filters.field_value(a, path), filters.field_value(b, path))  # type: ignore[arg-type]
-        if c:
-            return c * direction
-    return 0
 
 
 def _position(doc: DocumentPb, orders: list[Order], cursor) -> int:

@@ -156,24 +156,39 @@ def equals(a: ValuePb, b: ValuePb) -> bool:
     return compare(a, b) == 0
 
 
-def sort_key(v: ValuePb) -> _Key:
-    """A key for `sorted` that follows `compare`."""
-    return _Key(v)
+def sort_key(v: ValuePb) -> tuple:
+    """A key that Python orders exactly as `compare` does, for fast sorting: (rank, payload), where payloads
+    of one rank are of one Python type (tuples compare element by element, then by length, like arrays)."""
+    rank = type_rank(v)
+    if rank == NULL:
+        return (rank,)
+    if rank == BOOLEAN:
+        return (rank, v.boolean_value)
+    if rank == NUMBER:
+        n = number(v)
+        return (rank, 0) if isinstance(n, float) and math.isnan(n) else (rank, 1, n)
+    if rank == TIMESTAMP:
+        return (rank, v.timestamp_value.seconds, v.timestamp_value.nanos)
+    if rank == STRING:
+        return (rank, _utf8(v.string_value))
+    if rank == BYTES:
+        return (rank, v.bytes_value)
+    if rank == REFERENCE:
+        return (rank, tuple(_utf8(s) for s in v.reference_value.split("/")))
+    if rank == GEO_POINT:
+        g = v.geo_point_value
+        return (rank, _float_key(g.latitude), _float_key(g.longitude))
+    if rank == ARRAY:
+        return (rank, tuple(sort_key(e) for e in v.array_value.values))
+    if rank == VECTOR:
+        elements = _vector_elements(v)
+        return (rank, len(elements), tuple(sort_key(e) for e in elements))
+    fields = v.map_value.fields
+    return (rank, tuple(sorted((_utf8(k), sort_key(e)) for k, e in fields.items())))
 
 
-class _Key:
-    __slots__ = ("v",)
-
-    def __init__(self, v: ValuePb):
-        self.v = v
-
-    def __lt__(self, other: _Key) -> bool:
-        return compare(self.v, other.v) < 0
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Key) and compare(self.v, other.v) == 0
-
-    __hash__ = None  # type: ignore[assignment]
+def _float_key(x: float) -> tuple:
+    return (0,) if math.isnan(x) else (1, x)
 
 
 def describe(v: ValuePb) -> str:
