@@ -15,11 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import google.auth.transport.requests
+import jwt
 from google.auth import exceptions as auth_exceptions
 from google.auth import transport
 from google.oauth2 import id_token
 
 GOOGLE_ISSUERS = frozenset({"accounts.google.com", "https://accounts.google.com"})
+# What verification raises for a bad token: google-auth for x509 certs, PyJWT for a JWKS (v3) certs URL.
+VERIFY_ERRORS = (ValueError, KeyError, jwt.PyJWTError, auth_exceptions.GoogleAuthError)
 
 
 class Unauthenticated(Exception):
@@ -91,7 +94,7 @@ class TokenVerifier:
         token = authorization[len("Bearer "):].strip()
         try:
             claims = self._verify(token, audience)
-        except (ValueError, auth_exceptions.GoogleAuthError) as exc:
+        except VERIFY_ERRORS as exc:
             raise Unauthenticated(f"invalid token: {exc}") from exc
         if self.require_google_issuer and claims.get("iss") not in GOOGLE_ISSUERS:
             raise Unauthenticated("token not issued by Google")
@@ -105,10 +108,9 @@ class TokenVerifier:
         try:
             return id_token.verify_token(token, self.request, audience=audience, certs_url=self.certs_url,
                                          clock_skew_in_seconds=10)
-        except ValueError as exc:
-            # An unknown key ID may mean the keys rotated since we cached them: fetch once more, then decide.
-            if "kid" in str(exc).lower() or "key" in str(exc).lower():
-                if self.request.invalidate():
-                    return id_token.verify_token(token, self.request, audience=audience,
-                                                 certs_url=self.certs_url, clock_skew_in_seconds=10)
+        except VERIFY_ERRORS:
+            # The keys may have rotated since we cached them: fetch once more (rate-limited), then decide.
+            if self.request.invalidate():
+                return id_token.verify_token(token, self.request, audience=audience,
+                                             certs_url=self.certs_url, clock_skew_in_seconds=10)
             raise

@@ -14,8 +14,6 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from google.cloud import firestore
-
 from .errors import Cancelled, LeaseLost
 from .job import Job
 from .jobstore import JobStore, StaleWrite
@@ -102,5 +100,3 @@ class LeaseKeeper:
             except Exception as exc:  # noqa: BLE001 - a failed renewal is retried; the local deadline bounds it
                 log(LOG, logging.WARNING, "lease renewal failed", job_id=self.job.job_id, error=str(exc))
 
-
-DELETE = firestore.DELETE_FIELD

@@ -14,7 +14,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel
 
 from fixtures.tasks import wait_until
 from oncetask.errors import LeaseLost
@@ -23,7 +22,6 @@ from oncetask.jobstore import StaleWrite, field
 from oncetask.jobtypes.builtin import TEST_PIPELINE, PipelinePayload
 from oncetask.leasekeeper import LeaseKeeper
 from oncetask.processor import Processor, TaskDelivery
-from oncetask.services import Services, set_services
 from oncetask.stages import JobType, Stage, StageContext, StageOutput
 from oncetask.states import JobState
 
@@ -177,15 +175,15 @@ def test_a_fenced_write_from_an_old_lease_holder_is_refused_by_firestore(make_st
     stack = make_stack(paused=True)
     job_id = stack.submit_ok(key="fence")
     old = _as_dead_worker(stack, job_id)
-    _as_dead_worker_again = stack.services.store.update(old, {"fencing": old.fencing + 1, "lease_owner": "new"},
-                                                        JobState.RUNNING)
+    taken_over = stack.services.store.update(old, {"fencing": old.fencing + 1, "lease_owner": "new"},
+                                             JobState.RUNNING)
     # The old holder still trusts its lease locally (deadline far away): only Firestore's fence stops it.
     keeper = LeaseKeeper(stack.services.store, old, "dead-worker", 60.0, 3600.0, acquired_at_monotonic=1e12)
     with pytest.raises(LeaseLost):
         keeper.write({field("checkpoints", "work"): {"output": {"zombie": True}}})
     with pytest.raises(StaleWrite):
         stack.services.store.update(old, {"current_stage": "finish"})
-    assert stack.job(job_id).update_time == _as_dead_worker_again.update_time
+    assert stack.job(job_id).update_time == taken_over.update_time
 
 
 # A killed worker ---------------------------------------------------------------------------------------------
@@ -241,5 +239,3 @@ def _accepts(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
-
-__all__ = ["BaseModel", "Services", "set_services"]

@@ -127,3 +127,10 @@ def test_retry_of_a_job_that_did_not_fail_is_a_conflict(stack: Stack) -> None:
     job_id = stack.submit_ok(key="fine")
     stack.wait_state(job_id, JobState.COMPLETED)
     assert stack.api_client.post(f"/jobs/{job_id}/retry").status_code == 409
+
+
+def test_a_stage_longer_than_the_lease_keeps_it_by_heartbeat(make_stack) -> None:
+    stack = make_stack(lease_ttl_seconds=0.5)
+    job_id = stack.submit_ok(payload={"sleep_ms": 700}, key="long")
+    job = stack.wait_state(job_id, JobState.COMPLETED)
+    assert (job.attempts, job.fencing, job.errors) == (1, 1, [])
