@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +17,7 @@ RULES = REPO / "firestore.rules"
 # The processor keeps every query in one module with a module-level QUERY_SHAPES tuple:
 # (collection, ((field, "ASCENDING" | "DESCENDING"), ...)), equality fields first.
 QUERY_MODULE = "oncetask.jobstore"
+PACKAGE = REPO / "functions" / "oncetask"
 
 Shape = tuple[str, tuple[tuple[str, str], ...]]
 
@@ -49,6 +52,32 @@ def test_query_shapes_are_well_formed() -> None:
     for collection, fields in shapes:
         assert collection and fields
         assert all(direction in {"ASCENDING", "DESCENDING"} for _, direction in fields), fields
+
+
+def queried_fields(path: Path) -> set[str]:
+    """Fields the module filters or orders on: FieldFilter("f", ...), where("f", ...), order_by("f", ...)."""
+    fields = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)):
+            name = ast.unparse(node.func).rsplit(".", 1)[-1]
+            if name in {"FieldFilter", "where", "order_by"}:
+                fields.add(node.args[0].value)
+    return fields
+
+
+def test_queries_live_in_the_query_module_only() -> None:
+    """QUERY_SHAPES can only be complete if no other module of the package runs a query of its own."""
+    query_file = PACKAGE / (QUERY_MODULE.split(".")[-1] + ".py")
+    others = {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if p != query_file and queried_fields(p)}
+    assert not others, f"queries outside {QUERY_MODULE}: {sorted(others)}"
+
+
+def test_every_queried_field_is_in_a_declared_query_shape() -> None:
+    query_file = PACKAGE / (QUERY_MODULE.split(".")[-1] + ".py")
+    declared = {name for _, fields in query_shapes() for name, _ in fields}
+    undeclared = queried_fields(query_file) - declared
+    assert not undeclared, f"{QUERY_MODULE} queries fields no QUERY_SHAPES entry declares: {sorted(undeclared)}"
 
 
 def test_every_composite_query_shape_has_its_index() -> None:

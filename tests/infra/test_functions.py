@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 
 import pytest
 
@@ -117,3 +118,13 @@ def test_function_url_is_checked_against_the_derived_one(module: Module, resourc
     lifecycle = block(module.resource("google_cloudfunctions2_function", resource), "lifecycle")
     condition = ref(block(lifecycle, "postcondition")["condition"])
     assert condition == f"self.url == local.function_urls.{resource}"
+    assert ref(module.resource("google_cloudfunctions2_function", resource)["name"]) == f"local.function_names.{resource}"
+
+
+def test_the_apis_of_every_managed_service_are_enabled(module: Module) -> None:
+    services = ref(module.resource("google_project_service", "apis")["for_each"])
+    enabled = set(re.findall(r'"([a-z]+\.googleapis\.com)"', services))
+    needed = {"cloudfunctions.googleapis.com", "run.googleapis.com", "cloudbuild.googleapis.com",
+              "artifactregistry.googleapis.com", "cloudtasks.googleapis.com", "cloudscheduler.googleapis.com",
+              "firestore.googleapis.com", "storage.googleapis.com", "iam.googleapis.com"}
+    assert needed <= enabled, f"APIs not enabled: {sorted(needed - enabled)}"
