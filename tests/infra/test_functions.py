@@ -115,10 +115,10 @@ def test_service_to_service_targets_use_private_ingress(module: Module, resource
 
 @pytest.mark.parametrize("resource", sorted(FUNCTIONS))
 def test_function_url_is_checked_against_the_derived_one(module: Module, resource: str) -> None:
-    lifecycle = block(module.resource("google_cloudfunctions2_function", resource), "lifecycle")
-    condition = ref(block(lifecycle, "postcondition")["condition"])
+    function = module.resource("google_cloudfunctions2_function", resource)
+    assert ref(function["name"]) == f"local.function_names.{resource}"
+    condition = ref(block(block(function, "lifecycle"), "postcondition")["condition"])
     assert condition == f"self.url == local.function_urls.{resource}"
-    assert ref(module.resource("google_cloudfunctions2_function", resource)["name"]) == f"local.function_names.{resource}"
 
 
 def test_the_apis_of_every_managed_service_are_enabled(module: Module) -> None:
