@@ -101,7 +101,8 @@ def test_subcollection_query_under_a_document_parent():
     [("==", 1, ["a"]), ("==", 1.0, ["a"]), ("==", "x", []), ("==", None, ["c"]),
      (">", 1, ["b", "e"]), (">=", 2.5, ["b", "e"]), ("<=", 3, None), (">", "a", ["g"]),
      ("!=", 1, ["d", "b", "e", "g"]), ("not-in", [1, 3], ["d", "b", "g"]), ("not-in", [None, 1], []),
-     ("in", [1, 3.0, "zz"], ["a", "e"]), ("!=", None, ["d", "a", "b", "e", "g"]), ("!=", float("nan"), ["a", "b", "e", "g"]),
+     ("in", [1, 3.0, "zz"], ["a", "e"]), ("!=", None, ["d", "a", "b", "e", "g"]),
+     ("!=", float("nan"), ["a", "b", "e", "g"]),
      ("==", float("nan"), ["d"])],
 )
 def test_field_filter_on_n(op, value, expected):
@@ -278,7 +279,8 @@ def test_filter_with_more_than_30_disjunctions_in_normal_form_is_invalid_argumen
     q = items().where(filter=And([FieldFilter("n", "in", list(range(6))), FieldFilter("s", "in", list("abcdef"))]))
     with pytest.raises(InvalidArgument, match="36 disjunctions"):
         query.run_query(raw(q), ROOT, DOCS)
-    q = items().where(filter=Or([FieldFilter("n", "in", list(range(15))), FieldFilter("s", "in", list("abcdefghijklmno"))]))
+    q = items().where(filter=Or([
+        FieldFilter("n", "in", list(range(15))), FieldFilter("s", "in", list("abcdefghijklmno"))]))
     assert ids(q) == ["a", "e"]  # 15 + 15 = 30 is allowed
 
 

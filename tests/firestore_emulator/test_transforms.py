@@ -177,7 +177,8 @@ def test_increment_adds_saturating_integers_and_promoting_to_double(current, ope
 @pytest.mark.parametrize(
     "kind, current, operand, expected",
     [("maximum", None, 3, 3), ("maximum", "s", 3, 3), ("maximum", 1, 3, 3), ("maximum", 3, 1, 3),
-     ("maximum", 3, 3.0, 3), ("maximum", 2.5, 3, 3), ("maximum", 0.0, 0, 0.0), ("maximum", 1, float("nan"), float("nan")),
+     ("maximum", 3, 3.0, 3), ("maximum", 2.5, 3, 3), ("maximum", 0.0, 0, 0.0),
+     ("maximum", 1, float("nan"), float("nan")),
      ("maximum", float("nan"), 1, float("nan")),
      ("minimum", 1, 3, 1), ("minimum", 3, 1, 1), ("minimum", 3.0, 3, 3.0), ("minimum", 2, 1.5, 1.5),
      ("minimum", -0.0, 0, -0.0), ("minimum", 1, float("nan"), float("nan"))],
@@ -204,7 +205,8 @@ def test_append_missing_elements_adds_each_value_not_already_present(current, el
 
 @pytest.mark.parametrize(
     "current, elements, expected",
-    [(None, [1], []), ("scalar", [1], []), ([1, 2, 1, 3], [1.0], [2, 3]), ([None, float("nan"), 4], [None, float("nan")], [4]),
+    [(None, [1], []), ("scalar", [1], []), ([1, 2, 1, 3], [1.0], [2, 3]),
+     ([None, float("nan"), 4], [None, float("nan")], [4]),
      ([{"k": 1}, {"k": 2}], [{"k": 1}], [{"k": 2}])],
 )
 def test_remove_all_from_array_removes_every_equal_value(current, elements, expected):

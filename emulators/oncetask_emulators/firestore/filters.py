@@ -18,6 +18,7 @@ ValuePb = values.ValuePb
 DocumentPb = document.Document.pb()
 StructuredQueryPb = query.StructuredQuery.pb()
 FilterPb = StructuredQueryPb.Filter
+FieldFilterPb = StructuredQueryPb.FieldFilter
 FieldOp = StructuredQueryPb.FieldFilter.Operator
 UnaryOp = StructuredQueryPb.UnaryFilter.Operator
 CompositeOp = StructuredQueryPb.CompositeFilter.Operator
@@ -169,7 +170,7 @@ def _validate(f: FilterPb) -> None:
         paths.parse_field_path(uf.field.field_path)
 
 
-def _validate_field_filter(ff) -> None:
+def _validate_field_filter(ff: FieldFilterPb) -> None:
     path = paths.parse_field_path(ff.field.field_path)
     if ff.op not in FieldOp.values() or ff.op == FieldOp.OPERATOR_UNSPECIFIED:
         raise InvalidArgument(f"Invalid query. Filter on {ff.field.field_path!r} has no valid operator.")

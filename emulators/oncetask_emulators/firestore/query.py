@@ -17,6 +17,7 @@ from .errors import InvalidArgument, Unimplemented
 ValuePb = values.ValuePb
 DocumentPb = document.Document.pb()
 StructuredQueryPb = query.StructuredQuery.pb()
+CursorPb = query.Cursor.pb()
 Direction = StructuredQueryPb.Direction
 
 Order = tuple[tuple[str, ...], int]  # (field path, +1 ascending / -1 descending)
@@ -81,7 +82,7 @@ def normalized_orders(q: StructuredQueryPb) -> list[Order]:
     return orders
 
 
-def _position(doc: DocumentPb, orders: list[Order], cursor) -> int:
+def _position(doc: DocumentPb, orders: list[Order], cursor: CursorPb) -> int:
     """Where `doc` is relative to the cursor: -1 before it, 0 at it, 1 after it (in result order)."""
     for (path, direction), bound in zip(orders, cursor.values):
         c = values.compare(filters.field_value(doc, path), bound)  # type: ignore[arg-type]
@@ -120,7 +121,9 @@ def validate_query(q: StructuredQueryPb) -> None:
     """InvalidArgument (or Unimplemented) for a query production would reject, naming the problem."""
     selectors = q.from_
     if len(selectors) != 1:
-        raise InvalidArgument(f"Invalid query. A query must have exactly one collection selector, got {len(selectors)}.")
+        raise InvalidArgument(
+            f"Invalid query. A query must have exactly one collection selector, got {len(selectors)}."
+        )
     selector = selectors[0]
     if selector.collection_id:
         paths.validate_document_id(selector.collection_id)
@@ -146,7 +149,7 @@ def validate_query(q: StructuredQueryPb) -> None:
             _validate_cursor(getattr(q, which), orders, which)
 
 
-def _validate_cursor(cursor, orders: list[Order], which: str) -> None:
+def _validate_cursor(cursor: CursorPb, orders: list[Order], which: str) -> None:
     if len(cursor.values) > len(orders):
         raise InvalidArgument(
             f"Invalid query. Too many cursor values in {which}: {len(cursor.values)} values for {len(orders)} "

@@ -6,7 +6,7 @@ what the fields become and what each transform reports back.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, MutableMapping
 
 from google.cloud.firestore_v1.types import write
 from google.protobuf import timestamp_pb2
@@ -95,7 +95,8 @@ def transform_value(current: ValuePb | None, t: FieldTransformPb, request_time: 
             if values.kind(e) == "array_value":
                 raise InvalidArgument(f"{kind} of {t.field_path!r}: an array cannot contain an array.")
             validate_value(e, 1)
-        existing = list(current.array_value.values) if current is not None and values.kind(current) == "array_value" else []
+        is_array = current is not None and values.kind(current) == "array_value"
+        existing = list(current.array_value.values) if is_array else []  # type: ignore[union-attr]
         if kind == "append_missing_elements":
             result = existing[:]
             for e in elements:
@@ -155,7 +156,7 @@ def _check_transform_paths(transforms: list[FieldTransformPb], masked: list[tupl
                 )
 
 
-def _merge(current: Fields, given, masked: list[tuple[str, ...]]) -> Fields:
+def _merge(current: Mapping[str, ValuePb], given: Mapping[str, ValuePb], masked: list[tuple[str, ...]]) -> Fields:
     """`current` with each masked path set from `given`, or removed where `given` lacks it."""
     fields = _copy(current)
     for path in masked:
@@ -183,7 +184,7 @@ def _set(fields: Fields, path: tuple[str, ...], value: ValuePb) -> None:
     _put(target, path[-1], value)
 
 
-def _put(target, key: str, value: ValuePb) -> None:
+def _put(target: MutableMapping[str, ValuePb], key: str, value: ValuePb) -> None:
     # The top level is a plain dict; nested maps are protobuf maps, which refuse assignment of messages.
     if isinstance(target, dict):
         target[key] = value
@@ -208,11 +209,11 @@ def _copy_value(v: ValuePb) -> ValuePb:
     return out
 
 
-def _copy(fields) -> Fields:
+def _copy(fields: Mapping[str, ValuePb]) -> Fields:
     return {name: _copy_value(v) for name, v in fields.items()}
 
 
-def validate_fields(fields, depth: int = 0) -> None:
+def validate_fields(fields: Mapping[str, ValuePb], depth: int = 0) -> None:
     """Field names and values a document may hold."""
     for name, value in fields.items():
         paths.validate_field_name(name)

@@ -146,9 +146,9 @@ def compare(a: ValuePb, b: ValuePb) -> int:
     return _compare_maps(a.map_value.fields, b.map_value.fields)
 
 
-def _vector_elements(v: ValuePb):
+def _vector_elements(v: ValuePb) -> list[ValuePb]:
     fields = v.map_value.fields
-    return fields["value"].array_value.values if "value" in fields else []
+    return list(fields["value"].array_value.values) if "value" in fields else []
 
 
 def equals(a: ValuePb, b: ValuePb) -> bool:
