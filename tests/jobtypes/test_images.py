@@ -58,6 +58,13 @@ def test_exif_orientation_turns_a_portrait_upright() -> None:
     assert (thumb.width, thumb.height) == (50, 100)
 
 
+def test_thumbnail_too_tall_for_webp_is_a_permanent_error() -> None:
+    strip = image_bytes(2, 17000, "PNG", mode="L")
+    with pytest.raises(PermanentError) as caught:
+        images.thumbnails(strip, [64])
+    assert caught.value.code == "IMAGE_TOO_TALL" and "17000px tall" in caught.value.message
+
+
 def test_animated_gif_gives_its_first_frame() -> None:
     frames = [Image.new("RGB", (60, 40), colour) for colour in ("red", "green")]
     out = io.BytesIO()

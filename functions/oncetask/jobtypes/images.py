@@ -20,6 +20,7 @@ ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP")
 # in the process shares it. 40 Mpx decoded as RGBA is 160 MB: the most one job may hold.
 MAX_PIXELS = 40_000_000
 MAX_SIDE = 20_000  # a 40000x1 strip is within the pixel cap but still nonsense for a thumbnail source
+WEBP_MAX_SIDE = 16_383  # the WebP format cannot hold a longer side
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,10 @@ def thumbnails(data: bytes, widths: list[int], quality: int = 80,
     for requested in widths:
         width = min(requested, source.width)
         height = max(1, round(source.height * width / source.width))
+        if height > WEBP_MAX_SIDE:
+            raise PermanentError(
+                "IMAGE_TOO_TALL", f"a {width}px-wide thumbnail of this {source.width}x{source.height} image would be "
+                                  f"{height}px tall, more than WebP's {WEBP_MAX_SIDE}")
         resized = source if (width, height) == source.size else source.resize(
             (width, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
         out = io.BytesIO()

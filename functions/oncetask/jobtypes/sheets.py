@@ -25,7 +25,7 @@ SheetFormat = Literal["csv", "xlsx"]
 MAX_DATA_ROWS = 100_000  # more is refused, never silently truncated: the user must split the file
 MAX_EMPTY_RUN = 1_000  # this many empty rows in a row end the data (sheets often carry a million blank rows)
 MAX_COLUMNS = 100  # cells beyond are ignored, so a 16384-column row costs no more than a 100-column one
-MAX_XLSX_UNCOMPRESSED = 256 * 1024 * 1024  # declared, and enforced by zipfile while reading each member
+MAX_XLSX_UNCOMPRESSED = 128 * 1024 * 1024  # declared sizes, which zipfile enforces while inflating each member
 MAX_ZIP_MEMBERS = 10_000
 
 _ZIP_MAGIC = b"PK\x03\x04"
