@@ -6,6 +6,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from unittest.mock import ANY
 
+import pytest
+
 from fixtures.tasks import wait_until
 from oncetask.job import FAILED_TASKS, RESULTS
 from oncetask.processor import TaskDelivery
@@ -24,16 +26,16 @@ def test_submitted_three_stage_job_runs_to_completion_with_its_result(stack: Sta
     assert job.expire_at is not None and job.lease_owner is None
 
 
-def test_happy_path_needs_at_most_three_plus_stages_firestore_calls(stack: Stack) -> None:
-    stages = 3
+@pytest.mark.parametrize("job_type, stages", [("noop", 1), ("test.pipeline", 3)])
+def test_happy_path_needs_at_most_three_plus_stages_firestore_calls(stack: Stack, job_type: str, stages: int) -> None:
     assert stack.firestore_calls() == {}  # a fresh project: every call counted below is the product's
-    job_id = stack.submit_ok(payload={}, key="count-me")
+    job_id = stack.submit_ok(job_type, {}, key="count-me")
     # Wait on the queue, not on Firestore, so the test's own polling is not counted: the task is gone once
     # the handler answered 2xx.
     wait_until(lambda: stack.tasks() == [], message="the task to be done")
     calls = stack.firestore_calls()
     used = sum(calls.values())
-    print(f"firestore calls for a {stages}-stage job: {used} ({calls})")
+    print(f"firestore calls for a {stages}-stage job: {used} {calls}")
     assert stack.job(job_id).state is JobState.COMPLETED
     assert used <= 3 + stages
 
