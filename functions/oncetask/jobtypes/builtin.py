@@ -2,7 +2,9 @@
 
 `test.pipeline` is for tests, the demo and the benchmark: each stage sleeps `sleep_ms` (checking the lease and
 cancellation every few milliseconds), writes one small artifact, and the stage named `fail_stage` fails on the
-job's first `fail_times` attempts, transiently or permanently as `fail_kind` says.
+job's first `fail_times` attempts, transiently or permanently as `fail_kind` says. With `record_runs`, each stage
+that runs to completion appends a marker to `stage_runs` (job, stage, attempt, and the attempt of any checkpoint
+the stage already had when it started): the fault suite counts them to prove no stage's work was done twice.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import json
 import time
 from typing import Literal
 
+from google.cloud import firestore
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import PermanentError, RetryableError
+from ..job import JOBS
 from ..stages import JobType, Stage, StageContext, StageOutput
 
 
@@ -35,16 +39,35 @@ NOOP = JobType(name="noop", payload_model=NoopPayload, stages=(Stage("noop", _no
 class PipelinePayload(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    sleep_ms: int = Field(0, ge=0, le=600_000, description="Time each stage spends working.")
+    sleep_ms: int = Field(0, ge=0, le=60_000, description="Time each stage spends working.")
     fail_times: int = Field(0, ge=0, le=100, description="The failing stage fails on this many first attempts.")
     fail_kind: Literal["retryable", "permanent"] = "retryable"
     fail_stage: Literal["prepare", "work", "finish"] = "work"
+    record_runs: bool = Field(False, description="Tests: append a marker to stage_runs per completed stage run.")
+
+
+STAGE_RUNS = "stage_runs"
+
+
+def _checkpoint_attempt(ctx: StageContext) -> int | None:
+    """The attempt of the checkpoint this stage already has, if any (read before the work, for the marker)."""
+    snapshot = ctx.firestore.collection(JOBS).document(ctx.job_id).get(field_paths=["checkpoints"])
+    checkpoint = ((snapshot.to_dict() or {}).get("checkpoints") or {}).get(ctx.stage)
+    return int(checkpoint["attempt"]) if checkpoint else None
+
+
+def _record_run(ctx: StageContext, checkpoint_attempt: int | None) -> None:
+    # Append-only (a new document per run, never an overwrite), so a stage done twice leaves two markers.
+    ctx.firestore.collection(STAGE_RUNS).add({
+        "job_id": ctx.job_id, "stage": ctx.stage, "attempt": ctx.attempt,
+        "checkpoint_attempt_at_start": checkpoint_attempt, "at": firestore.SERVER_TIMESTAMP})
 
 
 def _pipeline_stage(name: str) -> Stage:
     def run(ctx: StageContext) -> StageOutput:
         payload = ctx.payload
         assert isinstance(payload, PipelinePayload)
+        seen = _checkpoint_attempt(ctx) if payload.record_runs else None
         deadline = time.monotonic() + payload.sleep_ms / 1000
         while time.monotonic() < deadline:  # work in slices, so a lost lease or a cancel stops us promptly
             ctx.check()
@@ -54,6 +77,8 @@ def _pipeline_stage(name: str) -> Stage:
             raise error("INJECTED_FAILURE", f"{name} fails on attempt {ctx.attempt} of the first {payload.fail_times}")
         body = json.dumps({"stage": name, "inputs": sorted(ctx.outputs_so_far)}).encode()
         uri = ctx.artifacts.write(f"{name}.json", body, "application/json")
+        if payload.record_runs:
+            _record_run(ctx, seen)
         return {"artifact": uri, "bytes": len(body)}
 
     return Stage(name, run)
