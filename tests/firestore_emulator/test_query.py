@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import math
 
+import grpc
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
@@ -17,7 +18,7 @@ from google.cloud.firestore_v1.document import DocumentSnapshot
 from google.cloud.firestore_v1.types import document, query as query_types
 
 from oncetask_emulators.firestore import query, values
-from oncetask_emulators.firestore.errors import InvalidArgument
+from oncetask_emulators.firestore.errors import EmulatorError, InvalidArgument
 
 DocumentPb = document.Document.pb()
 StructuredQueryPb = query_types.StructuredQuery.pb()
@@ -390,3 +391,80 @@ def test_duplicate_aliases_and_too_many_aggregations_are_invalid_argument():
         pb.aggregations.add(alias=f"c{i}").count.SetInParent()
     with pytest.raises(InvalidArgument, match="at most 5 aggregations"):
         query.run_aggregation(pb, ROOT, DOCS)
+
+
+# -- robustness: malformed queries are refused, never crash -----------------------------------------------------
+
+FIELD_PATHS = ["n", "s", "tags", "m.k", "__name__", "`a.b`"] * 4 + ["a..b", "", "`open"]  # mostly valid
+OPERANDS = [
+    document.Value.pb(encode_value(x)) for x in (1, 2.5, float("nan"), None, "x", [], [1, None], [[1]], {"k": 1})
+] + [document.Value.pb()(reference_value=f"{ROOT}/items/a"), document.Value.pb()()]
+
+
+def _field_filter(path, op, operand):
+    f = StructuredQueryPb.Filter()
+    f.field_filter.field.field_path = path
+    f.field_filter.op = op
+    f.field_filter.value.CopyFrom(operand)
+    return f
+
+
+def _unary_filter(path, op):
+    f = StructuredQueryPb.Filter()
+    f.unary_filter.field.field_path = path
+    f.unary_filter.op = op
+    return f
+
+
+def _composite(op, inner):
+    f = StructuredQueryPb.Filter()
+    f.composite_filter.op = op
+    f.composite_filter.filters.extend(inner)
+    return f
+
+
+leaf_filters = st.one_of(
+    st.builds(_field_filter, st.sampled_from(FIELD_PATHS), st.integers(0, 11), st.sampled_from(OPERANDS)),
+    st.builds(_unary_filter, st.sampled_from(FIELD_PATHS), st.integers(0, 6)),
+)
+any_filters = st.recursive(
+    leaf_filters, lambda inner: st.builds(_composite, st.integers(0, 3), st.lists(inner, max_size=3)), max_leaves=6
+)
+
+
+@st.composite
+def structured_queries(draw) -> StructuredQueryPb:
+    q = StructuredQueryPb()
+    selectors = [("items", False)] * 3 + [("items", True), ("", True), ("", False), ("__x__", False)]
+    for _ in range(draw(st.sampled_from([1, 1, 1, 1, 0, 2]))):
+        collection_id, all_descendants = draw(st.sampled_from(selectors))
+        q.from_.add(collection_id=collection_id, all_descendants=all_descendants)
+    if draw(st.booleans()):
+        q.where.CopyFrom(draw(any_filters))
+    for path in draw(st.lists(st.sampled_from(FIELD_PATHS), max_size=2)):
+        q.order_by.add(direction=draw(st.integers(0, 3))).field.field_path = path
+    for which in ("start_at", "end_at"):
+        if draw(st.booleans()):
+            cursor = getattr(q, which)
+            cursor.before = draw(st.booleans())
+            cursor.values.extend(draw(st.lists(st.sampled_from(OPERANDS), max_size=3)))
+    q.offset = draw(st.sampled_from([0, 0, 0, 1, 3, -1]))
+    if draw(st.booleans()):
+        q.limit.value = draw(st.sampled_from([1, 2, 3, 0, -1]))
+    for path in draw(st.lists(st.sampled_from(FIELD_PATHS), max_size=2)):
+        q.select.fields.add(field_path=path)
+    return q
+
+
+@settings(max_examples=250, deadline=None)
+@given(structured_queries())
+def test_any_structured_query_returns_results_or_a_client_error_never_crashes(q):
+    try:
+        found = query.run_query(q, ROOT, DOCS)
+    except EmulatorError as error:
+        assert error.code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNIMPLEMENTED), error
+        assert error.message
+        event("refused")
+    else:
+        event("answered")
+        assert all(doc.name.startswith(ROOT + "/") for doc in found)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 from google.cloud.firestore_v1._helpers import encode_dict, encode_value
 from google.cloud.firestore_v1.types import common, document, write
 from google.cloud.firestore_v1.vector import Vector
@@ -254,3 +256,55 @@ def test_pipeline_expression_value_in_a_document_is_invalid_argument():
     w.update.fields["a"].field_reference_value = "b"
     with pytest.raises(InvalidArgument, match="cannot be stored"):
         transforms.apply_write(None, w, NOW)
+
+
+# -- robustness: malformed writes are refused, never crash ------------------------------------------------------
+
+PATHS = ["n", "m.k", "arr", "`a.b`", "__name__"] * 3 + ["", "a..b", "`x", "m.__x__"]
+OPERANDS = [v(x) for x in (1, 2.5, float("nan"), None, "s", [1, 1.0], {"k": [None]}, INT64_MAX)] + [ValuePb()]
+
+
+@st.composite
+def writes(draw) -> WritePb:
+    kind = draw(st.sampled_from(["update", "update", "masked", "delete", "transform", "none"]))
+    w = WritePb()
+    if kind == "delete":
+        w.delete = NAME
+    elif kind == "transform":
+        w.transform.document = NAME
+    elif kind != "none":
+        w.update.name = NAME
+        for name in draw(st.lists(st.sampled_from(["n", "m", "arr", "__x__", ""]), max_size=3)):
+            w.update.fields[name].CopyFrom(draw(st.sampled_from(OPERANDS)))
+        if kind == "masked":
+            w.update_mask.field_paths.extend(draw(st.lists(st.sampled_from(PATHS), max_size=3)))
+    target = w.transform.field_transforms if kind == "transform" else w.update_transforms
+    for _ in range(draw(st.integers(0, 3))):
+        t = target.add(field_path=draw(st.sampled_from(PATHS)))
+        which = draw(st.sampled_from(["set_to_server_value", "increment", "maximum", "minimum",
+                                      "append_missing_elements", "remove_all_from_array", "none"]))
+        if which == "set_to_server_value":
+            t.set_to_server_value = draw(st.integers(0, 2))
+        elif which in ("append_missing_elements", "remove_all_from_array"):
+            getattr(t, which).values.extend(draw(st.lists(st.sampled_from(OPERANDS), max_size=3)))
+            getattr(t, which).SetInParent()
+        elif which != "none":
+            getattr(t, which).CopyFrom(draw(st.sampled_from(OPERANDS)))
+    return w
+
+
+@settings(max_examples=250, deadline=None)
+@given(st.sampled_from([None, {}, {"n": 1}, {"m": {"k": 2}, "arr": [1]}]), writes())
+def test_any_write_gives_fields_and_one_result_per_transform_or_invalid_argument(start, w):
+    current = None if start is None else fields(**start)
+    try:
+        new, results = transforms.apply_write(current, w, NOW)
+    except InvalidArgument as error:
+        assert error.message
+        event("refused")
+        return
+    event("applied")
+    n_transforms = len(w.transform.field_transforms) + len(w.update_transforms)
+    assert len(results) == n_transforms
+    if new is not None:
+        transforms.validate_fields(new)  # what a write produces is itself a valid document

@@ -147,6 +147,8 @@ def _check_transform_paths(transforms: list[FieldTransformPb], masked: list[tupl
     for path in transformed:
         if path[0] == paths.NAME_FIELD:
             raise InvalidArgument("Cannot transform the __name__ field.")
+        for segment in path:
+            paths.validate_field_name(segment)
     _check_no_overlap(transformed, "A write's field transforms")
     for path in transformed:
         for m in masked or ():
