@@ -71,6 +71,8 @@ class Counters:
     successes: int = 0
     failed_attempts: int = 0
     tasks_given_up: int = 0
+    # Per queue, as a fault test counts "one task per job" while other queues (the scheduler's) stay busy.
+    tasks_created_by_queue: dict[str, int] = field(default_factory=dict)
 
 
 def _page(items: list, page_size: int, page_token: str) -> tuple[list, str]:
@@ -247,6 +249,7 @@ class Store:
             self.tasks[task.name] = record
             self._save_task(record)
             self.counters.tasks_created += 1
+            self.counters.tasks_created_by_queue[parent] = self.counters.tasks_created_by_queue.get(parent, 0) + 1
             if self.listener:
                 self.listener.task_scheduled(record)
             return self.task_view(task, view)
