@@ -7,6 +7,7 @@ import math
 import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
+from google.cloud.firestore_v1 import DELETE_FIELD, SERVER_TIMESTAMP, ArrayUnion, Increment, _helpers
 from google.cloud.firestore_v1._helpers import encode_dict, encode_value
 from google.cloud.firestore_v1.types import common, document, write
 from google.cloud.firestore_v1.vector import Vector
@@ -223,9 +224,45 @@ def test_transform_with_a_non_numeric_operand_is_invalid_argument():
         transforms.apply_write(None, update({}, [], transform("n", increment="1")), NOW)
 
 
-def test_transform_on_a_path_also_in_the_mask_is_invalid_argument():
+@pytest.mark.parametrize("mask, path", [(["n"], "n"), (["m.n"], "m")])
+def test_transform_on_a_masked_path_or_above_one_is_invalid_argument(mask, path):
     with pytest.raises(InvalidArgument, match="both updated and transformed"):
-        transforms.apply_write(None, update({"m": {"n": 1}}, ["m"], transform("m.n", increment=1)), NOW)
+        transforms.apply_write(None, update({"m": {"n": 1}, "n": 1}, mask, transform(path, increment=1)), NOW)
+
+
+CLIENT_WRITES = {
+    "update with a nested server timestamp": (
+        lambda: _helpers.pbs_for_update(NAME, {"m": {"a": 1, "t": SERVER_TIMESTAMP}}, None),
+        {"m": {"a": 1, "t": "TS"}, "keep": 0, "n": 5}),
+    "update of dotted paths": (
+        lambda: _helpers.pbs_for_update(NAME, {"m.a": 1, "m.t": SERVER_TIMESTAMP}, None),
+        {"m": {"a": 1, "t": "TS", "old": 0}, "keep": 0, "n": 5}),
+    "update with a delete and an increment": (
+        lambda: _helpers.pbs_for_update(NAME, {"keep": DELETE_FIELD, "n": Increment(2)}, None),
+        {"m": {"old": 0}, "n": 7}),
+    "set with a nested server timestamp": (
+        lambda: _helpers.pbs_for_set_no_merge(NAME, {"m": {"a": 1, "t": SERVER_TIMESTAMP}}),
+        {"m": {"a": 1, "t": "TS"}}),
+    "merge of named fields": (
+        lambda: _helpers.pbs_for_set_with_merge(NAME, {"m": {"a": 1, "t": SERVER_TIMESTAMP}, "x": 2}, merge=["m"]),
+        {"m": {"a": 1, "t": "TS"}, "keep": 0, "n": 5}),
+    "merge of transforms only": (
+        lambda: _helpers.pbs_for_set_with_merge(NAME, {"n": Increment(2), "arr": ArrayUnion([1])}, merge=True),
+        {"m": {"old": 0}, "keep": 0, "n": 7, "arr": [1]}),
+}
+
+
+@pytest.mark.parametrize("case", CLIENT_WRITES)
+def test_writes_as_the_client_builds_them_apply_as_production_does(case):
+    build, expected = CLIENT_WRITES[case]
+    current = fields(m={"old": 0}, keep=0, n=5)
+    for w in build():
+        current, _ = transforms.apply_write(current, write.Write.pb(w), NOW)
+    stamp = ValuePb(timestamp_value=timestamp_pb2.Timestamp(seconds=NOW.seconds, nanos=123_456_000))
+    expected_value = v(expected)
+    if "t" in expected.get("m", {}):  # "TS" stands for the request time
+        expected_value.map_value.fields["m"].map_value.fields["t"].CopyFrom(stamp)
+    assert values.equals(as_python(current), expected_value), as_python(current)
 
 
 def test_two_transforms_on_the_same_field_are_invalid_argument():

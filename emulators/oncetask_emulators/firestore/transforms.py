@@ -152,7 +152,10 @@ def _check_transform_paths(transforms: list[FieldTransformPb], masked: list[tupl
     _check_no_overlap(transformed, "A write's field transforms")
     for path in transformed:
         for m in masked or ():
-            if m[: len(path)] == path or path[: len(m)] == m:
+            # A transform below a masked path is what the client sends for {"m": {"a": 1, "t": SERVER_TIMESTAMP}}
+            # (mask "m", transform "m.t"): the update sets m, then the transform adds m.t. The same path, or a
+            # transform of a map whose part the update sets, is a conflict.
+            if m[: len(path)] == path:
                 raise InvalidArgument(
                     f"Field {paths.format_field_path(path)!r} cannot be both updated and transformed in one write."
                 )
