@@ -111,6 +111,13 @@ def test_xlsx_rows_come_out_as_text_with_formulas_unevaluated() -> None:
     ]
 
 
+def test_data_spread_thinly_over_empty_rows_is_refused_after_a_bounded_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sheets, "MAX_SCANNED_ROWS", 5000)
+    data = csv_bytes([["sku"]]) + (b"\r\n" * 900 + b"A-1\r\n") * 10
+    error = permanent(data)
+    assert error.code == "TOO_MANY_ROWS" and "more than 5000 rows, counting empty ones" in error.message
+
+
 def test_xlsx_sheet_is_chosen_by_name_and_a_missing_one_lists_the_names() -> None:
     data = xlsx_bytes([HEADER, *GOOD_ROWS], title="Stock", extra_sheets=("Notes",))
     assert sheets.read_sheet(data, "Stock").header[0] == "sku"

@@ -24,6 +24,8 @@ SheetFormat = Literal["csv", "xlsx"]
 
 MAX_DATA_ROWS = 100_000  # more is refused, never silently truncated: the user must split the file
 MAX_EMPTY_RUN = 1_000  # this many empty rows in a row end the data (sheets often carry a million blank rows)
+MAX_SCANNED_ROWS = 1_048_576  # rows looked at, empty or not (Excel's own limit): data spaced by 999 empty rows
+#                               would otherwise cost 100 million iterations
 MAX_COLUMNS = 100  # cells beyond are ignored, so a 16384-column row costs no more than a 100-column one
 MAX_XLSX_UNCOMPRESSED = 128 * 1024 * 1024  # declared sizes, which zipfile enforces while inflating each member
 MAX_ZIP_MEMBERS = 10_000
@@ -150,6 +152,8 @@ def _non_empty(rows: Iterator[tuple[int, Cells]], stats: ReadStats,
     """Non-empty rows only; `max_empty_run` empty rows in a row end the data (bounding time on blank bulk)."""
     empty_run = 0
     for number, cells in rows:
+        if number > MAX_SCANNED_ROWS:
+            raise PermanentError("TOO_MANY_ROWS", f"more than {MAX_SCANNED_ROWS} rows, counting empty ones")
         if all(cell is None for cell in cells):
             empty_run += 1
             if empty_run >= max_empty_run:
@@ -224,7 +228,7 @@ def _check_zip(data: bytes) -> None:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             members = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
+    except Exception as exc:  # noqa: BLE001 - zipfile meets hostile bytes with BadZipFile, NotImplementedError...
         raise PermanentError("NOT_A_SHEET", f"a corrupt or truncated zip, not a valid XLSX workbook: {exc}") from exc
     if len(members) > MAX_ZIP_MEMBERS:
         raise PermanentError("NOT_A_SHEET", f"the XLSX has {len(members)} parts, more than {MAX_ZIP_MEMBERS}")
