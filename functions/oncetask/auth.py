@@ -96,6 +96,11 @@ class TokenVerifier:
             claims = self._verify(token, audience)
         except VERIFY_ERRORS as exc:
             raise Unauthenticated(f"invalid token: {exc}") from exc
+        # PyJWT (used for a JWKS certs URL) checks exp and iat only when present: a token without them would
+        # never expire. Google always sets both, so demand them.
+        missing = [claim for claim in ("exp", "iat") if claim not in claims]
+        if missing:
+            raise Unauthenticated(f"invalid token: no {' or '.join(missing)} claim")
         if self.require_google_issuer and claims.get("iss") not in GOOGLE_ISSUERS:
             raise Unauthenticated("token not issued by Google")
         email = claims.get("email")
