@@ -81,6 +81,14 @@ def test_unknown_columns_are_ignored_and_listed() -> None:
     assert product_rows.check_columns(["sku", "name", "quantity", "price", "colour", ""]) == ["colour"]
 
 
+def test_huge_hostile_header_gives_a_short_message() -> None:
+    header = [f"{i}" + "x" * 100_000 for i in range(100)]
+    with pytest.raises(PermanentError) as caught:
+        product_rows.check_columns(header)
+    assert caught.value.message.endswith("and 80 more)") and len(caught.value.message) < 1200
+    assert len(str(product_rows.check_columns(["sku", "name", "quantity", "price", *header]))) < 1200
+
+
 def test_errors_csv_defuses_formula_cells_and_keeps_everything_else() -> None:
     errors = [RowError(2, "name", "bad", "=HYPERLINK(\"http://evil\")"), RowError(3, "quantity", "bad", "+1"),
               RowError(4, "price", "bad", "-2"), RowError(5, "email", "bad", "@x"), RowError(6, "sku", "plain", "ok")]

@@ -28,6 +28,7 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 # A cell starting with one of these is a formula to Excel, LibreOffice and Sheets (OWASP "CSV injection").
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 VALUE_SHOWN = 100  # characters of an offending value kept in an error
+COLUMNS_SHOWN = 20  # column names listed in a message or an output
 
 
 class ProductRow(BaseModel):
@@ -83,14 +84,17 @@ class Validated:
 
 
 def check_columns(header: list[str]) -> list[str]:
-    """The unknown columns (ignored); missing required columns are a file-level error listing them all."""
+    """The unknown columns (ignored, at most 20 listed); missing required columns are a file-level error."""
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
+    named = [_shown(name, 40) or "" for name in header if name]
     if missing:
-        found = ", ".join(name for name in header if name) or "none"
+        found = ", ".join(named[:COLUMNS_SHOWN]) or "none"
+        more = f" and {len(named) - COLUMNS_SHOWN} more" if len(named) > COLUMNS_SHOWN else ""
         raise PermanentError("MISSING_COLUMNS",
-                             f"missing required columns: {', '.join(missing)} (found: {found})")
+                             f"missing required columns: {', '.join(missing)} (found: {found}{more})")
     known = set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS)
-    return [name for name in header if name and name not in known]
+    # Bounded, as it goes into the job document: a hostile header may hold a hundred 100 kB names.
+    return [name for name in named if name not in known][:COLUMNS_SHOWN]
 
 
 def validate(sheet: Sheet, check: Callable[[], None] = lambda: None, check_every: int = 1000) -> Validated:
@@ -150,7 +154,7 @@ def _row_errors(number: int, exc: ValidationError, row: dict[str, str]) -> Itera
         yield RowError(number, field, message, _shown(row.get(field or "")))
 
 
-def _shown(value: str | None) -> str | None:
+def _shown(value: str | None, limit: int = VALUE_SHOWN) -> str | None:
     if value is None:
         return None
-    return value if len(value) <= VALUE_SHOWN else value[:VALUE_SHOWN] + "…"
+    return value if len(value) <= limit else value[:limit] + "…"
