@@ -212,7 +212,7 @@ datasets = st.dictionaries(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(datasets, st.sampled_from(["ASCENDING", "DESCENDING"]), st.booleans(), st.integers(1, 4))
 def test_paging_with_snapshot_cursors_returns_every_result_once_in_order(data, direction, filtered, page_size):
     """What the client's own pagination does: limit, then start_after(last snapshot of the page)."""
@@ -317,6 +317,13 @@ def test_malformed_field_path_in_a_filter_is_invalid_argument():
     pb = raw(where("n", "==", 1))
     pb.where.field_filter.field.field_path = "a..b"
     with pytest.raises(InvalidArgument, match="Invalid field path"):
+        query.run_query(pb, ROOT, DOCS)
+
+
+def test_reserved_collection_id_is_invalid_argument_naming_the_collection():
+    pb = raw(items())
+    pb.from_[0].collection_id = "__x__"
+    with pytest.raises(InvalidArgument, match="Collection ID '__x__' is not allowed"):
         query.run_query(pb, ROOT, DOCS)
 
 
@@ -456,7 +463,7 @@ def structured_queries(draw) -> StructuredQueryPb:
     return q
 
 
-@settings(max_examples=250, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(structured_queries())
 def test_any_structured_query_returns_results_or_a_client_error_never_crashes(q):
     try:

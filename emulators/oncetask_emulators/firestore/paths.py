@@ -80,18 +80,18 @@ def get_field(fields: Mapping[str, ValuePb], path: tuple[str, ...]) -> ValuePb |
     return value
 
 
-def validate_document_id(doc_id: str) -> None:
+def validate_document_id(doc_id: str, what: str = "Document ID") -> None:
     """A document (or collection) ID: not empty, '.', '..', not containing '/', not `__.*__`, <= 1500 bytes."""
     if not doc_id:
-        raise InvalidArgument("Document ID must not be empty.")
+        raise InvalidArgument(f"{what} must not be empty.")
     if doc_id in (".", ".."):
-        raise InvalidArgument(f"Document ID {doc_id!r} is not allowed: '.' and '..' are reserved.")
+        raise InvalidArgument(f"{what} {doc_id!r} is not allowed: '.' and '..' are reserved.")
     if "/" in doc_id:
-        raise InvalidArgument(f"Document ID {doc_id!r} must not contain '/'.")
+        raise InvalidArgument(f"{what} {doc_id!r} must not contain '/'.")
     if _RESERVED.fullmatch(doc_id):
-        raise InvalidArgument(f"Document ID {doc_id!r} is not allowed: IDs matching __.*__ are reserved.")
+        raise InvalidArgument(f"{what} {doc_id!r} is not allowed: IDs matching __.*__ are reserved.")
     if len(doc_id.encode("utf-8")) > MAX_ID_BYTES:
-        raise InvalidArgument(f"Document ID is longer than {MAX_ID_BYTES} bytes.")
+        raise InvalidArgument(f"{what} is longer than {MAX_ID_BYTES} bytes.")
 
 
 def split_document_name(name: str) -> tuple[str, tuple[str, ...]]:
@@ -113,8 +113,8 @@ def validate_document_name(name: str) -> None:
         raise InvalidArgument(
             f"Invalid document name {name!r}: a document name has an even number of segments after 'documents'."
         )
-    for segment in segments:
-        validate_document_id(segment)
+    for i, segment in enumerate(segments):
+        validate_document_id(segment, "Collection ID" if i % 2 == 0 else "Document ID")
 
 
 def validate_field_name(name: str) -> None:

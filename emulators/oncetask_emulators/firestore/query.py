@@ -126,7 +126,7 @@ def validate_query(q: StructuredQueryPb) -> None:
         )
     selector = selectors[0]
     if selector.collection_id:
-        paths.validate_document_id(selector.collection_id)
+        paths.validate_document_id(selector.collection_id, "Collection ID")
     elif not selector.all_descendants:
         raise InvalidArgument("Invalid query. The collection ID must not be empty.")
     if q.HasField("find_nearest"):
