@@ -37,6 +37,7 @@ class LeaseKeeper:
         self._stop = threading.Event()
         self._lost: str | None = None
         self._cancelled = False
+        self._released = False  # the holder wrote a state that ends its lease (completed, retrying, failed...)
         self._thread = threading.Thread(target=self._heartbeat, name=f"lease-{job.job_id}", daemon=True)
 
     def __enter__(self) -> LeaseKeeper:
@@ -66,9 +67,15 @@ class LeaseKeeper:
         with self._lock:
             if self._lost:
                 raise LeaseLost(message=self._lost)
+            if self._released:
+                # A heartbeat that fired just as the job finished must not put a lease back on it.
+                raise LeaseLost(message="the lease was released")
             for _ in range(3):
                 try:
                     self.job = self.store.commit(self.job, changes, to, **extra)
+                    if to is not None and to is not JobState.RUNNING:
+                        self._released = True
+                        self._stop.set()
                     return self.job
                 except StaleWrite:
                     self._refresh()  # raises LeaseLost when the lease is no longer ours
@@ -94,6 +101,8 @@ class LeaseKeeper:
             except Cancelled:
                 self._cancelled = True  # the stage sees it at its next check()
             except LeaseLost as exc:
+                if self._released:
+                    return  # the job left RUNNING under this lease: nothing is left to renew
                 self._lost = exc.message
                 log(LOG, logging.WARNING, "lease lost", job_id=self.job.job_id, reason=exc.message)
                 return
