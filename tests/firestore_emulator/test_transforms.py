@@ -330,7 +330,7 @@ def writes(draw) -> WritePb:
     return w
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, derandomize=True)  # the same examples on every run and in CI
 @given(st.sampled_from([None, {}, {"n": 1}, {"m": {"k": 2}, "arr": [1]}]), writes())
 def test_any_write_gives_fields_and_one_result_per_transform_or_invalid_argument(start, w):
     current = None if start is None else fields(**start)
