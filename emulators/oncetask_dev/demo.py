@@ -287,7 +287,7 @@ def _outputs(job: dict[str, Any]) -> str:
         return f"[red]{last['code']}[/] in {last.get('stage')}: {last['message'][:60]}"
     outputs = job.get("stage_outputs", {})
     if "manifest" in outputs:
-        return f"{outputs['manifest'].get('count')} thumbnails, manifest {outputs['manifest'].get('manifest')}"
+        return f"{outputs['manifest'].get('count')} thumbnails and a manifest"
     if "report" in outputs:
         r = outputs["report"]
         return f"{r.get('imported')} rows imported, {r.get('invalid_rows')} invalid rows reported"

@@ -26,9 +26,11 @@ from typing import Any
 from urllib.request import urlopen
 
 from google.api_core import exceptions as gexc
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import storage
 
 import oncetask
-from oncetask.clients import storage_client, tasks_client
+from oncetask.clients import tasks_client
 from oncetask.settings import Settings
 from oncetask_emulators.process import ChildProcess, LaunchError, free_port, launch, python_module
 
@@ -250,9 +252,12 @@ class LocalStack:
                 client.create_queue(parent=parent, queue=queue)
             except gexc.AlreadyExists:
                 client.update_queue(queue=queue)  # kept from an earlier run (--data-dir): make it current
-        storage = storage_client(s)
+        # Built here rather than by oncetask.clients, which sets STORAGE_EMULATOR_HOST in this process's
+        # environment: a test process hosting a stack must keep pointing at its own emulators.
+        storage_api = storage.Client(project=s.project_id, credentials=AnonymousCredentials(),
+                                     client_options={"api_endpoint": self.storage_host})
         try:
-            storage.create_bucket(s.bucket)
+            storage_api.create_bucket(s.bucket)
         except gexc.Conflict:
             pass  # kept from an earlier run (--data-dir)
 
