@@ -1,0 +1,116 @@
+"""The status page in a real headless Chromium: it lists jobs as they move, Retry re-runs a failed job, Cancel
+stops a running one. It calls only the public API of the shared local stack."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+from fixtures.tasks import wait_until
+from oncetask_dev.apiclient import ApiClient
+from oncetask_dev.stack import LocalStack
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+# Where the test leaves its screenshot, to look at (STATUS_PAGE_SCREENSHOT overrides).
+SCREENSHOT = Path(os.environ.get("STATUS_PAGE_SCREENSHOT", "/tmp/oncetask-status-page.png"))
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not (shutil.which(path) or Path(path).exists())]
+    if missing:
+        pytest.fail(f"{missing} not found: the status page test needs Debian's chromium and chromium-driver; "
+                    "install them with `apt-get install -y chromium chromium-driver` (bash scripts/test does it "
+                    "when run as root)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--window-size=1400,800", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def row_state(driver: WebDriver, job_id: str) -> str | None:
+    rows = driver.find_elements(By.CSS_SELECTOR, f'#jobs tr[data-job-id="{job_id}"]')
+    return rows[0].get_attribute("data-state") if rows else None
+
+
+def wait_row(driver: WebDriver, job_id: str, state: str, timeout: float = 20.0) -> None:
+    WebDriverWait(driver, timeout, poll_frequency=0.1).until(
+        lambda d: row_state(d, job_id) == state, message=f"the page to show job {job_id} as {state}")
+
+
+def click(driver: WebDriver, selector: str, timeout: float = 10.0) -> None:
+    """Click the element `selector` finds; the page rebuilds a row when its job changes, so find it afresh."""
+    def attempt(d: WebDriver) -> bool:
+        try:
+            d.find_element(By.CSS_SELECTOR, selector).click()
+        except StaleElementReferenceException:
+            return False
+        return True
+
+    WebDriverWait(driver, timeout, poll_frequency=0.05).until(attempt, message=f"to click {selector}")
+
+
+def test_failed_job_is_shown_and_retry_moves_it_to_completed(browser: WebDriver, local_stack: LocalStack,
+                                                             stack_api: ApiClient) -> None:
+    key = f"page-{uuid.uuid4().hex[:8]}"
+    job_id = stack_api.submit("test.pipeline", {"fail_times": 1, "fail_kind": "permanent"}, key)["job_id"]
+    wait_until(lambda: stack_api.get(job_id)["state"] == "failed", timeout=20, message="the job to fail")
+
+    browser.get(local_stack.api_url)
+    wait_row(browser, job_id, "failed")
+    row = browser.find_element(By.CSS_SELECTOR, f'#jobs tr[data-job-id="{job_id}"]')
+    assert "INJECTED_FAILURE" in row.text  # the last error, as the API reports it
+    browser.save_screenshot(str(SCREENSHOT))
+
+    click(browser, f'#jobs tr[data-job-id="{job_id}"] button.retry')
+    wait_row(browser, job_id, "completed")  # the page refreshed itself: nobody reloaded it
+    assert stack_api.get(job_id)["attempts"] == 2
+    assert "Retry requested" in browser.find_element(By.ID, "banner").text
+
+
+def test_cancel_on_a_running_job_stops_it(browser: WebDriver, local_stack: LocalStack,
+                                          stack_api: ApiClient) -> None:
+    key = f"page-{uuid.uuid4().hex[:8]}"
+    job_id = stack_api.submit("test.pipeline", {"sleep_ms": 20_000}, key)["job_id"]
+    browser.get(local_stack.api_url)
+    wait_row(browser, job_id, "running")
+    click(browser, f'#jobs tr[data-job-id="{job_id}"] button.cancel')
+    wait_row(browser, job_id, "cancelled")
+    assert stack_api.get(job_id)["state"] == "cancelled"
+
+
+def test_api_refusal_is_shown_on_the_page(browser: WebDriver, local_stack: LocalStack, stack_api: ApiClient) -> None:
+    # A Retry that the API refuses (the job is no longer failed: someone retried it meanwhile) shows its message.
+    key = f"page-{uuid.uuid4().hex[:8]}"
+    job_id = stack_api.submit("test.pipeline", {"fail_times": 1, "fail_kind": "permanent"}, key)["job_id"]
+    wait_until(lambda: stack_api.get(job_id)["state"] == "failed", timeout=20, message="the job to fail")
+    browser.get(local_stack.api_url)
+    browser.execute_script("document.getElementById('live').checked = false")  # hold the page still
+    wait_row(browser, job_id, "failed")
+    stack_api.retry(job_id)
+    wait_until(lambda: stack_api.get(job_id)["state"] == "completed", timeout=20, message="the job to complete")
+    click(browser, f'#jobs tr[data-job-id="{job_id}"] button.retry')
+    WebDriverWait(browser, 10, poll_frequency=0.1).until(
+        lambda d: "only failed jobs can be retried" in d.find_element(By.ID, "banner").text,
+        message="the API's refusal on the page")

@@ -1,0 +1,169 @@
+"""The local stack: every part answers once it says ready, it is wired as production is, a death is reported,
+restarts and --data-dir keep state, and stopping (or SIGTERM to `oncetask dev`) leaves no process behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import storage
+
+from fixtures.tasks import TESTS_TIME_SCALE, wait_until
+from oncetask.clients import tasks_client
+from oncetask.settings import Settings
+from oncetask_dev.apiclient import ApiClient
+from oncetask_dev.stack import ChildDied, LocalStack, StackOptions
+
+ONCETASK = str(Path(sys.executable).with_name("oncetask"))
+
+
+def group_members(pgid: int) -> list[int]:
+    """Every live process whose process group is `pgid` (read from /proc: no reliance on ps)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # exited while we looked
+        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, pgrp, ...
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+def storage_for(stack: LocalStack) -> storage.Client:
+    return storage.Client(project=stack.options.project_id, credentials=AnonymousCredentials(),
+                          client_options={"api_endpoint": stack.storage_host})
+
+
+def test_every_part_answers_once_the_stack_says_ready(local_stack: LocalStack) -> None:
+    assert requests.get(local_stack.api_url + "healthz", timeout=5).json() == {"status": "ok"}
+    page = requests.get(local_stack.api_url, timeout=5)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    # The two service targets answer, and refuse a caller without the OIDC token Cloud Tasks would send.
+    assert requests.post(local_stack.task_handler_url, json={}, timeout=5).status_code == 401
+    assert requests.post(local_stack.cleanup_url, json={}, timeout=5).status_code == 401
+    settings = local_stack.settings()
+    assert storage_for(local_stack).bucket(settings.bucket).exists()
+    queues = {q.name for q in tasks_client(settings).list_queues(
+        parent=f"projects/{settings.project_id}/locations/{settings.location}")}
+    assert settings.queue_path in queues
+
+
+def test_jobs_queue_has_the_retry_and_rate_settings_of_production(local_stack: LocalStack) -> None:
+    production = Settings()  # the defaults: the single source Terraform reads too
+    queue = tasks_client(local_stack.settings()).get_queue(name=local_stack.settings().queue_path)
+    retry = queue.retry_config
+    assert retry.max_attempts == production.max_attempts
+    assert retry.min_backoff.total_seconds() == production.min_backoff_seconds
+    assert retry.max_backoff.total_seconds() == production.max_backoff_seconds
+    assert retry.max_doublings == production.max_doublings
+    assert retry.max_retry_duration.total_seconds() == production.max_retry_duration_seconds
+    assert queue.rate_limits.max_dispatches_per_second == production.max_dispatches_per_second
+    assert queue.rate_limits.max_concurrent_dispatches == production.max_concurrent_dispatches
+
+
+def test_functions_get_the_emulators_and_the_tasks_emulators_jwks(local_stack: LocalStack) -> None:
+    env = local_stack.function_env()
+    assert env["ONCETASK_OIDC_CERTS_URL"] == f"http://{local_stack.tasks_http}/oauth2/v3/certs"
+    assert requests.get(env["ONCETASK_OIDC_CERTS_URL"], timeout=5).json()["keys"]
+    assert env["ONCETASK_TASK_HANDLER_URL"] == local_stack.task_handler_url
+    assert env["ONCETASK_CLEANUP_AUDIENCE"] == local_stack.cleanup_url
+    assert (env["FIRESTORE_EMULATOR_HOST"], env["CLOUD_TASKS_EMULATOR_HOST"]) == (
+        local_stack.firestore_host, local_stack.tasks_host)
+
+
+def test_task_handler_runs_as_several_worker_processes(local_stack: LocalStack) -> None:
+    # gunicorn's master plus one process per worker, all in the handler's process group.
+    members = group_members(local_stack.children["task_handler"].pid)
+    assert len(members) >= 1 + local_stack.options.handler_workers
+
+
+def test_scheduler_tick_runs_the_cleanup_with_a_token_it_accepts(local_stack: LocalStack) -> None:
+    cleanup = local_stack.children["cleanup"]
+
+    def runs() -> int:
+        return sum('"cleanup done"' in line for line in list(cleanup.output))
+
+    before = runs()
+    local_stack.trigger_cleanup(wait=10)
+    # The function logs "cleanup done" only after the token verified (it answers 401 before doing anything).
+    wait_until(lambda: runs() > before, timeout=10, message="the cleanup function to run")
+
+
+def _submit_and_finish(api: ApiClient, key: str) -> str:
+    job_id = api.submit("test.pipeline", {}, key)["job_id"]
+    wait_until(lambda: api.get(job_id)["state"] == "completed", timeout=20, message=f"job {job_id} to complete")
+    return job_id
+
+
+def test_death_is_reported_restarts_work_and_data_dir_keeps_state(tmp_path: Path) -> None:
+    deaths: list[ChildDied] = []
+    options = StackOptions(data_dir=tmp_path, time_scale=TESTS_TIME_SCALE, cleanup_interval=3600.0)
+    with LocalStack(options, on_death=deaths.append) as stack:
+        api = ApiClient(stack.api_url)
+        job_id = _submit_and_finish(api, "kept")
+        handler_url = stack.task_handler_url
+
+        os.killpg(stack.children["task_handler"].pid, signal.SIGKILL)  # a crash nobody asked for
+        wait_until(lambda: deaths, timeout=10, message="the death to be reported")
+        assert deaths[0].name == "task_handler" and deaths[0].exit_code == -signal.SIGKILL
+
+        stack.restart("task_handler")
+        assert stack.task_handler_url == handler_url  # the queue's tasks still name this URL
+        stack.restart("firestore")  # on its data dir: nothing is lost
+        assert api.get(job_id)["state"] == "completed"
+        _submit_and_finish(api, "after-restarts")
+        groups = list(stack.pids().values())
+    assert len(deaths) == 1  # the restarts and the stop were asked for: not deaths
+    assert [pid for pgid in groups for pid in group_members(pgid)] == []
+
+    with LocalStack(options) as again:
+        assert ApiClient(again.api_url).get(job_id)["state"] == "completed"
+        blobs = storage_for(again).list_blobs(again.settings().bucket, prefix=f"jobs/{job_id}/")
+        assert sorted(b.name.rsplit("/", 1)[-1] for b in blobs) == ["finish.json", "prepare.json", "work.json"]
+
+
+def _read_line(proc: subprocess.Popen, timeout: float) -> str:
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if selector.select(deadline - time.monotonic()):
+                return proc.stdout.readline()
+    raise AssertionError(f"no line from `oncetask dev` within {timeout}s")
+
+
+def test_sigterm_to_oncetask_dev_stops_every_child_and_leaves_no_process(tmp_path: Path) -> None:
+    state_file = tmp_path / "stack.json"
+    proc = subprocess.Popen(
+        [ONCETASK, "dev", "--json", "--api-port", "0", "--task-handler-port", "0", "--cleanup-port", "0",
+         "--time-scale", "0.01", "--cleanup-interval", "0.3"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "ONCETASK_STACK_FILE": str(state_file)})
+    try:
+        description = json.loads(_read_line(proc, timeout=60))
+        groups = list(description["children"].values())
+        assert len(groups) == 6
+        assert json.loads(state_file.read_text())["api_url"] == description["api_url"]
+        assert requests.get(description["api_url"] + "healthz", timeout=5).status_code == 200
+        running = [pid for pgid in groups for pid in group_members(pgid)]
+        assert len(running) >= 6 + 2  # the task handler's two workers beside its master, at least
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, proc.stderr.read() if proc.stderr else ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert [pid for pid in running if pid in {p for g in groups for p in group_members(g)}] == []
+    assert not state_file.exists()
