@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import flask
+from google.api_core import exceptions as gexc
 
 from .auth import Forbidden, Unauthenticated
 from .commands import InvalidRequest
@@ -40,9 +41,12 @@ def read_json(request: flask.Request, max_bytes: int) -> Any:
     if not raw:
         raise HttpError(400, "INVALID_JSON", "the body is empty; expected a JSON object", "body")
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise HttpError(400, "INVALID_JSON", f"the body is not valid JSON: {exc}", "body") from exc
+        body = json.loads(raw)
+        # JSON may escape lone surrogates ("\ud800") that no UTF-8 store accepts: refuse them here, clearly.
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except (ValueError, UnicodeError) as exc:
+        raise HttpError(400, "INVALID_JSON", f"the body is not valid JSON text: {exc}", "body") from exc
+    return body
 
 
 def to_response(exc: Exception) -> flask.Response | None:
@@ -59,6 +63,9 @@ def to_response(exc: Exception) -> flask.Response | None:
         return error_response(401, "UNAUTHENTICATED", str(exc))
     if isinstance(exc, Forbidden):
         return error_response(403, "PERMISSION_DENIED", str(exc))
+    if isinstance(exc, gexc.InvalidArgument):  # a value Firestore refuses (e.g. an integer beyond 64 bits)
+        return error_response(422, "INVALID_ARGUMENT", f"a value was refused by the database: {exc.message}",
+                              "payload")
     if isinstance(exc, OncetaskError) and exc.retryable:
         return error_response(503, exc.code, exc.message)
     return None

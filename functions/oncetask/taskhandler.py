@@ -20,7 +20,7 @@ LOG = get_logger("taskhandler")
 class TaskBody(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="ignore")
 
-    job_id: str = pydantic.Field(min_length=1, max_length=64)
+    job_id: str = pydantic.Field(pattern=r"^[a-f0-9]{32}$")
     generation: int = pydantic.Field(ge=1)
 
 

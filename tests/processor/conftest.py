@@ -185,10 +185,11 @@ def mint_token(tasks_emulator: TasksEmulator, target: Any, email: str, audience:
     parent = "projects/oncetask-tokens/locations/us-central1"
     queue = f"{parent}/queues/t-{uuid.uuid4().hex[:10]}"
     client.create_queue(parent=parent, queue={"name": queue})
+    before = len(target.requests)  # counted before the create: the dispatch can arrive before create_task returns
     client.create_task(parent=queue, task={"http_request": {
         "url": target.url, "http_method": "POST",
         "oidc_token": {"service_account_email": email, "audience": audience}}})
-    request = target.wait_for(len(target.requests) + 1)[-1]
+    request = target.wait_for(before + 1)[before]
     header = request.headers.get("Authorization") or request.headers.get("authorization")
     assert header and header.startswith("Bearer ")
     return str(header)

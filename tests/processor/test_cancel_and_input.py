@@ -134,3 +134,10 @@ def test_openapi_document_describes_every_route_and_its_4xx(stack: Stack) -> Non
     variants = document["components"]["schemas"]["CreateJobRequest"]["oneOf"]
     assert {v["properties"]["job_type"]["enum"][0] for v in variants} >= {"noop", "test.pipeline"}
     assert stack.api_client.get("/healthz").get_json() == {"status": "ok"}
+
+
+def test_a_lone_surrogate_in_the_body_is_a_400_not_a_crash(stack: Stack) -> None:
+    raw = b'{"job_type": "noop", "payload": {"note": "\\ud800"}}'
+    answer = stack.api_client.post("/jobs", data=raw, content_type="application/json")
+    assert answer.status_code == 400 and answer.get_json()["error"]["field"] == "body"
+    assert _nothing_written(stack)
