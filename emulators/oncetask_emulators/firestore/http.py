@@ -66,7 +66,9 @@ class ControlServer:
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
         self.address = f"{host}:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="firestore-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="firestore-http", daemon=True
+        )
 
     def wipe(self, key: str) -> None:
         db = self.store.database(key)

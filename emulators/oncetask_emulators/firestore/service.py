@@ -219,8 +219,9 @@ class FirestoreService:
         if not request.HasField("structured_aggregation_query"):
             raise InvalidArgument("structured_aggregation_query is required")
         view = self._read_view(db, request)
-        candidates = db.documents_under(request.parent, view.at)
-        fields = query.run_aggregation(request.structured_aggregation_query, request.parent, candidates)
+        aggregation = request.structured_aggregation_query
+        candidates = _candidates(db, request.parent, aggregation.structured_query, view.at)
+        fields = query.run_aggregation(aggregation, request.parent, candidates)
         response = firestore.RunAggregationQueryResponse.pb()(transaction=view.new_transaction)
         response.read_time.CopyFrom(to_timestamp(view.at if view.at is not None else db.read_time()))
         for alias, value in fields.items():
@@ -309,13 +310,13 @@ class FirestoreService:
         """Run a query; in a read-write transaction also lock what it returns. Like production, gaps are
         not locked (a document inserted later into the range is not a conflict). The results are computed
         again after locking, so what is returned is what is locked; three rounds settle any realistic race."""
-        found = query.run_query(structured, parent, view.db.documents_under(parent, view.at))
+        found = query.run_query(structured, parent, _candidates(view.db, parent, structured, view.at))
         if view.txn is None:
             return found
         for _ in range(3):
             names = [doc.name for doc in found]
             self._lock_for_read(view, names)
-            found = query.run_query(structured, parent, view.db.documents_under(parent, None))
+            found = query.run_query(structured, parent, _candidates(view.db, parent, structured, None))
             if {doc.name for doc in found} <= set(view.txn.held) or view.txn.wounded:
                 break
         return found
@@ -370,6 +371,15 @@ class FirestoreService:
             return db.commit(writes)
         finally:
             self.transactions.end(txn)
+
+
+def _candidates(db: Database, parent: str, structured, at: int | None) -> list[DocumentPb]:
+    """The documents a query could return: under its one collection, or anywhere below `parent` for a
+    collection group (or a malformed `from`, which the query core rejects with its own message)."""
+    selectors = structured.from_
+    if len(selectors) == 1 and not selectors[0].all_descendants and selectors[0].collection_id:
+        return db.documents_under(f"{parent}/{selectors[0].collection_id}", at)
+    return db.documents_under(parent, at)
 
 
 def _mask(request):
