@@ -94,3 +94,17 @@ def test_read_time_in_the_future_is_invalid_argument(firestore_client):
 
     with pytest.raises(exceptions.InvalidArgument, match="in the future"):
         firestore_client.collection("c").document("d").get(read_time=future)
+
+
+def test_create_document_with_a_reserved_id_is_invalid_argument(api, firestore_client):
+    with pytest.raises(exceptions.InvalidArgument, match="__reserved__"):
+        api.create_document(
+            request={"parent": _root(firestore_client), "collection_id": "c", "document_id": "__reserved__"}
+        )
+
+
+def test_create_document_without_an_id_picks_one(api, firestore_client):
+    created = api.create_document(request={"parent": _root(firestore_client), "collection_id": "c"})
+
+    assert len(created.name.rsplit("/", 1)[1]) == 20
+    assert created.create_time == created.update_time

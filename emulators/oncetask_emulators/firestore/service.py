@@ -322,6 +322,7 @@ class FirestoreService:
         return found
 
     def _write_one(self, db: Database, w: WritePb, mask) -> DocumentPb:
+        self._check_in_database(db, w.update.name)
         commit_micros, _ = self._commit_without_transaction(db, [w])
         doc = db.get(w.update.name, commit_micros)
         assert doc is not None, "a committed update leaves a document"
