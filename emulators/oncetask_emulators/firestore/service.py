@@ -201,7 +201,7 @@ class FirestoreService:
         if structured.HasField("limit"):
             if structured.limit.value < 0:
                 raise InvalidArgument("limit must not be negative")
-            unskipped.limit.value = structured.limit.value + offset
+            unskipped.limit.value = min(structured.limit.value + offset, 2**31 - 1)  # stays an int32
         view = self._read_view(db, request)
         found = self._query_locked(view, request.parent, unskipped)
         read_ts = to_timestamp(view.at if view.at is not None else db.read_time())
