@@ -91,6 +91,14 @@ def test_collection_group_query_matches_the_collection_id_at_any_depth():
     assert ids(group) == ["a", "c", "other/b/items/h"]
 
 
+def test_recursive_query_returns_everything_under_the_collection_whatever_the_ids():
+    # The client bounds the collection by __name__ cursors at the numeric ID __id-9223372036854775808__,
+    # which must sort before IDs starting with a digit or an upper-case letter.
+    docs = make_docs({"items/0abc": {}, "items/Zed": {}, "items/a/sub/x": {}, "items2/b": {}, "item/c": {},
+                      "other/items/d": {}})
+    assert ids(items().recursive(), docs) == ["0abc", "Zed", "a/sub/x"]
+
+
 def test_subcollection_query_under_a_document_parent():
     assert ids(CLIENT.collection("items", "a", "sub")) == ["a/sub/x"]
 

@@ -57,6 +57,12 @@ ASCENDING = [
     v(b""),
     v(b"\x00"),
     v(b"\xff"),
+    ref("col/__id-5__"),  # numeric IDs sort before all others, by number
+    ref("col/__id7__"),
+    ref("col/__id30__"),
+    ref("col/0"),
+    ref("col/A"),
+    ref("col/__idx__"),  # not a number: an ordinary ID
     ref("col/a"),
     ref("col/a/sub/x"),
     ref("col/b"),
@@ -130,7 +136,7 @@ def test_map_order_compares_keys_before_values():
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**63), max_value=2**63 - 1),
     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=4), st.binary(max_size=3),
-    st.sampled_from(["c/a", "c/b", "c/a/s/x", "d/a"]).map(lambda p: f"REF:{p}"),
+    st.sampled_from(["c/a", "c/b", "c/a/s/x", "d/a", "c/__id-1__", "c/__id2__", "c/__id__"]).map(lambda p: f"REF:{p}"),
     st.integers(0, 3).map(ts), st.tuples(st.sampled_from([-1.0, 0.0, 1.0]), st.floats(-180, 180)).map(
         lambda p: GeoPoint(*p)),
     st.lists(st.sampled_from([0.0, 1.0, float("nan")]), max_size=2).map(Vector),

@@ -3,6 +3,7 @@
 Order across kinds: null < boolean < number < timestamp < string < bytes < reference < geo point < array
 < vector < map. A vector is a map `{"__type__": "__vector__", "value": [doubles]}`; vectors order by length,
 then element by element.
+References compare segment by segment.
 Integers and doubles are one kind, compared by exact value; NaN sorts below every other number and equals NaN
 (the order must be total so that sorting and cursors are deterministic).
 """
@@ -92,13 +93,23 @@ def _utf8(s: str) -> bytes:
     return s.encode("utf-8", "surrogatepass")
 
 
+def _segment_key(segment: str) -> tuple:
+    """Numeric IDs (`__id<int>__`) sort before every other segment, by number; the rest by UTF-8 bytes.
+    The client relies on this: `recursive()` bounds a collection with `__id-9223372036854775808__`."""
+    if segment.startswith("__id") and segment.endswith("__") and len(segment) > 6:
+        try:
+            return (0, int(segment[4:-2]))
+        except ValueError:
+            pass
+    return (1, _utf8(segment))
+
+
+def _reference_key(name: str) -> tuple:
+    return tuple(_segment_key(s) for s in name.split("/"))
+
+
 def _compare_references(a: str, b: str) -> int:
-    a_parts, b_parts = a.split("/"), b.split("/")
-    for x, y in zip(a_parts, b_parts):
-        c = _cmp(_utf8(x), _utf8(y))
-        if c:
-            return c
-    return _cmp(len(a_parts), len(b_parts))
+    return _cmp(_reference_key(a), _reference_key(b))
 
 
 def _compare_maps(a, b) -> int:
@@ -174,7 +185,7 @@ def sort_key(v: ValuePb) -> tuple:
     if rank == BYTES:
         return (rank, v.bytes_value)
     if rank == REFERENCE:
-        return (rank, tuple(_utf8(s) for s in v.reference_value.split("/")))
+        return (rank, _reference_key(v.reference_value))
     if rank == GEO_POINT:
         g = v.geo_point_value
         return (rank, _float_key(g.latitude), _float_key(g.longitude))
