@@ -123,7 +123,7 @@ def check_header(cells: Cells, row_number: int) -> list[str]:
     seen: dict[str, int] = {}
     for index, name in enumerate(names, start=1):
         if name and name in seen:
-            raise PermanentError("BAD_HEADER", f"header row {row_number}: column {name!r} appears twice "
+            raise PermanentError("BAD_HEADER", f"header row {row_number}: column {name[:40]!r} appears twice "
                                                f"(columns {seen[name]} and {index})")
         seen[name] = index
     return names
