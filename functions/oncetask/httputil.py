@@ -44,6 +44,9 @@ def read_json(request: flask.Request, max_bytes: int) -> Any:
         body = json.loads(raw)
         # JSON may escape lone surrogates ("\ud800") that no UTF-8 store accepts: refuse them here, clearly.
         json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except RecursionError:
+        # A few kilobytes of "[[[[..." nest past the interpreter's recursion limit: bad input, not a crash.
+        raise HttpError(400, "INVALID_JSON", "the body's JSON is nested too deeply", "body") from None
     except (ValueError, UnicodeError) as exc:
         raise HttpError(400, "INVALID_JSON", f"the body is not valid JSON text: {exc}", "body") from exc
     return body
