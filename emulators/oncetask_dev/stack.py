@@ -73,12 +73,16 @@ class StackOptions:
     project_id: str = "oncetask-local"
     # Extra ONCETASK_* settings for the functions (e.g. {"ONCETASK_LEASE_TTL_SECONDS": "10"}).
     env: dict[str, str] = field(default_factory=dict)
+    # Extra arguments for our emulators, kept across restart(): e.g. {"firestore": ("--fault", "ABORTED:0.1")}.
+    emulator_args: dict[str, tuple[str, ...]] = field(default_factory=dict)
     start_timeout: float = 60.0
 
     def __post_init__(self) -> None:
         unknown = set(self.ports) - set(PARTS)
         if unknown:
             raise StackError(f"no such part(s) {sorted(unknown)}; the parts are {list(PARTS)}")
+        if set(self.emulator_args) - {"firestore", "tasks"}:
+            raise StackError(f"emulator_args is for 'firestore' and 'tasks', not {sorted(self.emulator_args)}")
         if self.time_scale <= 0:
             raise StackError(f"time_scale must be positive, got {self.time_scale}")
         if self.handler_workers < 1 or self.api_workers < 1:
@@ -198,6 +202,7 @@ class LocalStack:
             args = ["--host", host, "--port", str(self._ports.get("firestore", 0)), "--http-port", "0"]
             if (data := self._data_dir("firestore")) is not None:
                 args += ["--data-dir", data]
+            args += self.options.emulator_args.get("firestore", ())
             child = launch(python_module("oncetask_emulators.firestore", *args), name=name, timeout=timeout)
             self._ports["firestore"] = _port(child.endpoints["grpc"])  # the same port after a restart
             return child
@@ -206,6 +211,7 @@ class LocalStack:
                     str(self._ports.get("tasks_http", 0)), "--time-scale", str(self.options.time_scale)]
             if (data := self._data_dir("tasks")) is not None:
                 args += ["--data-dir", data]
+            args += self.options.emulator_args.get("tasks", ())
             child = launch(python_module("oncetask_emulators.tasks", *args), name=name, timeout=timeout)
             self._ports["tasks"] = _port(child.endpoints["grpc"])
             self._ports["tasks_http"] = _port(child.endpoints["http"])
