@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from .jobtypes import REGISTRY
 from .models import ActionResponse, CreateJobResponse, ErrorResponse, Health, JobList, JobView
@@ -35,7 +35,8 @@ def _create_request(schemas: dict[str, Any]) -> dict[str, Any]:
         variants.append({
             "type": "object",
             "additionalProperties": False,
-            "required": ["job_type"],
+            # The payload defaults to {}: it may be left out only when the job type's model accepts {}.
+            "required": ["job_type"] if _accepts_empty(job_type.payload_model) else ["job_type", "payload"],
             "properties": {
                 "job_type": {"type": "string", "enum": [job_type.name]},
                 "payload": payload_ref,
@@ -45,6 +46,14 @@ def _create_request(schemas: dict[str, Any]) -> dict[str, Any]:
         })
     schemas["CreateJobRequest"] = {"oneOf": variants}
     return {"$ref": REF.format(model="CreateJobRequest")}
+
+
+def _accepts_empty(model: type[BaseModel]) -> bool:
+    try:
+        model.model_validate({})
+    except ValidationError:
+        return False
+    return True
 
 
 def _json(ref: dict[str, Any], description: str) -> dict[str, Any]:

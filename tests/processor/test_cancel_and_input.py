@@ -141,3 +141,19 @@ def test_a_lone_surrogate_in_the_body_is_a_400_not_a_crash(stack: Stack) -> None
     answer = stack.api_client.post("/jobs", data=raw, content_type="application/json")
     assert answer.status_code == 400 and answer.get_json()["error"]["field"] == "body"
     assert _nothing_written(stack)
+
+
+def test_openapi_requires_the_payload_only_for_job_types_whose_model_needs_one(stack: Stack,
+                                                                               slow_job_type: str) -> None:
+    openapi_document.cache_clear()  # the registry gained a job type for this test
+    try:
+        variants = openapi_document()["components"]["schemas"]["CreateJobRequest"]["oneOf"]
+    finally:
+        openapi_document.cache_clear()
+    required = {v["properties"]["job_type"]["enum"][0]: v["required"] for v in variants}
+    assert required["noop"] == ["job_type"] and required[slow_job_type] == ["job_type"]
+    for name, job_type in REGISTRY.items():
+        try:
+            job_type.payload_model.model_validate({})
+        except Exception:  # noqa: BLE001
+            assert required[name] == ["job_type", "payload"]
