@@ -32,8 +32,8 @@ class JobRun:
 
     def run(self, stage_name: str, check: Callable[[], None] = lambda: None, attempt: int = 1) -> StageOutput:
         (stage,) = [s for s in self.job_type.stages if s.name == stage_name]
-        earlier = {name: self.outputs[name] for name in self.job_type.stage_names()[:self.job_type.stage_names()
-                                                                                   .index(stage_name)]}
+        names = self.job_type.stage_names()
+        earlier = {name: self.outputs[name] for name in names[:names.index(stage_name)]}
         ctx = StageContext(self.job_id, self.payload, stage_name, attempt, earlier, self.artifacts(stage_name, check),
                            self.db, check)
         output = stage.run(ctx)
