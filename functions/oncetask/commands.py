@@ -76,7 +76,7 @@ class Commands:
             "job_type": job_type.name, "payload": normalized, "payload_hash": fingerprint, "owner": owner,
             "idempotency_key": idempotency_key, "state": JobState.QUEUED.value, "generation": 1, "attempts": 0,
             "retry_base": 0, "fencing": 0, "cancel_requested": False, "checkpoints": {}, "errors": [],
-            "task_name": task_name, "created_at": now, "updated_at": now,
+            "task_name": task_name, "created_at": now, "updated_at": now, "state_changed_at": now,
         }
         try:
             # Layer one of de-duplication: the document is created only if absent, and lasts (until retention),

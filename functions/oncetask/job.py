@@ -37,6 +37,7 @@ class Job:
     task_name: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    state_changed_at: datetime | None = None  # when `state` last changed (updated_at also moves with heartbeats)
     completed_at: datetime | None = None
     expire_at: datetime | None = None
     update_time: datetime | None = None  # the document's own: every fenced write names it as its precondition
@@ -64,6 +65,7 @@ class Job:
             task_name=data.get("task_name"),
             created_at=data.get("created_at"),
             updated_at=data.get("updated_at"),
+            state_changed_at=data.get("state_changed_at"),
             completed_at=data.get("completed_at"),
             expire_at=data.get("expire_at"),
             update_time=update_time,
@@ -99,5 +101,6 @@ class Job:
             "task_name": self.task_name,
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),
+            "state_changed_at": iso(self.state_changed_at),
             "completed_at": iso(self.completed_at),
         }

@@ -100,6 +100,8 @@ class JobStore:
         if to is not None:
             changes["state"] = transition(job.state, to).value
         changes.setdefault("updated_at", utcnow())
+        if to is not None and JobState(to) is not job.state:
+            changes.setdefault("state_changed_at", changes["updated_at"])  # "time in state" for the status page
         batch = self.client.batch()
         batch.update(self.ref(job.job_id), changes, option=self.client.write_option(last_update_time=job.update_time))
         for collection, data in creates:

@@ -54,6 +54,7 @@ class JobView(BaseModel):
     task_name: str | None = None
     created_at: str | None = None
     updated_at: str | None = None
+    state_changed_at: str | None = Field(None, description="When the job entered its current state.")
     completed_at: str | None = None
 
 
