@@ -128,3 +128,15 @@ def test_installed_console_script_lists_jobs(local_stack: LocalStack) -> None:
                             text=True, timeout=60, env={**os.environ, "ONCETASK_API_URL": ""})
     assert result.returncode == 0, result.stderr
     assert "jobs" in json.loads(result.stdout)
+
+
+def test_time_in_state_is_kept_while_heartbeats_move_updated_at(capsys, stack_file: Path,
+                                                                 stack_api: ApiClient) -> None:
+    job_id = stack_api.submit("test.pipeline", {"sleep_ms": 2_000}, key())["job_id"]
+    running = wait_state(stack_api, job_id, "running")
+    # The lease (3 s here) is renewed every second: updated_at moves, the moment the job started running does not.
+    wait_until(lambda: stack_api.get(job_id)["updated_at"] != running["updated_at"], timeout=10,
+               message="a heartbeat")
+    later = run_json(capsys, "status", job_id)
+    assert later["state"] == "running" and later["state_changed_at"] == running["state_changed_at"]
+    assert later["state_changed_at"] > later["created_at"]
