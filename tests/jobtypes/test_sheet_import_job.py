@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 from google.cloud import firestore, storage
+from pydantic import ValidationError
 
 from oncetask.errors import LeaseLost, PermanentError
 from oncetask.jobtypes import sheet_import
@@ -135,3 +136,16 @@ def test_file_level_problems_fail_parse_permanently_and_write_nothing(
         run.run("parse")
     assert caught.value.code == code and words in caught.value.message
     assert run.object_names() == []
+
+
+@pytest.mark.parametrize(("payload", "problem"), [
+    ({"source": "gs://in/x.csv", "collection": "jobs"}, "'jobs' is reserved for oncetask's own records"),
+    ({"source": "gs://in/x.csv", "collection": "Results"}, "reserved"),
+    ({"source": "gs://in/x.csv", "collection": "a/b"}, "String should match pattern"),
+    ({"source": "gs://in/x.csv", "sheet": ""}, "at least 1 character"),
+    ({"source": "s3://in/x.csv"}, "must be a gs://bucket/object URI"),
+])
+def test_bad_payload_is_refused_naming_the_problem(payload: dict, problem: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        sheet_import.SheetImportPayload.model_validate(payload)
+    assert problem in str(caught.value)

@@ -13,8 +13,9 @@ import json
 from typing import Any
 
 from google.cloud import firestore
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..job import FAILED_TASKS, JOBS, RESULTS
 from ..stages import JobType, Stage, StageContext, StageOutput
 from . import product_rows, sheets
 from .sources import GsUri, read_source
@@ -22,6 +23,7 @@ from .sources import GsUri, read_source
 MAX_SOURCE_BYTES = 20 * 1024 * 1024
 BATCH_SIZE = 500  # Firestore's limit of writes in one batch
 ERRORS_IN_OUTPUT = 20  # errors kept in the stage output (the job document); all of them are in errors.csv
+RESERVED_COLLECTIONS = frozenset({JOBS, RESULTS, FAILED_TASKS})
 
 
 class SheetImportPayload(BaseModel):
@@ -32,6 +34,14 @@ class SheetImportPayload(BaseModel):
                             description="Top-level Firestore collection the products are upserted into.")
     sheet: str | None = Field(None, min_length=1, max_length=31,
                               description="XLSX worksheet to read; default the first.")
+
+    @field_validator("collection")
+    @classmethod
+    def _not_the_products_own(cls, collection: str) -> str:
+        # An import must never be able to overwrite job records: that would let a payload forge a job's state.
+        if collection.lower() in RESERVED_COLLECTIONS:
+            raise ValueError(f"{collection!r} is reserved for oncetask's own records")
+        return collection
 
 
 def _payload(ctx: StageContext) -> SheetImportPayload:
