@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -128,6 +129,8 @@ def make_stack(firestore_emulator: FirestoreEmulator, tasks_emulator: TasksEmula
                handler_server: str, api_app: Any, cleanup_app: Any) -> Iterator[Callable[..., Stack]]:
     """Build a stack with its own Firestore project, queue and settings (`make_stack(max_attempts=2, ...)`)."""
     built: list[Services] = []
+    # clients.py points the Google libraries at emulators through the process environment: put it back after.
+    saved = {name: os.environ.get(name) for name in ("FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")}
 
     def make(paused: bool = False, create_queue: bool = True, **overrides: Any) -> Stack:
         project = f"test-{uuid.uuid4().hex[:12]}"
@@ -167,6 +170,11 @@ def make_stack(firestore_emulator: FirestoreEmulator, tasks_emulator: TasksEmula
 
     yield make
     set_services(None)
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture

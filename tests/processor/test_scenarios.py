@@ -136,3 +136,15 @@ def test_a_stage_longer_than_the_lease_keeps_it_by_heartbeat(make_stack) -> None
     job_id = stack.submit_ok(payload={"sleep_ms": 700}, key="long")
     job = stack.wait_state(job_id, JobState.COMPLETED)
     assert (job.attempts, job.fencing, job.errors) == (1, 1, [])
+
+
+def test_transient_firestore_errors_do_not_fail_jobs(make_stack, start_firestore_emulator) -> None:
+    """A quarter of all Firestore calls fail with UNAVAILABLE: in-attempt retries (and at worst a Cloud Tasks
+    retry) absorb them, and every job completes."""
+    flaky = start_firestore_emulator("--fault", "UNAVAILABLE:0.25", "--fault-seed", "7")
+    stack = make_stack(FIRESTORE_EMULATOR_HOST=flaky.host)
+    job_ids = [stack.submit_ok(payload={}, key=f"flaky-firestore-{n}") for n in range(5)]
+    for job_id in job_ids:
+        job = stack.wait_state(job_id, JobState.COMPLETED, JobState.FAILED)
+        assert job.state is JobState.COMPLETED, job.errors
+        assert all(e["retryable"] for e in job.errors)
