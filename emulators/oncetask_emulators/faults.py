@@ -80,6 +80,11 @@ class FaultPlan:
     def __bool__(self) -> bool:
         return bool(self.rules)
 
+    def counts(self) -> dict[str, int]:
+        """How often each rule fired so far (a copy, safe to read while calls are drawing)."""
+        with self._lock:
+            return dict(self.fired)
+
     def draw(self) -> list[Rule]:
         """The rules that fire for one call."""
         if not self.rules:

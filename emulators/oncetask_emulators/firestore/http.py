@@ -1,7 +1,7 @@
 """The emulator's small HTTP side (stdlib only): wipe a database, read or reset the per-RPC call counters.
 
     DELETE /emulator/v1/projects/{p}/databases/{d}/documents   wipe that database
-    GET    /emulator/v1/stats[?database=projects/{p}/databases/{d}]   call counters as JSON
+    GET    /emulator/v1/stats[?database=projects/{p}/databases/{d}]   call counters (and injected faults) as JSON
     DELETE /emulator/v1/stats[?database=...]                    reset them
     GET    /                                                    "Ok" (health)
 """
@@ -14,6 +14,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from ..faults import FaultPlan
 from .stats import CallCounters
 from .store import Store
 from .transactions import Transactions
@@ -25,7 +26,8 @@ _STATS = "/emulator/v1/stats"
 class ControlServer:
     """Runs the HTTP endpoints on a daemon thread."""
 
-    def __init__(self, host: str, port: int, store: Store, transactions: Transactions, counters: CallCounters):
+    def __init__(self, host: str, port: int, store: Store, transactions: Transactions, counters: CallCounters,
+                 faults: FaultPlan | None = None):
         control = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -34,7 +36,10 @@ class ControlServer:
                 if url.path == "/":
                     self._reply(200, "text/plain", b"Ok\n")
                 elif url.path == _STATS:
-                    body = json.dumps(counters.snapshot(_database_param(url.query)), sort_keys=True)
+                    # Injected faults never reach the service (so no call counter): they are counted apart.
+                    snapshot = {**counters.snapshot(_database_param(url.query)),
+                                "faults": faults.counts() if faults else {}}
+                    body = json.dumps(snapshot, sort_keys=True)
                     self._reply(200, "application/json", body.encode())
                 else:
                     self._reply(404, "text/plain", f"no such endpoint: GET {url.path}\n".encode())

@@ -50,12 +50,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     interceptors = []
-    if args.fault:
-        try:
-            interceptors.append(FaultInterceptor(FaultPlan.from_spec(args.fault, args.fault_seed)))
-        except FaultSpecError as error:
-            print(f"{NAME}: --fault: {error}", file=sys.stderr)
-            return 2
+    try:
+        faults = FaultPlan.from_spec(args.fault, args.fault_seed)
+    except FaultSpecError as error:
+        print(f"{NAME}: --fault: {error}", file=sys.stderr)
+        return 2
+    if faults:
+        interceptors.append(FaultInterceptor(faults))
 
     persistence = SqlitePersistence(args.data_dir) if args.data_dir else None
     store = Store(retention_seconds=args.version_retention, persistence=persistence)
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     if grpc_port == 0:
         print(f"{NAME}: cannot listen on {args.host}:{args.port}", file=sys.stderr)
         return 1
-    control = ControlServer(args.host, args.http_port, store, transactions, counters)
+    control = ControlServer(args.host, args.http_port, store, transactions, counters, faults)
 
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -7,6 +7,7 @@ import threading
 from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from ..faults import FaultPlan
 from .dispatcher import Dispatcher
 from .oidc import TokenMinter
 from .store import Store
@@ -18,13 +19,15 @@ STATS_PATH = "/emulator/v1/stats"
 class ControlServer:
     """GET /oauth2/v3/certs and GET /emulator/v1/stats, served by a stdlib server in a thread."""
 
-    def __init__(self, host: str, port: int, store: Store, dispatcher: Dispatcher, minter: TokenMinter):
+    def __init__(self, host: str, port: int, store: Store, dispatcher: Dispatcher, minter: TokenMinter,
+                 faults: FaultPlan | None = None):
         def stats() -> dict:
             with store.lock:
                 counters = asdict(store.counters)
                 tombstones = len(store.tombstones)
             return {**counters, "tombstones": tombstones, "queues": store.pending_counts(),
-                    "target_faults": dispatcher.target_faults.fired}
+                    "target_faults": dispatcher.target_faults.fired,
+                    "faults": faults.counts() if faults else {}}  # --fault: injected gRPC faults by name
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"

@@ -65,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format=f"{NAME}: %(levelname)s %(message)s")
     interceptors = []
     try:
-        if args.fault:
-            interceptors.append(FaultInterceptor(FaultPlan.from_spec(args.fault, args.fault_seed)))
+        faults = FaultPlan.from_spec(args.fault, args.fault_seed)
+        if faults:
+            interceptors.append(FaultInterceptor(faults))
         target_faults = TargetFaults(args.target_fault, args.target_fault_seed)
     except FaultSpecError as error:
         print(f"{NAME}: {error}", file=sys.stderr)
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{NAME}: cannot listen on {args.host}:{args.port}", file=sys.stderr)
         return 1
     try:
-        control = ControlServer(args.host, args.http_port, store, dispatcher, minter)
+        control = ControlServer(args.host, args.http_port, store, dispatcher, minter, faults)
     except OSError as error:
         print(f"{NAME}: cannot listen on {args.host}:{args.http_port}: {error}", file=sys.stderr)
         return 1
