@@ -106,15 +106,14 @@ class Processor:
                 return Outcome(409, "conflict")
             return Outcome(200, "cancelled")
         job_type = self.registry.get(job.job_type)
-        first_todo = next((s.name for s in job_type.stages if s.name not in job.checkpoints), None) if job_type else None
+        todo = [stage.name for stage in job_type.stages if stage.name not in job.checkpoints] if job_type else []
         try:
             job = self.store.update(job, {
                 "attempts": job.attempts + 1,
                 "fencing": job.fencing + 1,  # grows with every acquisition: the lease's fencing token
                 "lease_owner": me,
                 "lease_expires_at": lease_expiry(utcnow(), self.settings.lease_ttl_seconds),
-                "task_name": delivery.task_name or job.task_name,
-                "current_stage": first_todo,
+                "current_stage": todo[0] if todo else None,
             }, JobState.RUNNING)
         except StaleWrite:
             # Someone wrote the job between our read and our write (another delivery, a cancel, cleanup).

@@ -4,7 +4,6 @@ its own OIDC tokens."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -18,7 +17,6 @@ import functions_framework
 import pytest
 from gcp_storage_emulator.server import create_server
 from google.api_core import exceptions as gexc
-from google.cloud import storage
 from werkzeug.serving import make_server
 
 from fixtures.firestore import FirestoreEmulator
@@ -182,10 +180,6 @@ def stack(make_stack: Callable[..., Stack]) -> Stack:
     return make_stack()
 
 
-def json_body(response: Any) -> dict[str, Any]:
-    return json.loads(response.get_data())
-
-
 def mint_token(tasks_emulator: TasksEmulator, target: Any, email: str, audience: str) -> str:
     """A real ID token signed by the Cloud Tasks emulator's key: dispatch a task to a recording target and take
     the Authorization header it received."""
@@ -202,5 +196,3 @@ def mint_token(tasks_emulator: TasksEmulator, target: Any, email: str, audience:
     assert header and header.startswith("Bearer ")
     return str(header)
 
-
-__all__ = ["Stack", "json_body", "mint_token", "storage"]
