@@ -14,7 +14,7 @@ from .auth import Unauthenticated
 from .commands import InvalidRequest
 from .errors import is_retryable
 from .httputil import HttpError, error_response, json_response, read_json, to_response
-from .logs import bind, get_logger, trace_from_header
+from .logs import bound, get_logger, trace_from_header
 from .models import CreateJobRequest, CreateJobResponse, JobList, JobView
 from .naming import is_job_id
 from .openapi import openapi_document
@@ -29,7 +29,12 @@ Handler = Callable[[Services, flask.Request, str, dict[str, str]], flask.Respons
 
 
 def handle(services: Services, request: flask.Request) -> flask.Response:
-    bind(trace=trace_from_header(request.headers.get("X-Cloud-Trace-Context"), services.settings.project_id))
+    trace = trace_from_header(request.headers.get("X-Cloud-Trace-Context"), services.settings.project_id)
+    with bound(trace=trace):  # scoped to this request: server threads are reused
+        return _handle(services, request)
+
+
+def _handle(services: Services, request: flask.Request) -> flask.Response:
     try:
         handler, params = _route(request.method, request.path)
         if handler in PUBLIC:
@@ -76,7 +81,7 @@ def _get(services: Services, request: flask.Request, owner: str, params: dict[st
 def _list(services: Services, request: flask.Request, owner: str, _: dict[str, str]) -> flask.Response:
     args = request.args
     state: JobState | None = None
-    if args.get("state"):
+    if "state" in args:  # present but empty is a mistake to name, not "any state"
         try:
             state = JobState(args["state"])
         except ValueError:
@@ -87,7 +92,7 @@ def _list(services: Services, request: flask.Request, owner: str, _: dict[str, s
         raise InvalidRequest("limit", "limit must be an integer") from None
     if not 1 <= limit <= MAX_LIST_LIMIT:
         raise InvalidRequest("limit", f"limit must be between 1 and {MAX_LIST_LIMIT}")
-    cursor = args.get("cursor") or None
+    cursor = args.get("cursor")
     if cursor is not None and not is_job_id(cursor):
         raise InvalidRequest("cursor", "cursor must be a value returned as next_cursor")
     jobs = services.store.list_jobs(owner, state, limit, cursor)
@@ -154,7 +159,8 @@ def _route(method: str, path: str) -> tuple[Handler, dict[str, str]]:
                 return handler, params
             allowed.append(route_method)
     if allowed:
-        raise HttpError(405, "METHOD_NOT_ALLOWED", f"{method} is not allowed here; use {' or '.join(allowed)}")
+        raise HttpError(405, "METHOD_NOT_ALLOWED", f"{method} is not allowed here; use {' or '.join(allowed)}",
+                        headers={"Allow": ", ".join(allowed)})
     raise HttpError(404, "NOT_FOUND", f"no such endpoint: {path}")
 
 

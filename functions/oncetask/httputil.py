@@ -14,9 +14,11 @@ from .errors import Conflict, JobNotFound, OncetaskError
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, field: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.field = status, code, message, field
+        self.headers = headers or {}  # e.g. the `Allow` header that RFC 9110 requires with a 405
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> flask.Response:
@@ -26,8 +28,9 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
     return response
 
 
-def error_response(status: int, code: str, message: str, field: str | None = None) -> flask.Response:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+def error_response(status: int, code: str, message: str, field: str | None = None,
+                   headers: dict[str, str] | None = None) -> flask.Response:
+    headers = {**({"WWW-Authenticate": "Bearer"} if status == 401 else {}), **(headers or {})}
     return json_response(status, {"error": {"code": code, "message": message, "field": field}}, headers)
 
 
@@ -55,7 +58,7 @@ def read_json(request: flask.Request, max_bytes: int) -> Any:
 def to_response(exc: Exception) -> flask.Response | None:
     """The one mapping from errors to HTTP answers; None for an unexpected error (the caller logs it, 500)."""
     if isinstance(exc, HttpError):
-        return error_response(exc.status, exc.code, exc.message, exc.field)
+        return error_response(exc.status, exc.code, exc.message, exc.field, exc.headers)
     if isinstance(exc, InvalidRequest):
         return error_response(422, exc.code, exc.message, exc.field)
     if isinstance(exc, JobNotFound):

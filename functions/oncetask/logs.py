@@ -1,7 +1,7 @@
 """Structured logs: one JSON object per line on stdout, in the shape Cloud Logging indexes without parsing.
 
 Context (job, task, attempt, stage, trace) is kept in contextvars, so every line of a request carries it
-without being passed around; `bind(...)` sets fields for the current context and returns a token to reset.
+without being passed around; `with bound(...)` adds fields for the duration of a block.
 """
 
 from __future__ import annotations
@@ -40,11 +40,6 @@ def bound(**fields: Any) -> Iterator[None]:
         yield
     finally:
         _context.reset(token)
-
-
-def bind(**fields: Any) -> None:
-    """Add fields to the current context until it ends (a request's context ends with the request)."""
-    _context.set({**_context.get(), **{k: v for k, v in fields.items() if v is not None}})
 
 
 class JsonFormatter(logging.Formatter):

@@ -68,8 +68,11 @@ class JobType:
         return tuple(stage.name for stage in self.stages)
 
     def validate(self, payload: object) -> pydantic.BaseModel:
-        """The payload as the job type's model (raises pydantic.ValidationError naming the bad field)."""
-        return self.payload_model.model_validate(payload)
+        """The payload as the job type's model (raises pydantic.ValidationError naming the bad field).
+
+        Strict: a payload is JSON, and the documented schema says `false`, not `0`, and `5`, not `"5"`; a value
+        of the wrong type is refused by name rather than quietly converted."""
+        return self.payload_model.model_validate(payload, strict=True)
 
 
 def artifact_uris(output: StageOutput) -> list[str]:

@@ -10,7 +10,7 @@ import flask
 import pydantic
 
 from .httputil import HttpError, error_response, json_response, read_json, to_response
-from .logs import bind, bound, get_logger, trace_from_header
+from .logs import bound, get_logger, trace_from_header
 from .processor import TaskDelivery
 from .services import Services
 
@@ -38,11 +38,16 @@ def _int_header(request: flask.Request, name: str) -> int:
 
 
 def process_task(services: Services, request: flask.Request) -> flask.Response:
+    trace = trace_from_header(request.headers.get("X-Cloud-Trace-Context"), services.settings.project_id)
+    with bound(trace=trace):  # scoped to this request: server threads are reused
+        return _process_task(services, request)
+
+
+def _process_task(services: Services, request: flask.Request) -> flask.Response:
     s = services.settings
-    bind(trace=trace_from_header(request.headers.get("X-Cloud-Trace-Context"), s.project_id))
     try:
         if request.method != "POST":
-            raise HttpError(405, "METHOD_NOT_ALLOWED", "use POST")
+            raise HttpError(405, "METHOD_NOT_ALLOWED", "use POST", headers={"Allow": "POST"})
         _authorize(services, request, s.effective_task_audience, s.tasks_service_account)
         try:
             body = TaskBody.model_validate(read_json(request, s.max_body_bytes))
@@ -70,10 +75,10 @@ def process_task(services: Services, request: flask.Request) -> flask.Response:
 
 def cleanup_stale_locks(services: Services, request: flask.Request) -> flask.Response:
     s = services.settings
-    bind(trace=trace_from_header(request.headers.get("X-Cloud-Trace-Context"), s.project_id))
+    trace = trace_from_header(request.headers.get("X-Cloud-Trace-Context"), s.project_id)
     try:
         _authorize(services, request, s.cleanup_audience, s.scheduler_service_account)
-        with bound(component="cleanup"):
+        with bound(trace=trace, component="cleanup"):
             report = services.cleanup.run()
         return json_response(200, report.to_dict())
     except Exception as exc:  # noqa: BLE001
