@@ -30,9 +30,14 @@ MAIN_ENV = {
 }
 
 
+# Dispatch deadlines at 1/100 too (6 s instead of 10 min): a request stuck on a frozen worker ends, as in production,
+# only by its deadline; the emulator reuses keep-alive connections, so a retry can meet the frozen worker again.
+TASKS_ARGS = ("--deadline-scale", "0.01")
+
+
 def start_stack(data_dir: Path | None = None, **options: Any) -> LocalStack:
     values: dict[str, Any] = {"time_scale": 0.01, "handler_workers": 3, "api_workers": 2, "cleanup_interval": 1.0,
-                              "data_dir": data_dir, "env": MAIN_ENV}
+                              "data_dir": data_dir, "env": MAIN_ENV, "emulator_args": {"tasks": TASKS_ARGS}}
     stack = LocalStack(StackOptions(**{**values, **options}))
     stack.start()
     return stack

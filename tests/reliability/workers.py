@@ -1,0 +1,59 @@
+"""Finding the task handler's gunicorn worker that holds a job's lease, to crash or freeze exactly that one."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from oncetask_dev.stack import LocalStack
+
+
+def children_of(pid: int) -> set[int]:
+    """The live child processes of `pid` (gunicorn's workers when `pid` is its master), read from /proc."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited while we looked
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(stat.parent.name))
+    return found
+
+
+def owner_pid(lease_owner: str) -> int:
+    """The pid inside a lease owner's id (`host-pid-random`, see `processor.worker_id`)."""
+    return int(lease_owner.rsplit("-", 2)[1])
+
+
+@dataclass(frozen=True)
+class Holder:
+    """A worker caught holding a job's lease in the middle of a stage."""
+
+    job_id: str
+    pid: int
+    stage: str
+    fencing: int
+
+
+def find_holder(stack: LocalStack, jobs: dict[str, dict[str, Any]], exclude: Iterable[str] = ()) -> Holder | None:
+    """A running job (not in `exclude`) whose lease is held by one of the task handler's workers, mid-stage."""
+    workers = children_of(stack.pids()["task_handler"])
+    for job_id, job in sorted(jobs.items()):
+        owner = job.get("lease_owner")
+        if (job_id in set(exclude) or job.get("state") != "running" or not owner or not job.get("current_stage")):
+            continue
+        pid = owner_pid(owner)
+        if pid in workers:
+            return Holder(job_id, pid, job["current_stage"], int(job["fencing"]))
+    return None
+
+
+def signal_worker(stack: LocalStack, pid: int, signum: int) -> None:
+    """Signal one handler worker; refuse any pid that is not one (never hit a process we did not start)."""
+    if pid not in children_of(stack.pids()["task_handler"]):
+        raise AssertionError(f"pid {pid} is not a worker of the task handler")
+    os.kill(pid, signum)
