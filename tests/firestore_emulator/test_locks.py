@@ -92,3 +92,14 @@ def test_a_non_transactional_writer_waits_instead_of_wounding():
     with pytest.raises(LockTimeout):
         table.acquire(writer, ["d"], Mode.EXCLUSIVE, timeout=0.1)
     assert not reader.wounded
+
+
+def test_a_transaction_wounds_a_non_transactional_writer_in_its_way_even_if_younger():
+    table, writer, transaction = LockTable(), Owner(wounds=False), Owner()
+    table.acquire(writer, ["a"], Mode.EXCLUSIVE, timeout=0.1)  # the writer also wants "b", which...
+    table.acquire(transaction, ["b"], Mode.SHARED, timeout=0.1)  # ...a younger transaction has read
+
+    table.acquire(transaction, ["a"], Mode.SHARED, timeout=0.1)  # no deadlock: the writer gives way
+
+    assert writer.wounded and writer.held == {}
+    assert transaction.held == {"a": Mode.SHARED, "b": Mode.SHARED}

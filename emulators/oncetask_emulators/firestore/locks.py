@@ -3,8 +3,10 @@
 Reads in a read-write transaction take shared locks; a commit takes exclusive locks on what it writes.
 On a conflict the *older* party (by priority, which a retried transaction keeps) wounds the younger holder:
 the holder loses its locks at once and its commit will answer ABORTED. A younger requester waits for an older
-holder, for a bounded time. Since only younger parties ever wait for older ones, no cycle of waits (deadlock)
-can form, and the time bound covers a holder that simply went idle.
+holder, for a bounded time. A non-transactional write never wounds (it waits, as in production) and anyone it
+stands in the way of wounds it (it lets go and starts over), and it takes all its locks in one sorted pass.
+So a wait only ever points from younger to older, or from a non-transactional write to someone: no cycle of
+waits (deadlock) can form, and the time bound covers a holder that simply went idle.
 
 One Condition per database guards the table; waiting releases it, so no lock is held across a wait.
 """
@@ -105,7 +107,8 @@ class LockTable:
                 if other is not owner and (mode is Mode.EXCLUSIVE or held is Mode.EXCLUSIVE)
             ]
             for other in conflicts:
-                if owner.wounds and owner.priority < other.priority and not other.committing:
+                older = not other.wounds or owner.priority < other.priority
+                if owner.wounds and older and not other.committing:
                     other.wounded = True
                     self._release_all(other)
             if not any(other in holders for other in conflicts):
