@@ -76,6 +76,15 @@ def test_animated_gif_gives_its_first_frame() -> None:
         assert red > 200 and green < 50
 
 
+def test_animation_cut_in_its_second_frame_is_a_permanent_error() -> None:
+    frames = [Image.new("RGB", (60, 40), colour) for colour in ("red", "green")]
+    out = io.BytesIO()
+    frames[0].save(out, format="GIF", save_all=True, append_images=frames[1:])
+    with pytest.raises(PermanentError) as caught:
+        images.probe(out.getvalue()[:148])  # the first frame is whole; Pillow fails looking for the second
+    assert caught.value.code == "INVALID_IMAGE" and "GIF" in caught.value.message
+
+
 @pytest.mark.parametrize(("data", "expected"), [
     (b"", "empty"),
     (b"hello, this is plainly text", "not an image"),

@@ -47,11 +47,10 @@ class Thumbnail:
 def probe(data: bytes, max_pixels: int = MAX_PIXELS) -> ImageInfo:
     """Format and size from the header, after checking the size is sane, then a full decode to prove the body."""
     with _open_checked(data, max_pixels) as image:
-        info = ImageInfo(format=str(image.format), width=image.width, height=image.height, mode=image.mode,
-                         animated=bool(getattr(image, "is_animated", False)))
+        format_, size, mode = str(image.format), image.size, image.mode  # before a JPEG draft shrinks them
         _shrink_jpeg_decode(image, 1)  # every coefficient is still decoded (corruption shows), into 1/64 the pixels
         _decode(image)
-        return info
+        return ImageInfo(format=format_, width=size[0], height=size[1], mode=mode, animated=_is_animated(image))
 
 
 def thumbnails(data: bytes, widths: list[int], quality: int = 80,
@@ -134,6 +133,15 @@ def _decode(image: Image.Image) -> None:
     except Exception as exc:  # noqa: BLE001 - decoders report corruption as OSError, SyntaxError, ValueError...
         raise PermanentError(
             "INVALID_IMAGE", f"corrupt or truncated {image.format} image: {type(exc).__name__}: {exc}") from exc
+
+
+def _is_animated(image: Image.Image) -> bool:
+    """Whether a second frame exists: Pillow finds out by parsing up to it, which damaged frames make fail."""
+    try:
+        return bool(getattr(image, "is_animated", False))
+    except Exception as exc:  # noqa: BLE001 - as in _decode: hostile bytes fail in any way
+        raise PermanentError("INVALID_IMAGE",
+                             f"corrupt {image.format} animation frames: {type(exc).__name__}: {exc}") from exc
 
 
 def _has_alpha(image: Image.Image) -> bool:
