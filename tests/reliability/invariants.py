@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.request import urlopen
 
+from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore, storage
 
@@ -151,15 +152,17 @@ class Observer:
 
     def docs(self, collection: str, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         refs = [self.db.collection(collection).document(i) for i in ids]
-        return {s.id: s.to_dict() or {} for s in self.db.get_all(refs) if s.exists} if refs else {}
+        if not refs:
+            return {}
+        return retrying(lambda: {s.id: s.to_dict() or {} for s in self.db.get_all(refs) if s.exists})
 
     def job(self, job_id: str) -> dict[str, Any]:
         return self.docs(JOBS, [job_id]).get(job_id, {})
 
     def runs(self, job_ids: Iterable[str]) -> list[dict[str, Any]]:
         wanted = set(job_ids)
-        return [d for d in (s.to_dict() for s in self.db.collection(STAGE_RUNS).stream())
-                if d and d.get("job_id") in wanted]
+        return retrying(lambda: [d for d in (s.to_dict() for s in self.db.collection(STAGE_RUNS).stream())
+                                 if d and d.get("job_id") in wanted])
 
     def objects(self, job_ids: Iterable[str]) -> dict[str, set[str]]:
         found: dict[str, set[str]] = {job_id: set() for job_id in job_ids}
@@ -206,6 +209,21 @@ class Observer:
         problems = violations(snap, self.bucket_name)
         assert not problems, "invariants broken:\n" + "\n".join(problems)
         return snap
+
+
+TRANSIENT = (gexc.ServiceUnavailable, gexc.Aborted, gexc.DeadlineExceeded, gexc.InternalServerError, gexc.RetryError)
+
+
+def retrying(read: Callable[[], Any], attempts: int = 20) -> Any:
+    """A read that the emulators' injected faults (or a restart) may fail transiently: try it again."""
+    for attempt in range(attempts):
+        try:
+            return read()
+        except TRANSIENT:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: Callable[[], str] | str,
