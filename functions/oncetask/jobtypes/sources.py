@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
 
 from ..errors import PermanentError
 from ..stages import StageContext
@@ -28,7 +28,9 @@ def check_gs_uri(value: str) -> str:
     return value
 
 
-GsUri = Annotated[str, AfterValidator(check_gs_uri)]
+# The schema documents the shape for API clients; check_gs_uri enforces it with messages naming the problem.
+GsUri = Annotated[str, Field(json_schema_extra={"pattern": r"^gs://[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]/.+$"}),
+                  AfterValidator(check_gs_uri)]
 
 
 def read_source(ctx: StageContext, uri: str, max_bytes: int) -> bytes:
