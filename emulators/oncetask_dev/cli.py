@@ -16,13 +16,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
 from oncetask.clients import tasks_client
 
-from . import stackfile
+from . import present, stackfile
 from .apiclient import ApiClient, ApiError
 from .demo import DEMO_TIME_SCALE, Target, run_demo
 from .scheduler import SCHEDULER_QUEUE, trigger_cleanup
@@ -64,26 +65,24 @@ def _emit(args: argparse.Namespace, data: Any, render: Callable[[Any], None]) ->
         render(data)
 
 
-STATE_STYLE = {"completed": "green", "failed": "red", "running": "yellow", "retrying": "dark_orange",
-               "queued": "blue", "cancelled": "dim"}
-
-
-def _state(state: str) -> str:
-    return f"[{STATE_STYLE.get(state, 'white')}]{state}[/]"
-
-
 def _show_job(job: dict[str, Any]) -> None:
     table = Table(show_header=False, box=None, padding=(0, 2))
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     table.add_row("job", job["job_id"])
     table.add_row("type", job["job_type"])
-    table.add_row("state", _state(job["state"]) + (" (cancel requested)" if job.get("cancel_requested") else ""))
+    state = present.state(job["state"])
+    if job.get("state_changed_at"):
+        state += f" for {present.age(job['state_changed_at'])}"
+    if job.get("cancel_requested"):
+        state += " (cancel requested)"
+    table.add_row("state", state)
     table.add_row("stage", job.get("current_stage") or "-")
     table.add_row("attempts", f"{job['attempts']} (generation {job['generation']})")
-    table.add_row("done stages", " → ".join(job.get("completed_stages", [])) or "-")
-    for stage, output in job.get("stage_outputs", {}).items():
-        table.add_row(f"  {stage}", json.dumps(output, sort_keys=True))
+    table.add_row("done stages", " → ".join(present.stage_names(job)) or "-")
+    outputs = job.get("stage_outputs", {})
+    for stage in present.stage_names(job, list(outputs)):
+        table.add_row(f"  {stage}", json.dumps(outputs[stage], sort_keys=True))
     for error in job.get("errors", []):
         kind = "retryable" if error.get("retryable") else "permanent"
         table.add_row("[red]error[/]", f"attempt {error.get('attempt')}, {error.get('stage') or '-'}: "
@@ -92,16 +91,28 @@ def _show_job(job: dict[str, Any]) -> None:
     OUT.print(table)
 
 
+WIDE = 120  # below this many columns, a list is two lines per job instead of a table
+
+
 def _show_list(page: dict[str, Any]) -> None:
-    table = Table()
-    for column in ("job", "type", "state", "stage", "attempts", "last error", "updated"):
-        table.add_column(column, overflow="fold")
-    for job in page["jobs"]:
-        last = job["errors"][-1] if job["errors"] else None
-        table.add_row(job["job_id"], job["job_type"], _state(job["state"]), job.get("current_stage") or "",
-                      str(job["attempts"]), f"{last['code']}: {last['message']}" if last else "",
-                      job.get("updated_at") or "")
-    OUT.print(table)
+    rows = [(job["job_id"], present.state(job["state"]), str(job["attempts"]),
+             present.age(job.get("state_changed_at") or job.get("updated_at")), job["job_type"],
+             job.get("current_stage") or "", present.last_error(job)) for job in page["jobs"]]
+    if OUT.width >= WIDE:
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        for column in ("job", "state", "tries", "in state", "type", "stage"):
+            table.add_column(column, no_wrap=True, justify="right" if column == "tries" else "left")
+        table.add_column("last error", overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        OUT.print(table)
+    else:
+        for job_id, state, tries, since, job_type, stage, error in rows:
+            OUT.print(f"{job_id}  {state}  {tries} tries  {since}")
+            OUT.print(f"  {job_type}" + (f" · {stage}" if stage else "") + (f" · [red]{error}[/]" if error else ""),
+                      highlight=False)
+    if not rows:
+        OUT.print("no jobs")
     if page.get("next_cursor"):
         OUT.print(f"more: --cursor {page['next_cursor']}")
 
@@ -180,8 +191,17 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 # Running the stack ---------------------------------------------------------------------------------------------
 
 def _report_death(died: ChildDied) -> None:
-    ERR.print(Panel(f"exit code {died.exit_code}\n\n{died.tail or '(no output)'}",
+    ERR.print(Panel(f"exit code {died.exit_code}; the other parts keep running (restart `oncetask dev` to bring "
+                    f"it back). Its last output:\n\n{died.tail or '(none)'}",
                     title=f"[bold red]{died.name} died[/]", border_style="red"))
+
+
+def _report_stopped(stack: LocalStack, quiet: bool) -> None:
+    left = stack.leftovers()
+    if left:
+        ERR.print(f"[red]processes of {left} are still alive[/] (pids {[stack.pids()[n] for n in left]})")
+    elif not quiet:
+        OUT.print("stopped: no process left behind")
 
 
 def stack_table(stack: LocalStack) -> Table:
@@ -254,8 +274,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
             _serve_until_stopped(stack, args.json)
         finally:
             stack.stop()
-            if not args.json:
-                OUT.print("stopped: no process left behind")
+            _report_stopped(stack, quiet=args.json)
     return 1 if stack.deaths else 0
 
 
@@ -282,6 +301,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 _serve_until_stopped(stack, json_out=False)
         finally:
             stack.stop()
+            _report_stopped(stack, quiet=True)
     return status
 
 

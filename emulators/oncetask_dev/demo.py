@@ -26,9 +26,9 @@ from rich.table import Table
 
 from oncetask.clients import firestore_client, storage_client
 from oncetask.job import FAILED_TASKS
-from oncetask.jobtypes import REGISTRY
 from oncetask.settings import Settings
 
+from . import present
 from .apiclient import ApiClient, ApiError
 from .inputs import INVALID_SHEET_ROWS, VALID_SHEET_ROWS, InputFile, demo_inputs
 from .stack import settings_from_env
@@ -277,10 +277,6 @@ def run_demo(target: Target, console: Console, copies: int = 4, threads: int = 1
 
 # Output ------------------------------------------------------------------------------------------------------
 
-STATE_STYLE = {"completed": "green", "failed": "red", "running": "yellow", "retrying": "dark_orange",
-               "queued": "blue", "cancelled": "dim"}
-
-
 def _outputs(job: dict[str, Any]) -> str:
     if job.get("state") == "failed" and job.get("errors"):
         last = job["errors"][-1]
@@ -296,13 +292,6 @@ def _outputs(job: dict[str, Any]) -> str:
     return ""
 
 
-def _stages_in_order(job: dict[str, Any]) -> str:
-    job_type = REGISTRY.get(job.get("job_type", ""))
-    done = set(job.get("completed_stages", []))
-    order = job_type.stage_names() if job_type else tuple(sorted(done))
-    return " → ".join(name for name in order if name in done)
-
-
 def job_table(jobs: list[DemoJob]) -> Table:
     table = Table(title="Jobs", title_justify="left")
     table.add_column("job", overflow="fold")
@@ -316,9 +305,9 @@ def job_table(jobs: list[DemoJob]) -> Table:
         final = job.final
         state = final.get("state", "?")
         absorbed = len(job.statuses) - job.statuses.count("queued")
-        table.add_row(job.label, job.job_type, f"[{STATE_STYLE.get(state, 'white')}]{state}[/]",
+        table.add_row(job.label, job.job_type, present.state(state),
                       str(final.get("attempts", "?")), f"{job.statuses.count('queued')} created, {absorbed} absorbed",
-                      _stages_in_order(final), _outputs(final))
+                      " → ".join(present.stage_names(final)), _outputs(final))
     return table
 
 

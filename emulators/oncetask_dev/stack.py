@@ -34,7 +34,7 @@ from oncetask.clients import tasks_client
 from oncetask.settings import Settings
 from oncetask_emulators.process import ChildProcess, LaunchError, free_port, launch, python_module
 
-from .children import answers_http, kill_group, serve, stop_group
+from .children import answers_http, group_alive, kill_group, serve, stop_group
 from .scheduler import SCHEDULER_QUEUE, SchedulerLoop, scheduler_queue, trigger_cleanup
 
 LOG = logging.getLogger("oncetask_dev.stack")
@@ -146,6 +146,10 @@ class LocalStack:
         with ThreadPoolExecutor(max_workers=3) as pool:
             list(pool.map(lambda n: stop_group(self.children[n]), [n for n in names if n in FUNCTIONS]))
             list(pool.map(lambda n: stop_group(self.children[n]), [n for n in names if n in EMULATORS]))
+
+    def leftovers(self) -> list[str]:
+        """Parts of which some process is still alive (after `stop()`: none, or something is wrong)."""
+        return [name for name, child in self.children.items() if group_alive(child.proc.pid)]
 
     def kill(self, name: str) -> None:
         """SIGKILL one part's whole process group (a crash); it stays down until `restart(name)`."""

@@ -54,7 +54,7 @@ def row_state(driver: WebDriver, job_id: str) -> str | None:
     return rows[0].get_attribute("data-state") if rows else None
 
 
-def wait_row(driver: WebDriver, job_id: str, state: str, timeout: float = 20.0) -> None:
+def wait_row(driver: WebDriver, job_id: str, state: str, timeout: float = 30.0) -> None:
     WebDriverWait(driver, timeout, poll_frequency=0.1).until(
         lambda d: row_state(d, job_id) == state, message=f"the page to show job {job_id} as {state}")
 

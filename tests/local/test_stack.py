@@ -41,6 +41,10 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
+def all_members(groups: list[int]) -> list[int]:
+    return [pid for pgid in groups for pid in group_members(pgid)]
+
+
 def storage_for(stack: LocalStack) -> storage.Client:
     return storage.Client(project=stack.options.project_id, credentials=AnonymousCredentials(),
                           client_options={"api_endpoint": stack.storage_host})
@@ -84,9 +88,11 @@ def test_functions_get_the_emulators_and_the_tasks_emulators_jwks(local_stack: L
 
 
 def test_task_handler_runs_as_several_worker_processes(local_stack: LocalStack) -> None:
-    # gunicorn's master plus one process per worker, all in the handler's process group.
-    members = group_members(local_stack.children["task_handler"].pid)
-    assert len(members) >= 1 + local_stack.options.handler_workers
+    # gunicorn's master plus one process per worker, all in the handler's process group (it answers as soon as
+    # the first worker does; the others may still be forking).
+    pgid = local_stack.children["task_handler"].pid
+    wait_until(lambda: len(group_members(pgid)) >= 1 + local_stack.options.handler_workers, timeout=20,
+               message="the task handler's master and its two workers")
 
 
 def test_scheduler_tick_runs_the_cleanup_with_a_token_it_accepts(local_stack: LocalStack) -> None:
@@ -126,7 +132,7 @@ def test_death_is_reported_restarts_work_and_data_dir_keeps_state(tmp_path: Path
         _submit_and_finish(api, "after-restarts")
         groups = list(stack.pids().values())
     assert len(deaths) == 1  # the restarts and the stop were asked for: not deaths
-    assert [pid for pgid in groups for pid in group_members(pgid)] == []
+    assert all_members(groups) == []
 
     with LocalStack(options) as again:
         assert ApiClient(again.api_url).get(job_id)["state"] == "completed"
@@ -158,12 +164,13 @@ def test_sigterm_to_oncetask_dev_stops_every_child_and_leaves_no_process(tmp_pat
         assert len(groups) == 6
         assert json.loads(state_file.read_text())["api_url"] == description["api_url"]
         assert requests.get(description["api_url"] + "healthz", timeout=5).status_code == 200
-        running = [pid for pgid in groups for pid in group_members(pgid)]
-        assert len(running) >= 6 + 2  # the task handler's two workers beside its master, at least
+        # Six group leaders plus the gunicorn workers: api 1, task handler 2, cleanup 1 (some may still be forking).
+        wait_until(lambda: len(all_members(groups)) >= 6 + 4, timeout=20, message="every process of the stack")
+        running = all_members(groups)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0, proc.stderr.read() if proc.stderr else ""
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert [pid for pid in running if pid in {p for g in groups for p in group_members(g)}] == []
+    assert set(running) & set(all_members(groups)) == set()
     assert not state_file.exists()
