@@ -11,13 +11,21 @@ import zipfile
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 from oncetask.errors import PermanentError
 from oncetask.jobtypes import images, product_rows, sheets
 
 from .builders import GOOD_ROWS, HEADER, csv_bytes, image_bytes, xlsx_bytes
 
-IMAGE_SEEDS = [image_bytes(48, 32, fmt) for fmt in ("PNG", "JPEG", "GIF", "WEBP", "BMP")]
+def animated_gif() -> bytes:
+    frames = [Image.new("RGB", (40, 30), colour) for colour in ("red", "green", "blue")]
+    out = io.BytesIO()
+    frames[0].save(out, format="GIF", save_all=True, append_images=frames[1:])
+    return out.getvalue()
+
+
+IMAGE_SEEDS = [*(image_bytes(48, 32, fmt) for fmt in ("PNG", "JPEG", "GIF", "WEBP", "BMP")), animated_gif()]
 SHEET_SEEDS = [xlsx_bytes([HEADER, *GOOD_ROWS]), csv_bytes([HEADER, *GOOD_ROWS])]
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
