@@ -12,7 +12,7 @@ from oncetask_dev.stack import LocalStack
 
 from .conftest import LEASE_TTL, Api, unique
 from .invariants import Observer, wait_for
-from .workers import Holder, children_of, find_holder, owner_pid, signal_worker
+from .workers import Holder, children_of, find_holder, owner_pid, signal_worker, wait_for_holder
 
 JOBS_UNDER_FIRE = 8
 KILLS = 4
@@ -49,7 +49,7 @@ def test_handler_workers_killed_mid_stage_repeatedly_lose_no_job_and_finish_no_s
 def test_handler_paused_past_its_lease_is_fenced_off_when_it_resumes(
         stack: LocalStack, api: Api, observer: Observer) -> None:
     job_id = api.submit_ok(unique("pause"), sleep_ms=800)
-    holder = wait_for_holder(stack, observer, job_id)
+    holder = wait_for_holder(stack, lambda: observer.docs(JOBS, [job_id]))
     ref = observer.db.collection(JOBS).document(job_id)
     signal_worker(stack, holder.pid, signal.SIGSTOP)
     try:
@@ -71,14 +71,3 @@ def test_handler_paused_past_its_lease_is_fenced_off_when_it_resumes(
     snap = observer.assert_invariants([job_id], timeout=10)
     assert not [r for r in snap.runs if r["attempt"] == holder.fencing and r["stage"] == holder.stage]
 
-
-def wait_for_holder(stack: LocalStack, observer: Observer, job_id: str) -> Holder:
-    found: list[Holder] = []
-
-    def held() -> bool:
-        holder = find_holder(stack, {job_id: observer.job(job_id)})
-        found[:] = [holder] if holder else []
-        return bool(found)
-
-    wait_for(held, 20, f"a worker to run job {job_id}")
-    return found[0]

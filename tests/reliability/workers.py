@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from oncetask_dev.stack import LocalStack
+
+from .invariants import wait_for
 
 
 def children_of(pid: int) -> set[int]:
@@ -57,3 +59,17 @@ def signal_worker(stack: LocalStack, pid: int, signum: int) -> None:
     if pid not in children_of(stack.pids()["task_handler"]):
         raise AssertionError(f"pid {pid} is not a worker of the task handler")
     os.kill(pid, signum)
+
+
+def wait_for_holder(stack: LocalStack, read_jobs: Callable[[], dict[str, dict[str, Any]]],
+                    timeout: float = 20) -> Holder:
+    """Poll until one of the jobs `read_jobs()` returns is mid-stage under a handler worker's lease."""
+    found: list[Holder] = []
+
+    def held() -> bool:
+        holder = find_holder(stack, read_jobs())
+        found[:] = [holder] if holder else []
+        return bool(found)
+
+    wait_for(held, timeout, "a worker to be mid-stage on one of the jobs")
+    return found[0]

@@ -1,0 +1,71 @@
+"""Several cleanup runs at once, over jobs whose worker died, while other jobs are being processed."""
+
+from __future__ import annotations
+
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+
+from oncetask.clients import tasks_client
+from oncetask.job import JOBS
+from oncetask_dev.scheduler import SCHEDULER_QUEUE, cleanup_task
+from oncetask_dev.stack import LocalStack
+
+from .conftest import Api, unique
+from .invariants import Observer, wait_for
+from .workers import owner_pid, signal_worker, wait_for_holder
+
+CONCURRENT_RUNS = 6
+
+
+def test_concurrent_cleanup_runs_requeue_each_dead_workers_job_once_and_leave_live_leases_alone(
+        stack: LocalStack, api: Api, observer: Observer) -> None:
+    s = stack.settings()
+    tasks = tasks_client(s)
+    parent = f"projects/{s.project_id}/locations/{s.location}"
+    scheduler_queue = f"{parent}/queues/{SCHEDULER_QUEUE}"
+    # Cloud Scheduler never overlaps itself; overlapping runs come from a slow run meeting the next tick, or an
+    # operator's manual run. This queue lets CONCURRENT_RUNS real, token-bearing cleanup calls fly at once.
+    stampede = tasks.create_queue(parent=parent, queue={
+        "name": f"{parent}/queues/{unique('stampede')}", "retry_config": {"max_attempts": 1},
+        "rate_limits": {"max_concurrent_dispatches": CONCURRENT_RUNS, "max_dispatches_per_second": 500}}).name
+    cleanup_log = stack.children["cleanup"].output
+
+    ids = [api.submit_ok(unique("cleanup"), sleep_ms=500) for _ in range(6)]
+    holder = wait_for_holder(stack, lambda: observer.docs(JOBS, ids))
+    signal_worker(stack, holder.pid, signal.SIGKILL)
+    # Hold back everything that could take the dead worker's jobs first: their tasks' retries and the scheduler.
+    tasks.pause_queue(name=s.queue_path)
+    tasks.pause_queue(name=scheduler_queue)
+    try:
+        jobs = observer.docs(JOBS, ids)
+        victims = {i: j for i, j in jobs.items() if j.get("state") == "running"
+                   and owner_pid(j.get("lease_owner") or "x-0-x") == holder.pid}
+        assert victims, "the killed worker held no lease any more"
+        created_before = observer.tasks_stats()["tasks_created_by_queue"].get(s.queue_path, 0)
+        lapse = max(j["lease_expires_at"] for j in victims.values())
+        wait_for(lambda: datetime.now(timezone.utc) > lapse, 10, "the dead worker's leases to lapse")
+        left_alone_before = sum("left alone" in line for line in list(cleanup_log))
+
+        task = cleanup_task(stack.cleanup_url, s.cleanup_audience, s.scheduler_service_account)
+        with ThreadPoolExecutor(max_workers=CONCURRENT_RUNS) as pool:
+            list(pool.map(lambda _: tasks.create_task(parent=stampede, task=task), range(CONCURRENT_RUNS)))
+        wait_for(lambda: observer.tasks_stats()["queues"][stampede]["pending"] == 0, 20, "every cleanup run to end")
+
+        after = observer.docs(JOBS, victims)
+        for job_id, job in after.items():
+            timeouts = [e for e in job["errors"] if e["code"] == "TIMEOUT"]
+            assert (job["state"], job["generation"], len(timeouts)) == ("queued", 2, 1), (job_id, job)
+        requeues = observer.tasks_stats()["tasks_created_by_queue"][s.queue_path] - created_before
+        assert requeues == len(victims), f"{requeues} tasks for {len(victims)} recovered jobs"
+        # The runs really overlapped on the same jobs: the losers' fenced writes were refused.
+        assert sum("left alone" in line for line in list(cleanup_log)) > left_alone_before
+    finally:
+        tasks.resume_queue(name=s.queue_path)
+        tasks.resume_queue(name=scheduler_queue)
+
+    snap = observer.assert_invariants(ids, timeout=60)
+    assert snap.states() == {"completed": len(ids)}
+    survivors = [job for job_id, job in snap.jobs.items() if job_id not in victims]
+    # Cleanup ran (six times at once, then every second) while these were processed: it never took a live lease.
+    assert all(job["generation"] == 1 and job["attempts"] == 1 for job in survivors), survivors
