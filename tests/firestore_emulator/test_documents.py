@@ -178,3 +178,11 @@ def test_bulk_writer_reports_each_write_on_its_own(firestore_client):
     assert failures == ["existing"]
     assert len(list(firestore_client.collection("bulk").stream())) == 21
     assert existing.get().get("n") == 0
+
+
+def test_writing_a_double_over_an_equal_integer_stores_the_double(firestore_client):
+    ref = firestore_client.collection("numbers").document("n")
+    ref.set({"value": 3})
+    ref.set({"value": 3.0})
+    stored = ref.get().to_dict()["value"]
+    assert stored == 3.0 and isinstance(stored, float)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from google.cloud.firestore_v1.types import document, write
 from google.protobuf import timestamp_pb2
 
-from . import transforms, values
+from . import transforms
 from .errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from .locks import LockTable
 from .persistence import SqlitePersistence
@@ -209,7 +209,9 @@ def _next_version(name: str, current: DocumentPb | None, fields, commit_ts: Time
 
 
 def _same_fields(a, b) -> bool:
-    return values.equals(ValuePb(map_value=MapValuePb(fields=a)), ValuePb(map_value=MapValuePb(fields=b)))
+    # Protobuf equality, not Firestore's value equality: writing 3.0 over a stored 3 changes the stored type,
+    # so it is a real write, as in production.
+    return MapValuePb(fields=a) == MapValuePb(fields=b)
 
 
 class Store:
