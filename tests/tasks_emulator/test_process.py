@@ -63,3 +63,14 @@ def test_grpc_fault_spec_fails_calls_with_that_code(tasks_emulator_factory):
     emulator = tasks_emulator_factory(fault="UNAVAILABLE:1.0")
     with pytest.raises(exceptions.ServiceUnavailable, match="injected fault"):
         emulator.client().get_queue(name="projects/p/locations/l/queues/q", retry=None)
+
+
+def test_sigterm_stops_it_promptly_even_with_a_dispatch_in_flight(tasks_emulator_factory, tasks_queue_factory,
+                                                                  task_target):
+    emulator = tasks_emulator_factory()
+    queue = tasks_queue_factory(emulator)
+    task_target.delay = 30  # a handler far slower than any stop should wait for
+    emulator.client().create_task(parent=queue, task={"http_request": {"url": task_target.url}})
+    wait_until(lambda: task_target.requests, message="the dispatch to start")
+    emulator.process.proc.send_signal(signal.SIGTERM)
+    assert emulator.process.proc.wait(5) == 0

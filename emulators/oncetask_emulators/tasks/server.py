@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -61,6 +62,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Serve until SIGINT/SIGTERM, then exit the process (status 0); returns only on a usage or startup error."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format=f"{NAME}: %(levelname)s %(message)s")
     interceptors = []
@@ -109,7 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     if persistence:
         with store.lock:
             persistence.close()
-    return 0
+    # Dispatch threads may be waiting on a slow target for up to the dispatch deadline; the interpreter would join
+    # them at exit. Their attempts are unrecorded, so they are simply dispatched again after a restart.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
