@@ -159,7 +159,8 @@ class Processor:
                     next_stage = job_type.stages[job_type.stage_names().index(stage.name) + 1].name
                     keeper.write({fpath("checkpoints", stage.name): _checkpoint(output, keeper.job),
                                   "current_stage": next_stage})
-            stage_name = None
+            # stage_name stays the last stage: its checkpoint is written by the completing commit, so a cancel
+            # that wins against that commit must still remove the last stage's (now orphaned) artifacts.
             return self._complete(keeper, outputs, job_type)
         except Cancelled:
             return self._cancel(keeper, stage_name)
