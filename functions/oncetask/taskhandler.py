@@ -9,6 +9,7 @@ from __future__ import annotations
 import flask
 import pydantic
 
+from .errors import is_retryable
 from .httputil import HttpError, error_response, json_response, read_json, to_response
 from .logs import bound, get_logger, trace_from_header
 from .processor import TaskDelivery
@@ -68,8 +69,10 @@ def _process_task(services: Services, request: flask.Request) -> flask.Response:
         response = to_response(exc)
         if response is not None:
             return response
-        # Unexpected (a bug, or Firestore down beyond the in-attempt retries): 500 makes Cloud Tasks retry.
-        LOG.exception("task handler failed")
+        if is_retryable(exc):  # Firestore/Storage down beyond the in-attempt retries: Cloud Tasks retries later
+            LOG.warning("task handler: transient backend failure", exc_info=exc)
+            return error_response(503, "UNAVAILABLE", "a backend is temporarily unavailable")
+        LOG.exception("task handler failed")  # a bug: 500, and Cloud Tasks retries it too
         return error_response(500, "INTERNAL", "internal error")
 
 

@@ -148,3 +148,13 @@ def test_transient_firestore_errors_do_not_fail_jobs(make_stack, start_firestore
         job = stack.wait_state(job_id, JobState.COMPLETED, JobState.FAILED)
         assert job.state is JobState.COMPLETED, job.errors
         assert all(e["retryable"] for e in job.errors)
+
+
+def test_a_checkpointed_stage_whose_artifact_vanished_runs_again(stack: Stack) -> None:
+    job_id = stack.submit_ok(payload={"fail_times": 1, "fail_kind": "permanent"}, key="vanished")
+    failed = stack.wait_state(job_id, JobState.FAILED)
+    stack.services.bucket.blob(f"jobs/{job_id}/prepare/prepare.json").delete()
+    assert stack.api_client.post(f"/jobs/{job_id}/retry").status_code == 202
+    job = stack.wait_state(job_id, JobState.COMPLETED)
+    assert job.checkpoints["prepare"]["attempt"] == 2 != failed.checkpoints["prepare"]["attempt"]
+    assert f"jobs/{job_id}/prepare/prepare.json" in stack.artifacts(job_id)
