@@ -45,7 +45,7 @@ class Thumbnail:
 
 
 def probe(data: bytes, max_pixels: int = MAX_PIXELS) -> ImageInfo:
-    """Format and size from the header, after checking the size is sane, then a full decode to prove the body."""
+    """Format and size from the header, after checking the size is sane, then a decode of the whole body."""
     with _open_checked(data, max_pixels) as image:
         format_, size, mode = str(image.format), image.size, image.mode  # before a JPEG draft shrinks them
         _shrink_jpeg_decode(image, 1)  # every coefficient is still decoded (corruption shows), into 1/64 the pixels

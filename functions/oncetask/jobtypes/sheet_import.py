@@ -37,7 +37,7 @@ class SheetImportPayload(BaseModel):
 
     @field_validator("collection")
     @classmethod
-    def _not_the_products_own(cls, collection: str) -> str:
+    def _not_oncetasks_own(cls, collection: str) -> str:
         # An import must never be able to overwrite job records: that would let a payload forge a job's state.
         if collection.lower() in RESERVED_COLLECTIONS:
             raise ValueError(f"{collection!r} is reserved for oncetask's own records")
