@@ -72,7 +72,14 @@ class Cleanup:
         errors = [*job.errors, error][-MAX_ERRORS_KEPT:]
         lease = {"lease_owner": DELETE, "lease_expires_at": DELETE}
         try:
-            if job.attempts_since_retry < self.settings.max_attempts:
+            if job.cancel_requested:
+                # Cancelled while its worker was dead: finish the cancel instead of running it again.
+                if job.current_stage and job.current_stage not in job.checkpoints:
+                    delete_objects(self.bucket, object_prefix(job.job_id, job.current_stage))
+                expire_at = now + timedelta(days=self.settings.retention_days)
+                self.store.update(job, {**lease, "expire_at": expire_at}, JobState.CANCELLED)
+                log(LOG, logging.INFO, "cancelled job's lapsed lease closed", job_id=job.job_id)
+            elif job.attempts_since_retry < self.settings.max_attempts:
                 generation = job.generation + 1
                 self.store.update(job, {**lease, "generation": generation, "errors": errors,
                                         "task_name": self.queue.name_for(job.job_id, generation)}, JobState.QUEUED)

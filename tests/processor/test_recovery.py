@@ -239,3 +239,14 @@ def _accepts(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
+
+
+def test_cleanup_finishes_the_cancel_of_a_job_whose_worker_died(make_stack) -> None:
+    stack = make_stack(paused=True)
+    job_id = stack.submit_ok(key="cancel-dead")
+    job = _as_dead_worker(stack, job_id)
+    stack.services.bucket.blob(f"jobs/{job_id}/work/partial").upload_from_string(b"half")
+    stack.services.store.update(job, {"cancel_requested": True})
+    report = stack.services.cleanup.run()
+    assert report.requeued == 0
+    assert stack.job(job_id).state is JobState.CANCELLED and stack.artifacts(job_id) == []
