@@ -15,6 +15,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import storage
 
 from .errors import PermanentError, RetryableError
+from .policy import call_with_retry
 
 
 def object_prefix(job_id: str, stage: str | None = None) -> str:
@@ -52,11 +53,10 @@ class ArtifactStore:
         """Write one artifact of the current stage (atomically: an upload is all or nothing); returns its URI."""
         self._check()  # a zombie stops here: its lease is gone, so it must not touch the job's artifacts
         blob = self._bucket.blob(self.object_name(name))
+        precondition = {"if_generation_match": 0} if self._use_preconditions else {}
         try:
-            if self._use_preconditions:
-                blob.upload_from_string(data, content_type=content_type, if_generation_match=0)
-            else:
-                blob.upload_from_string(data, content_type=content_type)
+            # Retried on transient errors inside the attempt: the name is deterministic, so a repeat overwrites.
+            call_with_retry(lambda: blob.upload_from_string(data, content_type=content_type, **precondition))
         except gexc.PreconditionFailed as exc:
             # Another writer created it since this stage started: we may be the zombie. Retry decides.
             raise RetryableError("ARTIFACT_CONFLICT", f"{blob.name} was written by someone else") from exc

@@ -31,7 +31,7 @@ class StageContext:
     job_id: str
     payload: pydantic.BaseModel
     stage: str
-    attempt: int
+    attempt: int  # 1 on the job's first run; +1 per lease acquisition (a manual retry continues the count)
     outputs_so_far: dict[str, StageOutput]
     artifacts: ArtifactStore
     firestore: firestore.Client
