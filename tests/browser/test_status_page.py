@@ -49,9 +49,17 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
         driver.quit()
 
 
+def row(driver: WebDriver, job_id: str) -> dict[str, str] | None:
+    """The job's row as the page shows it now ({state, text}), read in one step: the page may rebuild it at
+    any poll, so a Selenium element found first and read later can be gone."""
+    return driver.execute_script(
+        "const r = document.querySelector(`#jobs tr[data-job-id='${arguments[0]}']`);"
+        "return r ? {state: r.dataset.state, text: r.innerText} : null;", job_id)
+
+
 def row_state(driver: WebDriver, job_id: str) -> str | None:
-    rows = driver.find_elements(By.CSS_SELECTOR, f'#jobs tr[data-job-id="{job_id}"]')
-    return rows[0].get_attribute("data-state") if rows else None
+    shown = row(driver, job_id)
+    return shown["state"] if shown else None
 
 
 def wait_row(driver: WebDriver, job_id: str, state: str, timeout: float = 30.0) -> None:
@@ -79,8 +87,8 @@ def test_failed_job_is_shown_and_retry_moves_it_to_completed(browser: WebDriver,
 
     browser.get(local_stack.api_url)
     wait_row(browser, job_id, "failed")
-    row = browser.find_element(By.CSS_SELECTOR, f'#jobs tr[data-job-id="{job_id}"]')
-    assert "INJECTED_FAILURE" in row.text  # the last error, as the API reports it
+    shown = row(browser, job_id)
+    assert shown is not None and "INJECTED_FAILURE" in shown["text"]  # the last error, as the API reports it
     browser.save_screenshot(str(SCREENSHOT))
 
     click(browser, f'#jobs tr[data-job-id="{job_id}"] button.retry')
