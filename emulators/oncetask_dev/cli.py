@@ -197,6 +197,8 @@ def _report_death(died: ChildDied) -> None:
 
 
 def _report_stopped(stack: LocalStack, quiet: bool) -> None:
+    if not stack.children:
+        return  # nothing was started
     left = stack.leftovers()
     if left:
         ERR.print(f"[red]processes of {left} are still alive[/] (pids {[stack.pids()[n] for n in left]})")
@@ -259,8 +261,9 @@ def _serve_until_stopped(stack: LocalStack, json_out: bool) -> None:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    ports = {**DEV_PORTS, **{k: v for k, v in (("api", args.api_port), ("task_handler", args.task_handler_port),
-                                                ("cleanup", args.cleanup_port)) if v is not None}}
+    given = {"api": args.api_port, "task_handler": args.task_handler_port, "cleanup": args.cleanup_port,
+             "firestore": args.firestore_port, "tasks": args.tasks_port, "storage": args.storage_port}
+    ports = {**DEV_PORTS, **{part: port for part, port in given.items() if port is not None}}
     options = StackOptions(ports={k: v for k, v in ports.items() if v}, data_dir=args.data_dir,
                            time_scale=args.time_scale, handler_workers=args.handler_workers,
                            cleanup_interval=args.cleanup_interval)
@@ -320,6 +323,9 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--api-port", type=int, help=f"default {DEV_PORTS['api']}; 0 picks a free port")
     dev.add_argument("--task-handler-port", type=int, help=f"default {DEV_PORTS['task_handler']}")
     dev.add_argument("--cleanup-port", type=int, help=f"default {DEV_PORTS['cleanup']}")
+    dev.add_argument("--firestore-port", type=int, help="gRPC port of the Firestore emulator (default: free)")
+    dev.add_argument("--tasks-port", type=int, help="gRPC port of the Cloud Tasks emulator (default: free)")
+    dev.add_argument("--storage-port", type=int, help="port of the Storage emulator (default: free)")
     dev.add_argument("--handler-workers", type=int, default=2, help="task handler worker processes")
     dev.add_argument("--cleanup-interval", type=float, default=60.0,
                      help="seconds between cleanup runs (production: 900)")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -115,6 +116,7 @@ class LocalStack:
 
     def start(self) -> None:
         """Start every part, create the queues and the bucket, and return once every part answers."""
+        self._check_ports()
         try:
             with ThreadPoolExecutor(max_workers=3) as pool:
                 for name, child in zip(EMULATORS, pool.map(self._start_part, EMULATORS)):
@@ -134,6 +136,13 @@ class LocalStack:
         self._scheduler.start()
         self._watcher = threading.Thread(target=self._watch, name="stack-watch", daemon=True)
         self._watcher.start()
+
+    def _check_ports(self) -> None:
+        """Refuse at once a given port that is taken (gunicorn would retry binding it for seconds, then fail)."""
+        for name, port in self.options.ports.items():
+            if port and not port_free(self.options.host, port):
+                raise StackError(f"port {port} for {name} is in use on {self.options.host}: stop what uses it, or "
+                                 f"give {name} another port (0 picks a free one)")
 
     def stop(self) -> None:
         """Stop the scheduler and every child (functions first, then the emulators they use); idempotent."""
@@ -389,6 +398,17 @@ def settings_from_env(env: dict[str, str]) -> Settings:
         elif key.isupper() and not key.startswith("PYTHON"):
             values[key] = value
     return Settings(**values)
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        # As the servers bind: a port held only by closed connections (TIME_WAIT) is free to them too.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _port(host_port: str) -> int:

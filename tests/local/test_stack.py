@@ -7,6 +7,7 @@ import json
 import os
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from fixtures.tasks import TESTS_TIME_SCALE, wait_until
 from oncetask.clients import tasks_client
 from oncetask.settings import Settings
 from oncetask_dev.apiclient import ApiClient
+from oncetask_dev.cli import main
 from oncetask_dev.stack import ChildDied, LocalStack, StackOptions
 
 ONCETASK = str(Path(sys.executable).with_name("oncetask"))
@@ -174,3 +176,15 @@ def test_sigterm_to_oncetask_dev_stops_every_child_and_leaves_no_process(tmp_pat
             proc.kill()
     assert set(running) & set(all_members(groups)) == set()
     assert not state_file.exists()
+
+
+def test_dev_refuses_a_taken_port_at_once_saying_which(capsys) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        assert main(["dev", "--api-port", str(port), "--task-handler-port", "0", "--cleanup-port", "0"]) == 2
+        assert time.monotonic() - started < 5  # before anything was started
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"port {port} for api is in use" in err
