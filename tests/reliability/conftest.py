@@ -8,6 +8,7 @@ lease lasts 2 s, and the scheduler calls cleanup every second (so cleanup always
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,6 +93,17 @@ class Api:
         status, body = self.submit(key, **payload)
         assert status == 202, body
         return str(body["job_id"])
+
+    def submit_until_accepted(self, key: str, timeout: float = 30, **payload: Any) -> str:
+        """What a well-behaved client does with a 503: send the same request (same idempotency key) again."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status, body = self.submit(key, **payload)
+            if status == 202:
+                return str(body["job_id"])
+            assert status == 503, (status, body)  # only "try again later" is acceptable when a backend is down
+            assert time.monotonic() < deadline, f"submission {key} still refused after {timeout}s: {body}"
+            time.sleep(0.1)  # a client's backoff before its retry
 
     def cancel(self, job_id: str) -> tuple[int, dict[str, Any]]:
         return self.post(f"jobs/{job_id}/cancel")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from oncetask.job import JOBS
+from oncetask.states import TERMINAL
 from oncetask_dev.stack import LocalStack
 
 from .conftest import Api, unique
@@ -15,18 +16,31 @@ from .invariants import Observer, wait_for
 
 RACING_JOBS = 14
 RETRIES_AT_ONCE = 5
+TERMINAL_STATES = {state.value for state in TERMINAL}
+
+
+# When each cancel is sent, by what the job is doing then (or as soon as it is past that point).
+CANCEL_WHEN: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "at_once": lambda job: True,  # queued, or just taken by a worker
+    "mid_stage": lambda job: job.get("state") == "running" and job.get("current_stage") in ("prepare", "work"),
+    "last_stage": lambda job: job.get("state") == "running" and job.get("current_stage") == "finish",  # vs commit
+    "completed": lambda job: job.get("state") == "completed",
+}
 
 
 def test_cancels_racing_processing_end_each_job_as_the_cancel_answer_said(
         stack: LocalStack, api: Api, observer: Observer) -> None:
-    ids = [api.submit_ok(unique("cancel"), sleep_ms=120) for _ in range(RACING_JOBS)]
+    ids = [api.submit_ok(unique("cancel"), sleep_ms=150) for _ in range(RACING_JOBS)]
+    moments = [list(CANCEL_WHEN)[i % len(CANCEL_WHEN)] for i in range(RACING_JOBS)]
 
-    def cancel_after(job_id: str, delay: float) -> tuple[str, int, dict[str, Any]]:
-        time.sleep(delay)  # the race itself: cancels land while queued, mid-stage, and after completion
+    def cancel_when(job_id: str, moment: str) -> tuple[str, int, dict[str, Any]]:
+        due = CANCEL_WHEN[moment]
+        wait_for(lambda: (job := observer.job(job_id)).get("state") in TERMINAL_STATES or due(job), 30,
+                 f"job {job_id} to reach the moment {moment}", interval=0.01)
         return (job_id, *api.cancel(job_id))
 
     with ThreadPoolExecutor(max_workers=RACING_JOBS) as pool:
-        answers = list(pool.map(cancel_after, ids, [i * 0.06 for i in range(RACING_JOBS)]))
+        answers = list(pool.map(cancel_when, ids, moments))
 
     snap = observer.assert_invariants(ids, timeout=60)
     said = Counter(body.get("status") if status == 202 else status for _, status, body in answers)

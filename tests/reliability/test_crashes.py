@@ -62,7 +62,8 @@ def test_handler_paused_past_its_lease_is_fenced_off_when_it_resumes(
         os.kill(holder.pid, signal.SIGCONT)
     assert finished.to_dict()["fencing"] > holder.fencing
 
-    # Resumed, the old worker finds its lease gone and stops; whatever it tried to write was refused.
+    # Resumed, the old worker finds its lease gone and stops without writing: its own local deadline refuses
+    # first (in practice it never reaches Firestore), and Firestore's update_time fence would refuse next.
     handler = stack.children["task_handler"]
     wait_for(lambda: any(job_id in line and "lease lost" in line for line in list(handler.output)), 10,
              "the resumed worker to report its lease lost")

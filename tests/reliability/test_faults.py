@@ -38,23 +38,13 @@ def faulty_stack() -> Iterator[LocalStack]:
         stack.stop()
 
 
-def submit_until_answered(api: Api, key: str) -> str:
-    """What a well-behaved client does with a 503: send the same request (same idempotency key) again."""
-    for _ in range(10):
-        status, body = api.submit(key, sleep_ms=50)
-        if status == 202:
-            return str(body["job_id"])
-        assert status == 503, (status, body)  # only "try again later" is acceptable under transient faults
-    raise AssertionError(f"submission {key} was refused 10 times")
-
-
 def test_injected_unavailable_aborted_deadline_and_slow_calls_force_retries_and_lose_nothing(
         faulty_stack: LocalStack) -> None:
     api = Api(faulty_stack.api_url)
     observer = Observer(faulty_stack)
     keys = [unique("faults") for _ in range(JOBS_UNDER_FAULTS)]
     with ThreadPoolExecutor(max_workers=8) as pool:
-        ids = list(pool.map(lambda key: submit_until_answered(api, key), keys))
+        ids = list(pool.map(lambda key: api.submit_until_accepted(key, sleep_ms=50), keys))
     assert len(set(ids)) == JOBS_UNDER_FAULTS
 
     snap = observer.assert_invariants(ids, timeout=120)
