@@ -287,7 +287,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if running is None or running["api_url"].rstrip("/") != args.api.rstrip("/"):
             raise UsageError("the demo uploads its inputs to the stack's bucket and reads its counters: give the "
                              "--api of an `oncetask dev` started in this directory, or no --api to start its own")
-        return run_demo(Target(args.api, running, own_stack=False), OUT, copies=args.copies)
+        status = run_demo(Target(args.api, running, own_stack=False), OUT, copies=args.copies)
+        OUT.print(f"Status page: {args.api}")
+        return status
     # Its own stack: fast backoffs, and no scheduler tick during the run (the counters must be the demo's alone).
     options = StackOptions(time_scale=DEMO_TIME_SCALE, cleanup_interval=3600.0)
     stack = LocalStack(options, on_death=_report_death)
@@ -302,6 +304,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 status = 1
             if args.keep:
                 _serve_until_stopped(stack, json_out=False)
+            else:
+                OUT.print("The stack stops now; `oncetask demo --keep` leaves it running to look at the status page.")
         finally:
             stack.stop()
             _report_stopped(stack, quiet=True)
