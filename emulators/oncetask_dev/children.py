@@ -20,13 +20,18 @@ from collections.abc import Callable
 
 from oncetask_emulators.process import ChildProcess, LaunchError
 
-__all__ = ["ChildProcess", "LaunchError", "answers_http", "group_alive", "kill_group", "serve", "stop_group"]
+__all__ = ["LOOPBACK", "ChildProcess", "LaunchError", "answers_http", "group_alive", "kill_group", "serve",
+           "stop_group"]
+
+
+# The stack's parts are on loopback: never ask a proxy from the environment to reach them.
+LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def answers_http(url: str, ok: Callable[[int], bool] = lambda status: True, timeout: float = 1.0) -> bool:
     """Whether `url` gives an HTTP answer that `ok(status)` accepts (any status by default: it is serving)."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with LOOPBACK.open(url, timeout=timeout) as response:
             return ok(response.status)
     except urllib.error.HTTPError as error:
         return ok(error.code)

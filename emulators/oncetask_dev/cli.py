@@ -282,6 +282,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if args.copies < 1:
+        raise UsageError(f"--copies must be at least 1, got {args.copies}")
     if args.api:
         running = stackfile.read()
         if running is None or running["api_url"].rstrip("/") != args.api.rstrip("/"):

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.request import urlopen
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -31,6 +30,7 @@ from oncetask.settings import Settings
 
 from . import present
 from .apiclient import ApiClient, ApiError
+from .children import LOOPBACK
 from .inputs import INVALID_SHEET_ROWS, VALID_SHEET_ROWS, InputFile, demo_inputs
 from .stack import settings_from_env
 
@@ -76,7 +76,7 @@ class Target:
                                   "STORAGE_EMULATOR_HOST": d["storage_host"]})
 
     def tasks_stats(self) -> dict[str, Any]:
-        with urlopen(f"http://{self.description['tasks_http']}/emulator/v1/stats", timeout=5) as response:
+        with LOOPBACK.open(f"http://{self.description['tasks_http']}/emulator/v1/stats", timeout=5) as response:
             return json.loads(response.read())
 
 

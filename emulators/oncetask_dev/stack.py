@@ -24,7 +24,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.request import urlopen
 
 from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
@@ -35,7 +34,7 @@ from oncetask.clients import tasks_client
 from oncetask.settings import Settings
 from oncetask_emulators.process import ChildProcess, LaunchError, free_port, launch, python_module
 
-from .children import answers_http, group_alive, kill_group, serve, stop_group
+from .children import LOOPBACK, answers_http, group_alive, kill_group, serve, stop_group
 from .scheduler import SCHEDULER_QUEUE, SchedulerLoop, scheduler_queue, trigger_cleanup
 
 LOG = logging.getLogger("oncetask_dev.stack")
@@ -88,6 +87,8 @@ class StackOptions:
             raise StackError(f"time_scale must be positive, got {self.time_scale}")
         if self.handler_workers < 1 or self.api_workers < 1:
             raise StackError("worker counts must be at least 1")
+        if self.cleanup_interval <= 0:
+            raise StackError(f"the cleanup interval must be positive, got {self.cleanup_interval}")
 
 
 class LocalStack:
@@ -344,7 +345,7 @@ class LocalStack:
         return settings_from_env(self.function_env())
 
     def tasks_stats(self) -> dict[str, Any]:
-        with urlopen(f"http://{self.tasks_http}/emulator/v1/stats", timeout=5) as response:
+        with LOOPBACK.open(f"http://{self.tasks_http}/emulator/v1/stats", timeout=5) as response:
             return json.loads(response.read())
 
     def trigger_cleanup(self, wait: float | None = None) -> str:
