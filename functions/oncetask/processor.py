@@ -59,6 +59,12 @@ class Outcome:
         return {"outcome": self.outcome, **self.detail}
 
 
+# Not 2xx: if the lease only lapsed (a starved heartbeat) and nobody took over, the task's retry picks the job up
+# again instead of leaving it `running` until the next cleanup; if someone did take over, the retry finds it busy
+# or finished, which is harmless.
+LEASE_LOST = Outcome(409, "lease_lost")
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -166,7 +172,7 @@ class Processor:
             return self._cancel(keeper, stage_name)
         except LeaseLost as exc:
             log(LOG, logging.WARNING, "lease lost: stopping without writing", reason=exc.message)
-            return Outcome(200, "lease_lost")
+            return LEASE_LOST
         except Exception as exc:  # noqa: BLE001 - every failure is classified and recorded, none escapes
             return self._fail(keeper, classify(exc, stage_name, keeper.job.attempts), delivery, exc)
 
@@ -198,7 +204,7 @@ class Processor:
             keeper.write({**_clear_lease(), "current_stage": stage_name, "expire_at": self._expire_at()},
                          JobState.CANCELLED)
         except LeaseLost:
-            return Outcome(200, "lease_lost")
+            return LEASE_LOST
         log(LOG, logging.INFO, "job cancelled", stage=stage_name)
         return Outcome(200, "cancelled")
 
@@ -225,7 +231,7 @@ class Processor:
         except Cancelled:
             return self._cancel(keeper, error.stage)
         except LeaseLost:
-            return Outcome(200, "lease_lost")
+            return LEASE_LOST
         return Outcome(200, "failed", {"error": _public(error)})
 
     def _expire_at(self, now: datetime | None = None) -> datetime:
