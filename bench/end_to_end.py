@@ -1,7 +1,7 @@
 """End-to-end benchmark of oncetask on the local stack (a script, not a timed test).
 
     .venv/bin/python bench/end_to_end.py [--jobs 300] [--latency 200] [--storm-keys 20 --storm-copies 25]
-                                         [--recoveries 2] [--json figures.json]
+                                         [--rounds 3] [--recoveries 2] [--json figures.json]
 
 Starts `LocalStack`s (the three emulators and the three functions under gunicorn, as `oncetask dev` runs them)
 and prints, with rich:
@@ -236,14 +236,21 @@ def end_to_end_rate(bench: Bench, count: int, bare: bool) -> float:
     return count / (ended - started)
 
 
-def throughput(bench: Bench, workers: int, count: int) -> Throughput:
+def throughput(bench: Bench, workers: int, count: int, rounds: int) -> Throughput:
+    """The median of `rounds` runs of each figure; the runs of oncetask and bare alternate, so a slow moment of
+    the machine does not fall on one side only."""
     bench.start_bare(workers)
     try:
         # A short warm-up of each path, so process start and first connections are not timed.
         drain_rate(bench, 20, bare=False)
         drain_rate(bench, 20, bare=True)
-        return Throughput(workers, drain_rate(bench, count, bare=False), drain_rate(bench, count, bare=True),
-                          end_to_end_rate(bench, count, bare=False), end_to_end_rate(bench, count, bare=True))
+        runs: dict[str, list[float]] = {"drain": [], "drain_bare": [], "end_to_end": [], "end_to_end_bare": []}
+        for _ in range(rounds):
+            runs["drain"].append(drain_rate(bench, count, bare=False))
+            runs["drain_bare"].append(drain_rate(bench, count, bare=True))
+            runs["end_to_end"].append(end_to_end_rate(bench, count, bare=False))
+            runs["end_to_end_bare"].append(end_to_end_rate(bench, count, bare=True))
+        return Throughput(workers, **{name: statistics.median(values) for name, values in runs.items()})
     finally:
         bench.stop_bare()
 
@@ -350,12 +357,19 @@ def machine() -> dict[str, str]:
     except (OSError, StopIteration):
         pass
     return {"nproc": str(os.cpu_count()), "cpu": model, "python": platform.python_version(),
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "load": _load()}
+
+
+def _load() -> str:
+    """The 1-minute load average: other work on the machine moves every figure, so each run says how busy it was."""
+    return f"{os.getloadavg()[0]:.1f}"
 
 
 def report(figures: dict[str, Any]) -> None:
     m = figures["machine"]
-    console.print(f"[bold]oncetask end to end[/] on {m['nproc']} x {m['cpu']}, Python {m['python']}, {m['date']}")
+    console.print(f"[bold]oncetask end to end[/] on {m['nproc']} x {m['cpu']}, Python {m['python']}, {m['date']}, "
+                  f"load average {m['load']} at the start and {m['load_end']} at the end")
 
     table = Table(title="Firestore calls per job, happy path")
     for column in ("job type", "stages", "API (submit)", "handler", "handler floor 2 + stages", "handler calls"):
@@ -365,7 +379,7 @@ def report(figures: dict[str, Any]) -> None:
                       str(2 + c["stages"]), ", ".join(f"{k} {v:.2f}" for k, v in c["handler_by_method"].items()))
     console.print(table)
 
-    table = Table(title="No-op jobs per second (queue cap lifted to 500/s)")
+    table = Table(title="No-op jobs per second (queue cap lifted to 500/s; median of the rounds)")
     for column in ("handler workers", "drain: oncetask", "drain: bare", "ratio", "end to end: oncetask",
                    "end to end: bare", "ratio"):
         table.add_column(column)
@@ -399,7 +413,8 @@ def report(figures: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--jobs", type=int, default=300, help="jobs per throughput run")
+    parser.add_argument("--jobs", type=int, default=400, help="jobs per throughput run")
+    parser.add_argument("--rounds", type=int, default=3, help="throughput runs per figure (the median is shown)")
     parser.add_argument("--calls-jobs", type=int, default=50, help="jobs per Firestore-calls run")
     parser.add_argument("--latency", type=int, default=400, help="sequential submissions timed")
     parser.add_argument("--storm-keys", type=int, default=20)
@@ -417,7 +432,7 @@ def main() -> None:
             if workers == 2:
                 for job_type in ("noop", "test.pipeline"):
                     figures["calls"].append(vars(calls_per_job(bench, job_type, {}, args.calls_jobs)))
-            figures["throughput"].append(vars(throughput(bench, workers, args.jobs)))
+            figures["throughput"].append(vars(throughput(bench, workers, args.jobs, args.rounds)))
             if workers == 2:
                 result = enqueue(bench, args.latency, args.storm_keys, args.storm_copies)
                 figures["enqueue"] = vars(result)
@@ -434,6 +449,7 @@ def main() -> None:
         stop(bench)
 
     figures["seconds"] = round(time.monotonic() - started, 1)
+    figures["machine"]["load_end"] = _load()
     report(figures)
     console.print(f"[dim]whole run: {figures['seconds']} s[/]")
     if args.json:
