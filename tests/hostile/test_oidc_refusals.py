@@ -25,7 +25,7 @@ from google.auth import jwt as google_jwt
 
 from oncetask.states import JobState
 
-from .conftest import KeyedTasksEmulator, Stack
+from .conftest import Footprint, KeyedTasksEmulator, Stack
 
 ISSUER = "https://accounts.google.com"
 INTRUDER = "intruder@oncetask-local.iam.gserviceaccount.com"
@@ -183,3 +183,24 @@ def test_the_same_minting_with_nothing_bent_is_accepted(
     assert answer.status_code == 200 and answer.json()["outcome"] == "completed"
     cleanup_token = _sign(keyed_tasks_emulator.signer, _claims(s.scheduler_service_account, s.cleanup_audience))
     assert keyed_stack.cleanup(Authorization=cleanup_token).status_code == 200
+
+
+API_AUDIENCE = "https://api.oncetask.test/"
+UNAUTHENTICATED = [r for r in REFUSED if r[1] == 401]  # any verified identity may use the API: no 403 cases
+
+
+@pytest.mark.parametrize(("scenario", "status", "forge"), UNAUTHENTICATED, ids=[r[0] for r in UNAUTHENTICATED])
+def test_api_requiring_auth_refuses_the_token_and_writes_nothing(
+        make_stack: Callable[..., Stack], keyed_tasks_emulator: KeyedTasksEmulator, foreign_key_pem: bytes,
+        scenario: str, status: int, forge: Forger) -> None:
+    stack = make_stack(paused=True, oidc_certs_url=keyed_tasks_emulator.emulator.certs_url, api_require_auth=True,
+                       api_audience=API_AUDIENCE)
+    header = forge(keyed_tasks_emulator, foreign_key_pem, "alice@example.com", API_AUDIENCE)
+    before = Footprint.of(stack)
+    answer = stack.api_client.post("/jobs", json={"job_type": "noop", "idempotency_key": "k"},
+                                   headers={"Authorization": header} if header else {})
+    assert answer.status_code == 401 and answer.headers["WWW-Authenticate"] == "Bearer", answer.get_json()
+    assert Footprint.of(stack) == before
+    alice = _sign(keyed_tasks_emulator.signer, _claims("alice@example.com", API_AUDIENCE))
+    assert stack.api_client.post("/jobs", json={"job_type": "noop"}, headers={"Authorization": alice}
+                                 ).status_code == 202  # the control: the same stack takes the unbent token
