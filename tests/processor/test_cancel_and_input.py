@@ -157,3 +157,21 @@ def test_openapi_requires_the_payload_only_for_job_types_whose_model_needs_one(s
             job_type.payload_model.model_validate({})
         except Exception:  # noqa: BLE001
             assert required[name] == ["job_type", "payload"]
+
+
+def _cancelled_right_after(ctx: StageContext) -> StageOutput:
+    """Writes its artifact, then a cancel lands before the completing commit (the API's write, made here)."""
+    uri = ctx.artifacts.write("out", b"done")
+    ctx.firestore.collection("jobs").document(ctx.job_id).update({"cancel_requested": True})
+    return {"out": uri}
+
+
+def test_cancel_that_wins_against_the_completing_commit_leaves_no_artifacts_of_the_last_stage(
+        stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    job_type = JobType("test.cancel_race", SlowPayload, (_slow_writer("one"), Stage("last", _cancelled_right_after)))
+    monkeypatch.setitem(REGISTRY, job_type.name, job_type)
+    job_id = stack.submit_ok(job_type.name, {}, key="race")
+    job = stack.wait_state(job_id, JobState.CANCELLED, JobState.COMPLETED)
+    assert job.state is JobState.CANCELLED
+    assert stack.artifacts(job_id) == [f"jobs/{job_id}/one/part-1", f"jobs/{job_id}/one/part-2"]
+    assert stack.doc("results", job_id) is None
