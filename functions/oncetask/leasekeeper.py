@@ -70,6 +70,10 @@ class LeaseKeeper:
             if self._released:
                 # A heartbeat that fired just as the job finished must not put a lease back on it.
                 raise LeaseLost(message="the lease was released")
+            if self._cancelled and to not in (JobState.CANCELLED, JobState.FAILED):
+                # A cancel the heartbeat already saw (and refreshed past) must win over the holder's next write,
+                # exactly as when that write itself is refused; otherwise an accepted cancel could end "completed".
+                raise Cancelled(message="the job was cancelled")
             for _ in range(3):
                 try:
                     self.job = self.store.commit(self.job, changes, to, **extra)
