@@ -1,0 +1,39 @@
+"""Races inside one lease holder, replayed step by step against the stack's Firestore (found by the scenarios,
+where they happen only now and then)."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from oncetask.errors import Cancelled
+from oncetask.jobstore import JobStore
+from oncetask.leasekeeper import LeaseKeeper
+from oncetask.states import JobState
+
+from .conftest import unique
+from .invariants import Observer
+
+
+def test_a_cancel_first_seen_by_the_heartbeat_still_stops_the_completing_write(observer: Observer) -> None:
+    store = JobStore(observer.db)
+    job_id = unique("lease-race")
+    now = datetime.now(timezone.utc)
+    store.create(job_id, {"job_type": "test.pipeline", "state": "queued", "generation": 1, "attempts": 0,
+                          "fencing": 0, "checkpoints": {}, "errors": [], "created_at": now, "updated_at": now})
+    job = store.get(job_id)
+    assert job is not None
+    job = store.update(job, {"attempts": 1, "fencing": 1, "lease_owner": "me",
+                             "lease_expires_at": now + timedelta(minutes=1)}, JobState.RUNNING)
+    keeper = LeaseKeeper(store, job, "me", 60.0, 3600.0, time.monotonic())  # its thread is never started
+
+    running = store.get(job_id)
+    assert running is not None
+    store.update(running, {"cancel_requested": True})  # the API accepts a cancel: "cancel_requested"
+    with pytest.raises(Cancelled):  # a heartbeat's renewal is refused; it re-reads and sees the cancel
+        keeper.write({"lease_expires_at": now + timedelta(minutes=2)})
+    with pytest.raises(Cancelled):  # the holder then tries to complete: the accepted cancel must win
+        keeper.write({"lease_owner": None}, JobState.COMPLETED)
+    assert store.get(job_id).state is JobState.RUNNING  # nothing completed; the processor goes on to cancel
