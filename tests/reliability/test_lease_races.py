@@ -7,8 +7,9 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from google.cloud.firestore import DELETE_FIELD
 
-from oncetask.errors import Cancelled
+from oncetask.errors import Cancelled, LeaseLost
 from oncetask.jobstore import JobStore
 from oncetask.leasekeeper import LeaseKeeper
 from oncetask.states import JobState
@@ -17,8 +18,8 @@ from .conftest import unique
 from .invariants import Observer
 
 
-def test_a_cancel_first_seen_by_the_heartbeat_still_stops_the_completing_write(observer: Observer) -> None:
-    store = JobStore(observer.db)
+def held_job(store: JobStore) -> tuple[str, LeaseKeeper]:
+    """A running job and its holder's keeper, whose heartbeat thread is never started (the test plays it)."""
     job_id = unique("lease-race")
     now = datetime.now(timezone.utc)
     store.create(job_id, {"job_type": "test.pipeline", "state": "queued", "generation": 1, "attempts": 0,
@@ -27,7 +28,23 @@ def test_a_cancel_first_seen_by_the_heartbeat_still_stops_the_completing_write(o
     assert job is not None
     job = store.update(job, {"attempts": 1, "fencing": 1, "lease_owner": "me",
                              "lease_expires_at": now + timedelta(minutes=1)}, JobState.RUNNING)
-    keeper = LeaseKeeper(store, job, "me", 60.0, 3600.0, time.monotonic())  # its thread is never started
+    return job_id, LeaseKeeper(store, job, "me", 60.0, 3600.0, time.monotonic())
+
+
+def test_a_heartbeat_firing_as_the_job_completes_puts_no_lease_back(observer: Observer) -> None:
+    store = JobStore(observer.db)
+    job_id, keeper = held_job(store)
+    keeper.write({"lease_owner": DELETE_FIELD, "lease_expires_at": DELETE_FIELD}, JobState.COMPLETED)
+    with pytest.raises(LeaseLost):  # the heartbeat was already past its wait: its renewal must not land
+        keeper.write({"lease_expires_at": datetime.now(timezone.utc) + timedelta(minutes=2)})
+    done = store.get(job_id)
+    assert done is not None and (done.state, done.lease_owner, done.lease_expires_at) == (JobState.COMPLETED, None, None)
+
+
+def test_a_cancel_first_seen_by_the_heartbeat_still_stops_the_completing_write(observer: Observer) -> None:
+    store = JobStore(observer.db)
+    job_id, keeper = held_job(store)
+    now = datetime.now(timezone.utc)
 
     running = store.get(job_id)
     assert running is not None
