@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from enum import StrEnum
 
 from google.api_core import exceptions as gexc
@@ -41,6 +42,9 @@ class TaskQueue:
                 oidc_token=tasks_v2.OidcToken(
                     service_account_email=s.tasks_service_account, audience=s.effective_task_audience),
             ),
+            # Set explicitly so the setting (and Terraform's handler timeout, which equals it) is what Cloud
+            # Tasks enforces, not the service's own 10-minute default.
+            dispatch_deadline=timedelta(seconds=s.dispatch_deadline_seconds),
         )
         try:
             self.client.create_task(parent=s.queue_path, task=task)

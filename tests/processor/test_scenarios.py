@@ -52,6 +52,14 @@ def test_rapid_duplicate_submissions_create_one_job_and_one_task(make_stack) -> 
     assert len(stack.tasks()) == 1
 
 
+def test_task_carries_the_configured_dispatch_deadline(make_stack) -> None:
+    stack = make_stack(paused=True, dispatch_deadline_seconds=900.0)
+    stack.submit_ok(key="deadline")
+    [name] = stack.tasks()
+    task = stack.services.queue.client.get_task(name=name)
+    assert task.dispatch_deadline.total_seconds() == 900.0
+
+
 def test_same_idempotency_key_with_a_different_payload_is_a_conflict(stack: Stack) -> None:
     stack.submit_ok(payload={"sleep_ms": 1}, key="k")
     answer = stack.submit(payload={"sleep_ms": 2}, key="k")
