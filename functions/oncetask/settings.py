@@ -34,7 +34,6 @@ class Settings(BaseSettings):
     scheduler_service_account: str = "oncetask-scheduler@oncetask-local.iam.gserviceaccount.com"
     cleanup_audience: str = "http://127.0.0.1:8083/"
     oidc_certs_url: str = GOOGLE_CERTS_URL
-    verify_tokens: bool = True
 
     # The public API.
     api_require_auth: bool = False

@@ -25,7 +25,7 @@ from oncetask.processor import Processor, TaskDelivery
 from oncetask.stages import JobType, Stage, StageContext, StageOutput
 from oncetask.states import JobState
 
-from .conftest import MAIN, Stack
+from .conftest import MAIN, Stack, mint_token
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -126,10 +126,12 @@ def test_cleanup_purges_jobs_results_and_artifacts_past_retention(stack: Stack) 
     assert stack.artifacts(job_id) == []
 
 
-def test_cleanup_endpoint_answers_its_counts(make_stack) -> None:
-    stack = make_stack(paused=True, verify_tokens=False)
+def test_cleanup_endpoint_answers_its_counts(make_stack, tasks_emulator, task_target) -> None:
+    stack = make_stack(paused=True)
     _as_dead_worker(stack, stack.submit_ok(key="http"))
-    answer = stack.cleanup()
+    token = mint_token(tasks_emulator, task_target, stack.settings.scheduler_service_account,
+                       stack.settings.cleanup_audience)
+    answer = stack.cleanup(Authorization=token)
     assert answer.status_code == 200
     assert answer.get_json() == {"requeued": 1, "failed": 0, "purged": 0, "scanned": 1}
 
