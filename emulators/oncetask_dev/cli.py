@@ -22,6 +22,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from oncetask.clients import tasks_client
+from oncetask.jobtypes import REGISTRY
 
 from . import present, stackfile
 from .apiclient import ApiClient, ApiError
@@ -31,6 +32,7 @@ from .stack import ChildDied, LocalStack, StackError, StackOptions, settings_fro
 
 OUT = Console()
 ERR = Console(stderr=True)
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
 DEV_PORTS = {"api": 8081, "task_handler": 8082, "cleanup": 8083}  # the URLs Settings defaults to
 
 
@@ -134,6 +136,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if args.wait:
         job = _wait_terminal(client, answer["job_id"], args.wait)
         _emit(args, job, _show_job)
+        if job["state"] != "completed":
+            ERR.print(f"the job is {job['state']}" + (f" after {args.wait:g} s" if job["state"] not in TERMINAL
+                                                      else ""))
+            return 1
         return 0
     _emit(args, answer, _show_action)
     return 0
@@ -143,7 +149,7 @@ def _wait_terminal(client: ApiClient, job_id: str, timeout: float) -> dict[str, 
     deadline = time.monotonic() + timeout
     while True:
         job = client.get(job_id)
-        if job["state"] in ("completed", "failed", "cancelled") or time.monotonic() > deadline:
+        if job["state"] in TERMINAL or time.monotonic() > deadline:
             return job
         time.sleep(0.2)
 
@@ -316,8 +322,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # Parsing -------------------------------------------------------------------------------------------------------
 
+EXAMPLES = """examples:
+  oncetask demo                                   # the whole product, locally, in under a minute
+  oncetask dev --data-dir .oncetask/data          # run it until Ctrl-C, keeping state across restarts
+  oncetask submit noop --payload '{"note": "hi"}' --key first --wait 10
+  oncetask list --state failed
+  oncetask retry JOB_ID
+"""
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="oncetask", description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(prog="oncetask", description=__doc__, epilog=EXAMPLES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--api", help="the API's URL (default: $ONCETASK_API_URL, or the running `oncetask dev`)")
@@ -345,10 +360,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     submit = sub.add_parser("submit", parents=[common], help="submit a job")
-    submit.add_argument("job_type")
+    submit.add_argument("job_type", help=f"one of {', '.join(sorted(REGISTRY))}")
     submit.add_argument("--payload", default="{}", help="the payload as a JSON object")
     submit.add_argument("--key", help="idempotency key: the same key returns the same job")
-    submit.add_argument("--wait", type=float, metavar="SECONDS", help="wait until the job finishes")
+    submit.add_argument("--wait", type=float, metavar="SECONDS", help="wait until the job finishes; exit status 1 unless it completed")
     submit.set_defaults(func=cmd_submit)
 
     status = sub.add_parser("status", parents=[common], help="show one job")

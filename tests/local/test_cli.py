@@ -140,3 +140,14 @@ def test_time_in_state_is_kept_while_heartbeats_move_updated_at(capsys, stack_fi
     later = run_json(capsys, "status", job_id)
     assert later["state"] == "running" and later["state_changed_at"] == running["state_changed_at"]
     assert later["state_changed_at"] > later["created_at"]
+
+
+def test_submit_wait_exits_1_when_the_job_fails(capsys, stack_file: Path) -> None:
+    code, out, err = run(capsys, "submit", "test.pipeline", "--key", key(), "--payload",
+                         '{"fail_times": 1, "fail_kind": "permanent"}', "--wait", "20", "--json")
+    assert code == 1 and json.loads(out)["state"] == "failed" and "the job is failed" in err
+
+
+def test_bad_payload_json_is_a_usage_error(capsys, stack_file: Path) -> None:
+    code, _, err = run(capsys, "submit", "noop", "--payload", "{not json")
+    assert code == 2 and "--payload is not valid JSON" in err
