@@ -19,7 +19,7 @@ def readme_test_command() -> str:
     commands = []
     for code in re.findall(r"```(?:bash|sh|shell)\n(.*?)```", readme, flags=re.S):
         for line in code.splitlines():
-            line = line.strip()
+            line = line.split(" #")[0].strip()  # a trailing comment explains the command; it is not part of it
             if line and not line.startswith("#") and re.search(r"\btest\b", line):
                 commands.append(line)
     assert len(commands) == 1, f"expected one test command in README.md's code blocks, found {commands}"
