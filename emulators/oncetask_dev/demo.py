@@ -23,7 +23,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from oncetask.clients import firestore_client, storage_client
 from oncetask.job import FAILED_TASKS
 from oncetask.policy import queue_backoff
 from oncetask.settings import Settings
@@ -32,6 +31,7 @@ from . import present
 from .apiclient import ApiClient, ApiError
 from .children import LOOPBACK
 from .inputs import INVALID_SHEET_ROWS, VALID_SHEET_ROWS, InputFile, demo_inputs
+from .localclients import firestore_api, storage_api
 from .stack import settings_from_env
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
@@ -121,7 +121,7 @@ def plan(uploaded: dict[str, str], inputs: list[InputFile], run_id: str) -> list
 # The run -----------------------------------------------------------------------------------------------------
 
 def upload(settings: Settings, inputs: list[InputFile], run_id: str) -> dict[str, str]:
-    bucket = storage_client(settings).bucket(settings.bucket)
+    bucket = storage_api(settings.storage_emulator_host, settings.project_id).bucket(settings.bucket)
     uris = {}
     for item in inputs:
         blob = bucket.blob(f"demo/{run_id}/{item.name}")
@@ -177,7 +177,7 @@ def wait_finished(client: ApiClient, jobs: list[DemoJob], timeout: float,
 
 def dead_letters(settings: Settings, jobs: list[DemoJob]) -> int:
     """How many of the jobs have a dead-letter record (read from the stack's Firestore)."""
-    db = firestore_client(settings)
+    db = firestore_api(settings.firestore_emulator_host, settings.project_id)
     refs = [db.collection(FAILED_TASKS).document(job.job_id) for job in jobs if job.job_id]
     return sum(1 for snapshot in db.get_all(refs) if snapshot.exists)
 

@@ -26,8 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from google.api_core import exceptions as gexc
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import storage
 
 import oncetask
 from oncetask.clients import tasks_client
@@ -35,6 +33,7 @@ from oncetask.settings import Settings
 from oncetask_emulators.process import ChildProcess, LaunchError, free_port, launch, python_module
 
 from .children import LOOPBACK, answers_http, group_alive, kill_group, serve, stop_group
+from .localclients import storage_api
 from .scheduler import SCHEDULER_QUEUE, SchedulerLoop, scheduler_queue, trigger_cleanup
 
 LOG = logging.getLogger("oncetask_dev.stack")
@@ -272,12 +271,8 @@ class LocalStack:
                 client.create_queue(parent=parent, queue=queue)
             except gexc.AlreadyExists:
                 client.update_queue(queue=queue)  # kept from an earlier run (--data-dir): make it current
-        # Built here rather than by oncetask.clients, which sets STORAGE_EMULATOR_HOST in this process's
-        # environment: a test process hosting a stack must keep pointing at its own emulators.
-        storage_api = storage.Client(project=s.project_id, credentials=AnonymousCredentials(),
-                                     client_options={"api_endpoint": self.storage_host})
         try:
-            storage_api.create_bucket(s.bucket)
+            storage_api(self.storage_host, s.project_id).create_bucket(s.bucket)
         except gexc.Conflict:
             pass  # kept from an earlier run (--data-dir)
 

@@ -61,3 +61,12 @@ def test_a_job_created_twice_or_ending_otherwise_fails_the_demo() -> None:
         "one Cloud Task per job, whatever the duplicates": "2 tasks for 1 jobs",
         "one dispatch per attempt (nothing processed twice)": "2 dispatches for 1 attempts",
     }
+
+
+def test_demo_in_this_process_leaves_its_emulator_hosts_alone(capsys: pytest.CaptureFixture[str], stack_file: Path,
+                                                               local_stack: LocalStack) -> None:
+    # A test process hosts the shared stack beside the suite's own emulators: the demo must not repoint them.
+    before = {name: os.environ.get(name) for name in ("FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")}
+    assert main(["demo", "--api", local_stack.api_url, "--copies", "2"]) == 0
+    capsys.readouterr()
+    assert {name: os.environ.get(name) for name in before} == before

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import requests
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
 from fixtures.tasks import TESTS_TIME_SCALE, wait_until
@@ -22,6 +21,7 @@ from oncetask.clients import tasks_client
 from oncetask.settings import Settings
 from oncetask_dev.apiclient import ApiClient
 from oncetask_dev.cli import main
+from oncetask_dev.localclients import storage_api
 from oncetask_dev.stack import ChildDied, LocalStack, StackOptions
 
 ONCETASK = str(Path(sys.executable).with_name("oncetask"))
@@ -48,8 +48,7 @@ def all_members(groups: list[int]) -> list[int]:
 
 
 def storage_for(stack: LocalStack) -> storage.Client:
-    return storage.Client(project=stack.options.project_id, credentials=AnonymousCredentials(),
-                          client_options={"api_endpoint": stack.storage_host})
+    return storage_api(stack.storage_host, stack.options.project_id)
 
 
 def test_every_part_answers_once_the_stack_says_ready(local_stack: LocalStack) -> None:
