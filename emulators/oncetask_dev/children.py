@@ -8,17 +8,15 @@ starts them on a chosen port and polls an HTTP URL until it answers. Every child
 
 from __future__ import annotations
 
-import collections
 import os
 import signal
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 
-from oncetask_emulators.process import ChildProcess, LaunchError
+from oncetask_emulators.process import ChildProcess, LaunchError, spawn
 
 __all__ = ["LOOPBACK", "ChildProcess", "LaunchError", "answers_http", "group_alive", "kill_group", "serve",
            "stop_group"]
@@ -50,31 +48,13 @@ def serve(
     cwd: str | None = None,
 ) -> ChildProcess:
     """Run `argv` and wait until `ready()` is true; `LaunchError` (with its last output) if it exits or times out."""
-    proc = subprocess.Popen(
-        argv,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        bufsize=1,
-        env={**os.environ, **(env or {})},
-        cwd=cwd,
-        start_new_session=True,  # its own process group: Ctrl-C reaches only us, and we stop the group whole
-    )
-    child = ChildProcess(name=name, proc=proc, endpoints=endpoints,
-                         output=collections.deque(maxlen=200))
-
-    def drain() -> None:
-        # Keep reading, or a chatty child blocks on a full pipe and stops answering.
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            child.output.append(line.rstrip("\n"))
-
-    threading.Thread(target=drain, name=f"{name}-output", daemon=True).start()
+    child = spawn(argv, name=name, env=env, cwd=cwd)
+    child.endpoints = endpoints
+    proc = child.proc
     deadline = time.monotonic() + timeout
     while not ready():
         if proc.poll() is not None:
-            time.sleep(0.1)  # let the drain thread read its last lines: they say why it died
+            child.drained.wait(1.0)  # its last lines say why it died
             raise LaunchError(f"{name} exited with {proc.returncode} before it was ready:\n{child.tail()}")
         if time.monotonic() > deadline:
             stop_group(child, timeout=1.0)

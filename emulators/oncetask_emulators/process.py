@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -32,6 +33,7 @@ class ChildProcess:
     proc: subprocess.Popen
     endpoints: dict[str, str]
     output: collections.deque = field(default_factory=lambda: collections.deque(maxlen=200))
+    drained: threading.Event = field(default_factory=threading.Event)  # set when its output reached EOF
 
     @property
     def pid(self) -> int:
@@ -75,15 +77,16 @@ def parse_ready_line(line: str) -> dict[str, str] | None:
     return dict(w.split("=", 1) for w in words[2:] if "=" in w)
 
 
-def launch(
+def spawn(
     argv: list[str],
     *,
     name: str,
     env: dict[str, str] | None = None,
-    timeout: float = 15.0,
     cwd: str | None = None,
+    on_line: Callable[[ChildProcess, str], None] | None = None,
 ) -> ChildProcess:
-    """Run `argv`, wait for its ready line, and keep draining its output so it never blocks on a full pipe."""
+    """Start `argv` in its own process group and keep draining its output (kept in `.output`, each line also
+    given to `on_line`), so a chatty child never blocks on a full pipe. `.drained` is set at its EOF."""
     proc = subprocess.Popen(
         argv,
         stdout=subprocess.PIPE,
@@ -96,29 +99,46 @@ def launch(
         start_new_session=True,  # a Ctrl-C in the terminal reaches the parent, which stops children in order
     )
     child = ChildProcess(name=name, proc=proc, endpoints={})
-    ready = threading.Event()
 
     def drain() -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
             line = line.rstrip("\n")
             child.output.append(line)
-            if not ready.is_set():
-                endpoints = parse_ready_line(line)
-                if endpoints is not None:
-                    child.endpoints = endpoints
-                    ready.set()
-        ready.set()  # EOF: let the waiter see the exit
+            if on_line is not None:
+                on_line(child, line)
+        child.drained.set()
 
     threading.Thread(target=drain, name=f"{name}-output", daemon=True).start()
+    return child
+
+
+def launch(
+    argv: list[str],
+    *,
+    name: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 15.0,
+    cwd: str | None = None,
+) -> ChildProcess:
+    """Run `argv` and wait for its ready line; `LaunchError` (with its last output) if it exits or stays silent."""
+    ready = threading.Event()
+
+    def watch(child: ChildProcess, line: str) -> None:
+        endpoints = None if ready.is_set() else parse_ready_line(line)
+        if endpoints is not None:
+            child.endpoints = endpoints
+            ready.set()
+
+    child = spawn(argv, name=name, env=env, cwd=cwd, on_line=watch)
     deadline = time.monotonic() + timeout
-    while not ready.wait(0.05):
+    while not ready.wait(0.05) and not child.drained.is_set():
         if time.monotonic() > deadline:
             child.kill()
             raise LaunchError(f"{name} printed no ready line within {timeout}s:\n{child.tail()}")
     if not child.endpoints:
         child.stop()
-        raise LaunchError(f"{name} exited with {proc.returncode} before it was ready:\n{child.tail()}")
+        raise LaunchError(f"{name} exited with {child.proc.returncode} before it was ready:\n{child.tail()}")
     return child
 
 
