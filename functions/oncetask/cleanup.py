@@ -94,6 +94,11 @@ class Cleanup:
                                "task_name": job.task_name, "failed_at": now, "expire_at": expire_at}
                 self.store.commit(job, {**lease, "errors": errors, "expire_at": expire_at}, JobState.FAILED,
                                   sets=((FAILED_TASKS, dead_letter),))
+                if job.current_stage and job.current_stage not in job.checkpoints:
+                    # The dead worker may have written part of the stage it was in; without a checkpoint nothing
+                    # names those objects, and no rerun will replace them. After the fenced write, so only the
+                    # run that failed the job cleans up, and only once no worker may take the job any more.
+                    delete_objects(self.bucket, object_prefix(job.job_id, job.current_stage))
                 report.failed += 1
                 log(LOG, logging.ERROR, "job failed: no attempts left", job_id=job.job_id, code=code)
         except StaleWrite:
