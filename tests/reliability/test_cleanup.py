@@ -8,6 +8,9 @@ from datetime import datetime, timezone
 
 from oncetask.clients import tasks_client
 from oncetask.job import JOBS
+from oncetask.jobstore import JobStore
+from oncetask.jobtypes.builtin import STAGE_RUNS
+from oncetask.states import JobState
 from oncetask_dev.scheduler import SCHEDULER_QUEUE, cleanup_task
 from oncetask_dev.stack import LocalStack
 
@@ -69,3 +72,31 @@ def test_concurrent_cleanup_runs_requeue_each_dead_workers_job_once_and_leave_li
     survivors = [job for job_id, job in snap.jobs.items() if job_id not in victims]
     # Cleanup ran (six times at once, then every second) while these were processed: it never took a live lease.
     assert all(job["generation"] == 1 and job["attempts"] == 1 for job in survivors), survivors
+
+
+def test_cleanup_failing_a_dead_workers_job_for_good_leaves_no_artifact_of_its_unfinished_stage(
+        stack: LocalStack, api: Api, observer: Observer) -> None:
+    s = stack.settings()
+    tasks = tasks_client(s)
+    tasks.pause_queue(name=s.queue_path)  # the job must not run: we set the scene its last worker left
+    try:
+        job_id = api.submit_ok(unique("spent"), sleep_ms=0)
+        store = JobStore(observer.db)
+        job = store.get(job_id)
+        assert job is not None
+        # Its last allowed attempt finished `prepare`'s work (artifact and run marker) and died before the
+        # checkpoint; its lease has lapsed.
+        attempt = s.max_attempts
+        store.update(job, {"attempts": attempt, "fencing": attempt, "lease_owner": "dead-worker",
+                           "lease_expires_at": datetime.now(timezone.utc), "current_stage": "prepare"},
+                     JobState.RUNNING)
+        observer.storage.bucket(s.bucket).blob(f"jobs/{job_id}/prepare/prepare.json").upload_from_string(b"{}")
+        observer.db.collection(STAGE_RUNS).add({"job_id": job_id, "stage": "prepare", "attempt": attempt,
+                                                "checkpoint_attempt_at_start": None})
+
+        stack.trigger_cleanup(wait=20)
+        snap = observer.assert_invariants([job_id], timeout=20)
+    finally:
+        tasks.resume_queue(name=s.queue_path)
+    assert snap.states() == {"failed": 1}
+    assert snap.dead_letters[job_id]["last_error"]["code"] == "TIMEOUT"
