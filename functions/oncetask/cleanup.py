@@ -97,7 +97,7 @@ class Cleanup:
                 if job.current_stage and job.current_stage not in job.checkpoints:
                     # The dead worker may have written part of the stage it was in; without a checkpoint nothing
                     # names those objects, and no rerun will replace them. After the fenced write, so only the
-                    # run that failed the job cleans up, and only once no worker may take the job any more.
+                    # run that failed the job cleans up (a manual retry's rerun clears the prefix itself).
                     delete_objects(self.bucket, object_prefix(job.job_id, job.current_stage))
                 report.failed += 1
                 log(LOG, logging.ERROR, "job failed: no attempts left", job_id=job.job_id, code=code)
