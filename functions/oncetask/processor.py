@@ -228,6 +228,9 @@ class Processor:
             # The job fails and its dead-letter record appears in one commit.
             keeper.write({**_clear_lease(), "errors": errors, "expire_at": expire_at}, JobState.FAILED,
                          sets=((FAILED_TASKS, dead_letter),))
+            if error.stage is not None and error.stage not in job.checkpoints:
+                # What the failed stage wrote has no checkpoint naming it, and no rerun will come to replace it.
+                ArtifactStore(self.bucket, job.job_id, error.stage).delete_prefix()
         except Cancelled:
             return self._cancel(keeper, error.stage)
         except LeaseLost:
