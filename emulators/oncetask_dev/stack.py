@@ -118,13 +118,9 @@ class LocalStack:
         """Start every part, create the queues and the bucket, and return once every part answers."""
         self._check_ports()
         try:
-            with ThreadPoolExecutor(max_workers=3) as pool:
-                for name, child in zip(EMULATORS, pool.map(self._start_part, EMULATORS)):
-                    self._adopt(name, child)
+            self._start_parts(EMULATORS)
             self._provision()
-            with ThreadPoolExecutor(max_workers=3) as pool:
-                for name, child in zip(FUNCTIONS, pool.map(self._start_part, FUNCTIONS)):
-                    self._adopt(name, child)
+            self._start_parts(tuple(FUNCTIONS))
         except LaunchError as error:
             self.stop()
             raise StackError(str(error)) from error
@@ -136,6 +132,20 @@ class LocalStack:
         self._scheduler.start()
         self._watcher = threading.Thread(target=self._watch, name="stack-watch", daemon=True)
         self._watcher.start()
+
+    def _start_parts(self, names: tuple[str, ...]) -> None:
+        """Start `names` in parallel; every one that started is adopted (so stop() ends it) before the first
+        failure, if any, is raised."""
+        with ThreadPoolExecutor(max_workers=len(names)) as pool:
+            futures = {name: pool.submit(self._start_part, name) for name in names}
+        failures = []
+        for name, future in futures.items():
+            if future.exception() is None:
+                self._adopt(name, future.result())
+            else:
+                failures.append(future.exception())
+        if failures:
+            raise failures[0]  # type: ignore[misc]
 
     def _check_ports(self) -> None:
         """Refuse at once a given port that is taken (gunicorn would retry binding it for seconds, then fail)."""

@@ -22,7 +22,7 @@ from oncetask.settings import Settings
 from oncetask_dev.apiclient import ApiClient
 from oncetask_dev.cli import main
 from oncetask_dev.localclients import storage_api
-from oncetask_dev.stack import ChildDied, LocalStack, StackOptions
+from oncetask_dev.stack import ChildDied, LocalStack, StackError, StackOptions
 
 ONCETASK = str(Path(sys.executable).with_name("oncetask"))
 
@@ -187,3 +187,16 @@ def test_dev_refuses_a_taken_port_at_once_saying_which(capsys) -> None:
         assert time.monotonic() - started < 5  # before anything was started
     err = " ".join(capsys.readouterr().err.split())
     assert f"port {port} for api is in use" in err
+
+
+def test_a_part_that_cannot_start_is_named_and_the_started_ones_are_stopped() -> None:
+    stack = LocalStack(StackOptions(emulator_args={"tasks": ("--no-such-flag",)}))
+    try:
+        stack.start()
+    except StackError as error:
+        assert str(error).startswith("tasks exited with 2 before it was ready")
+        assert "--no-such-flag" in str(error)  # the child's own last words
+    else:
+        raise AssertionError("the stack started although the tasks emulator could not")
+    assert set(stack.children) == {"firestore", "storage"}  # started beside it, then stopped
+    assert all_members([child.pid for child in stack.children.values()]) == []
