@@ -38,7 +38,8 @@ def test_a_heartbeat_firing_as_the_job_completes_puts_no_lease_back(observer: Ob
     with pytest.raises(LeaseLost):  # the heartbeat was already past its wait: its renewal must not land
         keeper.write({"lease_expires_at": datetime.now(timezone.utc) + timedelta(minutes=2)})
     done = store.get(job_id)
-    assert done is not None and (done.state, done.lease_owner, done.lease_expires_at) == (JobState.COMPLETED, None, None)
+    assert done is not None
+    assert (done.state, done.lease_owner, done.lease_expires_at) == (JobState.COMPLETED, None, None)
 
 
 def test_a_cancel_first_seen_by_the_heartbeat_still_stops_the_completing_write(observer: Observer) -> None:
