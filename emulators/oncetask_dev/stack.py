@@ -6,6 +6,7 @@
 
 Every part is a child process in its own process group (the functions run under gunicorn with WORKERS worker
 processes, as Cloud Run would scale them); `stop()` ends every group and waits until no process of it is left.
+If this process dies without stopping them (kill -9), a small reaper process (`reaper.py`) ends them instead.
 A child that dies while the stack runs is reported (name, exit code, last lines of its output) through
 `on_death`, never hidden. The functions get their settings as in production (ONCETASK_* variables), with the
 emulator hosts and the Tasks emulator's JWKS as the OIDC certificates URL.
@@ -17,6 +18,7 @@ import json
 import logging
 import os
 import socket
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -104,6 +106,7 @@ class LocalStack:
         self._watcher: threading.Thread | None = None
         self._scheduler: SchedulerLoop | None = None
         self._endpoints: dict[str, dict[str, str]] = {}
+        self._reaper: subprocess.Popen | None = None
 
     # Lifecycle ----------------------------------------------------------------------------------------------
 
@@ -117,6 +120,9 @@ class LocalStack:
     def start(self) -> None:
         """Start every part, create the queues and the bucket, and return once every part answers."""
         self._check_ports()
+        # First, the reaper: if this process dies without stop() (kill -9), it ends the children we registered.
+        self._reaper = subprocess.Popen(python_module("oncetask_dev.reaper"), stdin=subprocess.PIPE, text=True,
+                                        stdout=subprocess.DEVNULL, start_new_session=True)
         try:
             self._start_parts(EMULATORS)
             self._provision()
@@ -165,6 +171,11 @@ class LocalStack:
         with ThreadPoolExecutor(max_workers=3) as pool:
             list(pool.map(lambda n: stop_group(self.children[n]), [n for n in names if n in FUNCTIONS]))
             list(pool.map(lambda n: stop_group(self.children[n]), [n for n in names if n in EMULATORS]))
+        if self._reaper is not None:
+            if self._reaper.stdin is not None:
+                self._reaper.stdin.close()  # its EOF: it finds nothing left alive and exits
+            self._reaper.wait(timeout=10)
+            self._reaper = None
 
     def leftovers(self) -> list[str]:
         """Parts of which some process is still alive (after `stop()`: none, or something is wrong)."""
@@ -176,6 +187,7 @@ class LocalStack:
         with self._lock:
             self._expected_down.add(name)
         kill_group(child)
+        self._tell_reaper(f"-{child.pid}")
 
     def restart(self, name: str) -> None:
         """Stop one part (if it runs) and start it again on the same port(s)."""
@@ -183,6 +195,7 @@ class LocalStack:
         with self._lock:
             self._expected_down.add(name)
         stop_group(child)
+        self._tell_reaper(f"-{child.pid}")
         self._adopt(name, self._start_part(name))
 
     def _adopt(self, name: str, child: ChildProcess) -> None:
@@ -190,6 +203,18 @@ class LocalStack:
             self.children[name] = child
             self._endpoints[name] = child.endpoints
             self._expected_down.discard(name)
+        self._tell_reaper(str(child.pid))
+
+    def _tell_reaper(self, line: str) -> None:
+        """Register (`PGID`) or unregister (`-PGID`) a process group with the reaper."""
+        with self._lock:
+            if self._reaper is None or self._reaper.stdin is None:
+                return
+            try:
+                self._reaper.stdin.write(line + "\n")
+                self._reaper.stdin.flush()
+            except (BrokenPipeError, ValueError):
+                LOG.warning("the reaper is gone: children would outlive a crash of this process")
 
     def _child(self, name: str) -> ChildProcess:
         if name not in self.children:

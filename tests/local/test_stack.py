@@ -200,3 +200,17 @@ def test_a_part_that_cannot_start_is_named_and_the_started_ones_are_stopped() ->
         raise AssertionError("the stack started although the tasks emulator could not")
     assert set(stack.children) == {"firestore", "storage"}  # started beside it, then stopped
     assert all_members([child.pid for child in stack.children.values()]) == []
+
+
+def test_children_of_a_killed_oncetask_dev_are_ended_by_the_reaper(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [ONCETASK, "dev", "--json", "--api-port", "0", "--task-handler-port", "0", "--cleanup-port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env={**os.environ, "ONCETASK_STACK_FILE": str(tmp_path / "stack.json")})
+    try:
+        groups = list(json.loads(_read_line(proc, timeout=60))["children"].values())
+        assert all_members(groups)
+    finally:
+        proc.kill()  # no chance to stop anything itself
+        proc.wait()
+    wait_until(lambda: all_members(groups) == [], timeout=20, message="the reaper to end every child")
