@@ -18,7 +18,7 @@ from .conftest import Api, unique
 from .invariants import Observer, wait_for
 from .workers import owner_pid, signal_worker, wait_for_holder
 
-CONCURRENT_RUNS = 6
+CONCURRENT_RUNS = 8  # the cleanup function serves 8 requests at once (gunicorn threads)
 
 
 def test_concurrent_cleanup_runs_requeue_each_dead_workers_job_once_and_leave_live_leases_alone(
@@ -34,7 +34,7 @@ def test_concurrent_cleanup_runs_requeue_each_dead_workers_job_once_and_leave_li
         "rate_limits": {"max_concurrent_dispatches": CONCURRENT_RUNS, "max_dispatches_per_second": 500}}).name
     cleanup_log = stack.children["cleanup"].output
 
-    ids = [api.submit_ok(unique("cleanup"), sleep_ms=500) for _ in range(6)]
+    ids = [api.submit_ok(unique("cleanup"), sleep_ms=500) for _ in range(12)]  # ~4 per worker
     holder = wait_for_holder(stack, lambda: observer.docs(JOBS, ids))
     signal_worker(stack, holder.pid, signal.SIGKILL)
     # Hold back everything that could take the dead worker's jobs first: their tasks' retries and the scheduler.
