@@ -11,7 +11,7 @@ import pytest
 from oncetask_dev.stack import LocalStack
 from oncetask_emulators.faults import FaultPlan
 
-from .conftest import TASKS_ARGS, Api, start_stack, unique
+from .conftest import MAIN_ENV, TASKS_ARGS, Api, start_stack, unique
 from .invariants import Observer
 
 FIRESTORE_FAULTS = "UNAVAILABLE:0.05,ABORTED:0.04,DEADLINE_EXCEEDED:0.03,DELAY:50ms:0.1"
@@ -21,13 +21,20 @@ TASKS_FAULTS = "UNAVAILABLE:0.15,DEADLINE_EXCEEDED:0.15,DELAY:30ms:0.2"  # it ge
 TASKS_SEED = 3
 TARGET_FAULTS = "FAIL:0.1,SLOW:300ms:0.1"  # FAIL: Cloud Tasks sees a 503 the handler never sent
 JOBS_UNDER_FAULTS = 16
+# Every lease a job loses (a heartbeat starved on a loaded machine with the suite's 2 s lease, cleanup every
+# second) costs it an attempt, rightly. The claim below is that transient faults never fail a job while attempts
+# remain, so give it attempts to spare. With the suite's 6, one job of 16 ended failed in one full-suite run
+# (not reproduced in 20 runs alone or with the cores saturated; spent attempts is the likeliest reading). A
+# misclassified, permanent fault would still fail its job at once whatever this number, and the assertion
+# prints the failed jobs' error histories.
+ATTEMPTS_UNDER_FAULTS = "20"
 
 
 @pytest.fixture(scope="module")
 def faulty_stack() -> Iterator[LocalStack]:
     first_calls = FaultPlan.from_spec(TASKS_FAULTS, TASKS_SEED)
     assert not [r for _ in range(2) for r in first_calls.draw() if r.name != "DELAY"], "pick another seed"
-    stack = start_stack(emulator_args={
+    stack = start_stack(env={**MAIN_ENV, "ONCETASK_MAX_ATTEMPTS": ATTEMPTS_UNDER_FAULTS}, emulator_args={
         "firestore": ("--fault", FIRESTORE_FAULTS, "--fault-seed", "3"),
         "tasks": (*TASKS_ARGS, "--fault", TASKS_FAULTS, "--fault-seed", str(TASKS_SEED),
                   "--target-fault", TARGET_FAULTS, "--target-fault-seed", "5"),
@@ -49,7 +56,8 @@ def test_injected_unavailable_aborted_deadline_and_slow_calls_force_retries_and_
 
     snap = observer.assert_invariants(ids, timeout=120)
     # A transient fault never makes a job fail here: the attempts it is given outlast the fault rates.
-    assert snap.states() == {"completed": JOBS_UNDER_FAULTS}
+    failed = {job_id: job.get("errors") for job_id, job in snap.jobs.items() if job.get("state") != "completed"}
+    assert snap.states() == {"completed": JOBS_UNDER_FAULTS}, failed
 
     firestore_faults = observer.firestore_stats()["faults"]
     tasks = observer.tasks_stats()
