@@ -8,7 +8,6 @@ starts them on a chosen port and polls an HTTP URL until it answers. Every child
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
@@ -17,6 +16,8 @@ import urllib.request
 from collections.abc import Callable
 
 from oncetask_emulators.process import ChildProcess, LaunchError, spawn
+
+from .reaper import alive as group_alive, signal_group
 
 __all__ = ["LOOPBACK", "ChildProcess", "LaunchError", "answers_http", "group_alive", "kill_group", "serve",
            "stop_group"]
@@ -63,42 +64,26 @@ def serve(
     return child
 
 
-def group_alive(pgid: int) -> bool:
-    """Whether any process of the group is left (zombies count until reaped)."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def stop_group(child: ChildProcess, timeout: float = 5.0) -> int | None:
     """SIGTERM the child's whole process group, SIGKILL what is left after `timeout`; the leader's exit code."""
     pgid = child.proc.pid  # a session leader's pid is its group's id
-    _signal_group(pgid, signal.SIGTERM)
+    signal_group(pgid, signal.SIGTERM)
     try:
         child.proc.wait(timeout)
     except subprocess.TimeoutExpired:
-        _signal_group(pgid, signal.SIGKILL)
+        signal_group(pgid, signal.SIGKILL)
         child.proc.wait()
     # Workers may outlive their master by a moment (or forever, if it was SIGKILLed): wait, then make sure.
     deadline = time.monotonic() + timeout
     while group_alive(pgid) and time.monotonic() < deadline:
         time.sleep(0.02)
-    _signal_group(pgid, signal.SIGKILL)
+    signal_group(pgid, signal.SIGKILL)
     return child.proc.returncode
 
 
 def kill_group(child: ChildProcess) -> None:
     """SIGKILL the whole group at once: the crash a fault test wants."""
-    _signal_group(child.proc.pid, signal.SIGKILL)
+    signal_group(child.proc.pid, signal.SIGKILL)
     child.proc.wait()
 
 
-def _signal_group(pgid: int, signum: int) -> None:
-    try:
-        os.killpg(pgid, signum)
-    except ProcessLookupError:
-        pass  # already gone

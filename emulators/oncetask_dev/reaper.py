@@ -18,6 +18,7 @@ GRACE_SECONDS = 5.0
 
 
 def alive(pgid: int) -> bool:
+    """Whether any process of the group is left (zombies count until reaped)."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
@@ -29,15 +30,15 @@ def alive(pgid: int) -> bool:
 
 def end_groups(groups: set[int], grace: float = GRACE_SECONDS) -> None:
     for pgid in groups:
-        _signal(pgid, signal.SIGTERM)
+        signal_group(pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while any(alive(pgid) for pgid in groups) and time.monotonic() < deadline:
         time.sleep(0.05)
     for pgid in groups:
-        _signal(pgid, signal.SIGKILL)
+        signal_group(pgid, signal.SIGKILL)
 
 
-def _signal(pgid: int, signum: int) -> None:
+def signal_group(pgid: int, signum: int) -> None:
     try:
         os.killpg(pgid, signum)
     except ProcessLookupError:
