@@ -26,10 +26,7 @@ Everything shares this machine (clients, emulators, functions): compare ratios w
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import random
 import statistics
 import sys
@@ -57,6 +54,8 @@ from oncetask_dev.children import answers_http, serve, stop_group
 from oncetask_dev.stack import LocalStack, StackOptions, jobs_queue
 from oncetask_emulators.process import ChildProcess, free_port
 from oncetask_emulators.tasks.backoff import RetryPolicy, schedule
+
+import machine  # bench/machine.py, beside this script
 
 BARE_SOURCE = Path(__file__).resolve().parent / "bare_handler.py"
 LIFTED_RATE = {"ONCETASK_MAX_DISPATCHES_PER_SECOND": "500", "ONCETASK_MAX_CONCURRENT_DISPATCHES": "100"}
@@ -349,23 +348,6 @@ def poll(predicate: Callable[[], object], timeout: float, what: str) -> None:
 
 # Report --------------------------------------------------------------------------------------------------------
 
-def machine() -> dict[str, str]:
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"nproc": str(os.cpu_count()), "cpu": model, "python": platform.python_version(),
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "load": _load()}
-
-
-def _load() -> str:
-    """The 1-minute load average: other work on the machine moves every figure, so each run says how busy it was."""
-    return f"{os.getloadavg()[0]:.1f}"
-
-
 def report(figures: dict[str, Any]) -> None:
     m = figures["machine"]
     console.print(f"[bold]oncetask end to end[/] on {m['nproc']} x {m['cpu']}, Python {m['python']}, {m['date']}, "
@@ -423,7 +405,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     started = time.monotonic()
-    figures: dict[str, Any] = {"machine": machine(), "calls": [], "throughput": [], "recovery": []}
+    figures: dict[str, Any] = {"machine": machine.describe(), "calls": [], "throughput": [], "recovery": []}
 
     for workers in (1, 2, 4):
         console.print(f"[dim]stack with {workers} handler worker(s)...[/]")
@@ -449,7 +431,7 @@ def main() -> None:
         stop(bench)
 
     figures["seconds"] = round(time.monotonic() - started, 1)
-    figures["machine"]["load_end"] = _load()
+    figures["machine"]["load_end"] = machine.describe()["load"]
     report(figures)
     console.print(f"[dim]whole run: {figures['seconds']} s[/]")
     if args.json:

@@ -10,9 +10,7 @@ of a query returning 100 documents. Client and server share the machine, as in t
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
 import statistics
 import threading
 import time
@@ -23,6 +21,8 @@ from google.cloud import firestore
 from test_utils.system import EmulatorCreds
 
 from oncetask_emulators.process import launch, python_module
+
+import machine  # bench/machine.py, beside this script
 
 
 def start_emulator():
@@ -117,16 +117,6 @@ def query_latency(client: firestore.Client, runs: int = 200) -> tuple[float, flo
     return latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99) - 1]
 
 
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each throughput run")
@@ -147,7 +137,7 @@ def main() -> None:
     finally:
         child.stop()
 
-    print(f"Firestore emulator benchmark, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {machine()}")
+    print(f"Firestore emulator benchmark, {machine.summary()}")
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"  {name:<{width}}  {value:>20}")

@@ -13,10 +13,7 @@ the machine, as in the test suite.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import statistics
 import threading
 import time
@@ -28,6 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from oncetask.clients import tasks_client
 from oncetask.settings import Settings
 from oncetask_emulators.process import launch, python_module
+
+import machine  # bench/machine.py, beside this script
 
 PARENT = "projects/bench/locations/us-central1"
 
@@ -150,8 +149,7 @@ def main() -> None:
         emulator.stop()
         target.server.shutdown()
 
-    print(f"tasks emulator benchmark, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, "
-          f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, "
+    print(f"tasks emulator benchmark, {machine.summary()}, "
           f"{'data dir (SQLite WAL)' if args.data_dir else 'memory only'}")
     print(f"  CreateTask, named      {named:8.0f} /s  ({args.tasks} tasks, {args.threads} threads)")
     print(f"  CreateTask, unnamed    {unnamed:8.0f} /s")
