@@ -8,6 +8,7 @@ the emulators, over plaintext, with anonymous credentials.
 from __future__ import annotations
 
 import os
+import threading
 
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore, storage, tasks_v2
@@ -26,16 +27,30 @@ def tasks_client(settings: Settings) -> tasks_v2.CloudTasksClient:
     return tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=grpc.insecure_channel(host)))
 
 
+_environ_lock = threading.Lock()
+
+
 def firestore_client(settings: Settings) -> firestore.Client:
-    # google-cloud-firestore reads FIRESTORE_EMULATOR_HOST from the process environment itself; keep the two in
-    # agreement when the host came from elsewhere (a .env file, a test's Settings object).
-    if settings.firestore_emulator_host:
-        os.environ["FIRESTORE_EMULATOR_HOST"] = settings.firestore_emulator_host
-    return firestore.Client(project=settings.project_id, database=settings.database)
+    host = settings.firestore_emulator_host
+    if not host:
+        return firestore.Client(project=settings.project_id, database=settings.database)
+    # google-cloud-firestore reads FIRESTORE_EMULATOR_HOST from the environment once, when a client is built: set it
+    # for that moment only, so one process can hold clients of several emulators (a test run, a local stack).
+    with _environ_lock:
+        previous = os.environ.get("FIRESTORE_EMULATOR_HOST")
+        os.environ["FIRESTORE_EMULATOR_HOST"] = host
+        try:
+            return firestore.Client(project=settings.project_id, database=settings.database,
+                                    credentials=AnonymousCredentials())
+        finally:
+            if previous is None:
+                del os.environ["FIRESTORE_EMULATOR_HOST"]
+            else:
+                os.environ["FIRESTORE_EMULATOR_HOST"] = previous
 
 
 def storage_client(settings: Settings) -> storage.Client:
     if settings.storage_emulator_host:
-        os.environ["STORAGE_EMULATOR_HOST"] = settings.storage_emulator_host
-        return storage.Client(project=settings.project_id, credentials=AnonymousCredentials())
+        return storage.Client(project=settings.project_id, credentials=AnonymousCredentials(),
+                              client_options={"api_endpoint": settings.storage_emulator_host})
     return storage.Client(project=settings.project_id)
