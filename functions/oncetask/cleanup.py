@@ -1,23 +1,30 @@
-"""The scheduled cleanup: recover jobs whose lease lapsed or whose task was lost, and purge expired jobs.
+"""The scheduled cleanup: enqueue again the jobs whose lease lapsed or whose task was lost, and purge expired jobs.
+
+The cleanup never runs or ends a job: it only makes sure a job that is not finished has a task. A job whose last
+attempt died, or whose cancel was asked while its worker was dead, is ended by the delivery of that task, which
+holds the only right to sweep its garbage. Lapsed leases are judged by server time (see `lease.py`).
 
 Overlapping runs are safe: every recovery is a write fenced on the job's update_time (only one run's write can
 succeed for a given version of the job), and the task it creates is named after the new generation, so even a
-crash between the write and the enqueue, followed by a second run, cannot produce two tasks.
+crash between the write and the enqueue, followed by a second run, cannot produce two tasks. One job's trouble
+(a storage error, a failed enqueue) is counted and logged; it never stops the recovery of the others.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from google.cloud import firestore, storage
 
-from .artifacts import delete_objects, object_prefix
+from .artifacts import JobArtifacts
 from .errors import ClassifiedError
-from .job import FAILED_TASKS, MAX_ERRORS_KEPT, Job
+from .job import MAX_ERRORS_KEPT, Job
 from .jobstore import JobStore, StaleWrite
 from .lease import lease_lapsed
+from .leasekeeper import RENEWED
 from .logs import get_logger, log
 from .settings import Settings
 from .states import JobState
@@ -30,12 +37,16 @@ DELETE = firestore.DELETE_FIELD
 @dataclass
 class CleanupReport:
     requeued: int = 0
-    failed: int = 0
     purged: int = 0
     scanned: int = 0
+    errors: int = 0  # jobs whose recovery or purge failed (logged); the next run tries them again
 
     def to_dict(self) -> dict[str, int]:
-        return {"requeued": self.requeued, "failed": self.failed, "purged": self.purged, "scanned": self.scanned}
+        return {"requeued": self.requeued, "purged": self.purged, "scanned": self.scanned, "errors": self.errors}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 class Cleanup:
@@ -46,67 +57,66 @@ class Cleanup:
         self.settings = settings
 
     def run(self, now: datetime | None = None) -> CleanupReport:
-        now = now or datetime.now(timezone.utc)
+        """One pass. `now` is this machine's clock, used only for retention (days); leases and lost tasks are
+        judged by the server's."""
+        now = now or utcnow()
         report = CleanupReport()
-        for job in self.store.lapsed_leases(now, self.settings.cleanup_page_size):
+        server_now = self.store.server_time()
+        s = self.settings
+        for job in self.store.unrenewed_leases(server_now - timedelta(seconds=s.lease_ttl_seconds),
+                                               s.cleanup_page_size):
             report.scanned += 1
-            if job.state is JobState.RUNNING and lease_lapsed(job.lease_expires_at, now):
-                self._recover(job, report, "TIMEOUT", "the worker's lease lapsed (worker died or hung)")
-        cutoff = now - timedelta(seconds=self.settings.orphan_grace_seconds)
-        for job in self.store.untouched_waiting(cutoff, self.settings.cleanup_page_size):
+            if job.state is JobState.RUNNING and lease_lapsed(job.lease_renewed_at,
+                                                              job.lease_ttl or s.lease_ttl_seconds, server_now):
+                self._guarded(report, job, lambda j=job: self._requeue(
+                    j, report, "TIMEOUT", "the worker's lease lapsed (it died or hung)"))
+        cutoff = server_now - timedelta(seconds=s.orphan_grace_seconds)
+        for job in self.store.untouched_waiting(cutoff, s.cleanup_page_size):
             report.scanned += 1
-            # A queued/retrying job whose task is gone (crash between job write and enqueue, or Cloud Tasks gave
-            # up) would wait forever. GetTask is NOT_FOUND for a task that ran, too: hence the new generation.
-            if not self.queue.exists(job.job_id, job.generation):
-                self._recover(job, report, "TASK_LOST", "the job's task no longer exists")
-        for job in self.store.expired(now, self.settings.cleanup_page_size):
+            self._guarded(report, job, lambda j=job: self._recover_lost_task(j, report))
+        for job in self.store.expired(now, s.cleanup_page_size):
             report.scanned += 1
-            self._purge(job)
-            report.purged += 1
+            self._guarded(report, job, lambda j=job: self._purge(j, report))
         log(LOG, logging.INFO, "cleanup done", **report.to_dict())
         return report
 
-    def _recover(self, job: Job, report: CleanupReport, code: str, message: str) -> None:
-        now = datetime.now(timezone.utc)
-        error = ClassifiedError(code, message, True, job.current_stage, job.attempts, now).to_dict()
-        errors = [*job.errors, error][-MAX_ERRORS_KEPT:]
-        lease = {"lease_owner": DELETE, "lease_expires_at": DELETE}
+    @staticmethod
+    def _guarded(report: CleanupReport, job: Job, step: Callable[[], None]) -> None:
         try:
-            if job.cancel_requested:
-                # Cancelled while its worker was dead: finish the cancel instead of running it again.
-                if job.current_stage and job.current_stage not in job.checkpoints:
-                    delete_objects(self.bucket, object_prefix(job.job_id, job.current_stage))
-                expire_at = now + timedelta(days=self.settings.retention_days)
-                self.store.update(job, {**lease, "expire_at": expire_at}, JobState.CANCELLED)
-                log(LOG, logging.INFO, "cancelled job's lapsed lease closed", job_id=job.job_id)
-            elif job.attempts_since_retry < self.settings.max_attempts:
-                generation = job.generation + 1
-                self.store.update(job, {**lease, "generation": generation, "errors": errors,
-                                        "task_name": self.queue.name_for(job.job_id, generation)}, JobState.QUEUED)
-                # After the fenced write: a second cleanup run lost the race above and never gets here.
-                self.queue.enqueue(job.job_id, generation)
-                report.requeued += 1
-                log(LOG, logging.WARNING, "job re-enqueued", job_id=job.job_id, generation=generation, code=code)
-            else:
-                expire_at = now + timedelta(days=self.settings.retention_days)
-                dead_letter = {"job_id": job.job_id, "job_type": job.job_type, "owner": job.owner,
-                               "payload": job.payload, "errors": errors, "last_error": error,
-                               "task_name": job.task_name, "failed_at": now, "expire_at": expire_at}
-                self.store.commit(job, {**lease, "errors": errors, "expire_at": expire_at}, JobState.FAILED,
-                                  sets=((FAILED_TASKS, dead_letter),))
-                if job.current_stage and job.current_stage not in job.checkpoints:
-                    # The dead worker may have written part of the stage it was in; without a checkpoint nothing
-                    # names those objects, and no rerun will replace them. After the fenced write, so only the
-                    # run that failed the job cleans up (a manual retry's rerun clears the prefix itself).
-                    delete_objects(self.bucket, object_prefix(job.job_id, job.current_stage))
-                report.failed += 1
-                log(LOG, logging.ERROR, "job failed: no attempts left", job_id=job.job_id, code=code)
+            step()
         except StaleWrite:
-            # The job moved on since the query (its worker renewed, or another cleanup run took it): leave it.
+            # The job moved on since the query (its worker renewed, a retry, another cleanup run): leave it.
             log(LOG, logging.INFO, "job changed during cleanup; left alone", job_id=job.job_id)
+        except Exception as exc:  # noqa: BLE001 - one job's trouble must not stop the others' recovery
+            report.errors += 1
+            LOG.error("cleanup of one job failed; going on with the others", exc_info=exc,
+                      extra={"fields": {"job_id": job.job_id}})
 
-    def _purge(self, job: Job) -> None:
-        delete_objects(self.bucket, object_prefix(job.job_id))
-        self.store.delete_job(job.job_id)
+    def _recover_lost_task(self, job: Job, report: CleanupReport) -> None:
+        # A queued/retrying job whose task is gone (crash between job write and enqueue, or Cloud Tasks gave up
+        # while the job still had attempts) would wait forever. GetTask is NOT_FOUND for a task that ran, too:
+        # hence the new generation.
+        if not self.queue.exists(job.job_id, job.generation, job.incarnation):
+            self._requeue(job, report, "TASK_LOST", "the job's task no longer exists")
+
+    def _requeue(self, job: Job, report: CleanupReport, code: str, message: str) -> None:
+        error = ClassifiedError(code, message, True, job.current_stage, job.attempts, utcnow()).to_dict()
+        generation = job.generation + 1
+        self.store.update(job, {
+            "lease_owner": DELETE, RENEWED: DELETE, "lease_ttl": DELETE, "generation": generation,
+            "errors": [*job.errors, error][-MAX_ERRORS_KEPT:],
+            "task_name": self.queue.name_for(job.job_id, generation, job.incarnation),
+        }, JobState.QUEUED)
+        # After the fenced write: a second cleanup run lost the race above and never gets here.
+        self.queue.enqueue(job.job_id, generation, job.incarnation)
+        report.requeued += 1
+        log(LOG, logging.WARNING, "job re-enqueued", job_id=job.job_id, generation=generation, code=code)
+
+    def _purge(self, job: Job, report: CleanupReport) -> None:
+        # The document first, fenced on the version the query read: a job retried since is not touched. Then the
+        # objects its checkpoints name (a finished job keeps no others), without listing the bucket. Objects of a
+        # purge that died in between are the bucket lifecycle rule's to remove.
+        self.store.delete_job(job)
+        JobArtifacts(self.bucket, job.job_id).delete_named(job.checkpoints)
+        report.purged += 1
         log(LOG, logging.INFO, "expired job purged", job_id=job.job_id)
-

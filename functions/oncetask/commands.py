@@ -10,14 +10,15 @@ from typing import Any
 
 import pydantic
 from google.api_core import exceptions as gexc
-from google.cloud import firestore
+from google.cloud import firestore, storage
 
+from .artifacts import JobArtifacts
 from .errors import Conflict, JobNotFound, OncetaskError
 from .job import FAILED_TASKS, Job
 from .jobstore import JobStore, StaleWrite
 from .jobtypes import REGISTRY
 from .logs import get_logger, log
-from .naming import job_id_for, payload_hash
+from .naming import job_id_for, new_incarnation, payload_hash
 from .settings import Settings
 from .stages import JobType
 from .states import TERMINAL, JobState
@@ -61,22 +62,25 @@ def validate_payload(job_type_name: str, payload: dict[str, Any],
 
 
 class Commands:
-    def __init__(self, store: JobStore, queue: TaskQueue, settings: Settings) -> None:
+    def __init__(self, store: JobStore, queue: TaskQueue, bucket: storage.Bucket, settings: Settings) -> None:
         self.store = store
         self.queue = queue
+        self.bucket = bucket
         self.settings = settings
 
     def submit(self, owner: str, job_type_name: str, payload: dict[str, Any], idempotency_key: str | None) -> Submitted:
         job_type, normalized = validate_payload(job_type_name, payload)
         job_id = job_id_for(owner, job_type.name, idempotency_key)
         fingerprint = payload_hash(job_type.name, normalized)
-        now = datetime.now(timezone.utc)
-        task_name = self.queue.name_for(job_id, 1)
+        incarnation = new_incarnation()
+        task_name = self.queue.name_for(job_id, 1, incarnation)
+        now = firestore.SERVER_TIMESTAMP
         data = {
             "job_type": job_type.name, "payload": normalized, "payload_hash": fingerprint, "owner": owner,
             "idempotency_key": idempotency_key, "state": JobState.QUEUED.value, "generation": 1, "attempts": 0,
             "retry_base": 0, "fencing": 0, "cancel_requested": False, "checkpoints": {}, "errors": [],
-            "task_name": task_name, "created_at": now, "updated_at": now, "state_changed_at": now,
+            "incarnation": incarnation, "task_name": task_name, "created_at": now, "updated_at": now,
+            "state_changed_at": now,
         }
         try:
             # Layer one of de-duplication: the document is created only if absent, and lasts (until retention),
@@ -85,7 +89,7 @@ class Commands:
         except gexc.AlreadyExists:
             return self._existing(job_id, fingerprint)
         # Layer two: the task's name is fixed by (job, generation); a retried request cannot make a second task.
-        self.queue.enqueue(job_id, 1)
+        self.queue.enqueue(job_id, 1, incarnation)
         log(LOG, logging.INFO, "job submitted", job_id=job_id, job_type=job_type.name, task=task_name)
         return Submitted(job_id, "queued", task_name)
 
@@ -98,7 +102,7 @@ class Commands:
         if job.state is JobState.QUEUED:
             # The first request may have crashed between the job write and the task create: create it now (the
             # deterministic name makes this a no-op when the task exists).
-            self.queue.enqueue(job_id, job.generation)
+            self.queue.enqueue(job_id, job.generation, job.incarnation)
             return Submitted(job_id, "already_queued", job.task_name)
         status = "already_queued" if job.state is JobState.RETRYING else f"already_{job.state.value}"
         return Submitted(job_id, status, job.task_name)
@@ -116,7 +120,7 @@ class Commands:
             if job.state is not JobState.FAILED:
                 raise Conflict(message=f"only failed jobs can be retried; this one is {job.state.value}")
             generation = job.generation + 1
-            task_name = self.queue.name_for(job_id, generation)
+            task_name = self.queue.name_for(job_id, generation, job.incarnation)
             try:
                 self.store.commit(job, {
                     "generation": generation, "retry_base": job.attempts, "cancel_requested": False,
@@ -124,13 +128,18 @@ class Commands:
                 }, JobState.QUEUED, deletes=(FAILED_TASKS,))
             except StaleWrite:
                 continue  # changed under us (a concurrent retry): look again
-            self.queue.enqueue(job_id, generation)
+            self.queue.enqueue(job_id, generation, job.incarnation)
             log(LOG, logging.INFO, "job retried", job_id=job_id, generation=generation)
             return Submitted(job_id, "queued", task_name)
         raise Conflict(message="the job keeps changing; retry the request")
 
     def cancel(self, owner: str, job_id: str) -> Submitted:
-        """Cancel a waiting job at once; ask a running one to stop (its worker ends it at the next check)."""
+        """Cancel a waiting job at once; ask a running one to stop (its worker ends it at the next check).
+
+        A waiting job may have run before (a retry pending, or requeued after its worker died) and left objects of
+        a stage it never finished. No one holds it, so they are swept here, up to the fencing token read, before the
+        cancel is written fenced on that same version: a worker taking the job in between makes the write fail (we
+        decide again), and its own objects carry a higher token, which the sweep leaves alone."""
         for _ in range(3):
             job = self.get(owner, job_id)
             if job.state is JobState.CANCELLED:
@@ -141,6 +150,8 @@ class Commands:
                 if job.state is JobState.RUNNING:
                     self.store.update(job, {"cancel_requested": True})
                     return Submitted(job_id, "cancel_requested", job.task_name)
+                if job.fencing > 0:
+                    JobArtifacts(self.bucket, job_id).sweep(job.checkpoints, up_to_fencing=job.fencing)
                 self.store.update(job, {"cancel_requested": True, "expire_at": self._expire_at()},
                                   JobState.CANCELLED)
                 return Submitted(job_id, "cancelled", job.task_name)

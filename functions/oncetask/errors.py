@@ -49,6 +49,12 @@ class RetryableError(OncetaskError):
     retryable = True
 
 
+class StageTimeout(RetryableError):
+    """A stage ran past its deadline: its lease is not renewed any more, and the attempt ends (retried or failed)."""
+
+    code = "STAGE_TIMEOUT"
+
+
 class LeaseLost(OncetaskError):
     """This worker no longer holds the job's lease (it lapsed, or another worker took it): stop, write nothing."""
 

@@ -28,8 +28,10 @@ class Job:
     fencing: int  # grows with every acquisition, never reset
     idempotency_key: str | None = None
     retry_base: int = 0  # `attempts` when a caller last retried the job: the attempts since then are what count
+    incarnation: str = ""  # random per job document: a resubmission after deletion is a new incarnation
     lease_owner: str | None = None
-    lease_expires_at: datetime | None = None
+    lease_renewed_at: datetime | None = None  # server time of the holder's last write
+    lease_ttl: float | None = None  # the holder's lease TTL, in seconds
     cancel_requested: bool = False
     current_stage: str | None = None
     checkpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -41,9 +43,11 @@ class Job:
     completed_at: datetime | None = None
     expire_at: datetime | None = None
     update_time: datetime | None = None  # the document's own: every fenced write names it as its precondition
+    read_time: datetime | None = None  # server time of the read this value came from: leases are judged by it
 
     @classmethod
-    def from_dict(cls, job_id: str, data: dict[str, Any], update_time: datetime | None) -> Job:
+    def from_dict(cls, job_id: str, data: dict[str, Any], update_time: datetime | None,
+                  read_time: datetime | None = None) -> Job:
         return cls(
             job_id=job_id,
             job_type=data["job_type"],
@@ -56,8 +60,10 @@ class Job:
             fencing=int(data.get("fencing", 0)),
             idempotency_key=data.get("idempotency_key"),
             retry_base=int(data.get("retry_base", 0)),
+            incarnation=data.get("incarnation") or "",
             lease_owner=data.get("lease_owner"),
-            lease_expires_at=data.get("lease_expires_at"),
+            lease_renewed_at=data.get("lease_renewed_at"),
+            lease_ttl=data.get("lease_ttl"),
             cancel_requested=bool(data.get("cancel_requested", False)),
             current_stage=data.get("current_stage"),
             checkpoints=dict(data.get("checkpoints") or {}),
@@ -69,14 +75,16 @@ class Job:
             completed_at=data.get("completed_at"),
             expire_at=data.get("expire_at"),
             update_time=update_time,
+            read_time=read_time,
         )
 
     @property
     def attempts_since_retry(self) -> int:
         return self.attempts - self.retry_base
 
-    def lease_view(self) -> LeaseView:
-        return LeaseView(self.state, self.generation, self.lease_expires_at, self.cancel_requested)
+    def lease_view(self, default_ttl: float) -> LeaseView:
+        return LeaseView(self.state, self.generation, self.lease_renewed_at, self.lease_ttl or default_ttl,
+                         self.read_time, self.cancel_requested)
 
     def to_api(self) -> dict[str, Any]:
         """The job as the API shows it (JSON-able)."""

@@ -3,7 +3,11 @@
 Writes to a job are fenced on the document's `update_time` (a `current_document` precondition), which costs no
 extra round trip: a write succeeds only if nobody wrote the job since we read (or last wrote) it. That is a
 stricter fence than comparing the lease's token, so a zombie worker, a second cleanup run or a concurrent cancel
-can never be overwritten silently; the loser gets `StaleWrite` and re-reads.
+can never be overwritten silently; the loser gets `StaleWrite` and re-reads. Deleting a job is fenced the same
+way, and a lease holder's writes to other collections can carry the same fence (`commit_fenced`).
+
+Times that decide anything (`updated_at`, `lease_renewed_at`) are Firestore's commit times (server timestamps),
+compared with the `read_time` of a read, never with this machine's clock.
 
 Every query's shape is declared in `QUERY_SHAPES` (equality fields first, then range/order fields) so the
 infrastructure's test can check each has its composite index in firestore.indexes.json.
@@ -11,9 +15,9 @@ infrastructure's test can check each has its composite index in firestore.indexe
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -30,8 +34,8 @@ QUERY_SHAPES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     # API listing: a caller's jobs, newest first, optionally of one state.
     (JOBS, (("owner", "ASCENDING"), ("created_at", "DESCENDING"))),
     (JOBS, (("owner", "ASCENDING"), ("state", "ASCENDING"), ("created_at", "DESCENDING"))),
-    # Cleanup: leases that lapsed (single field: no composite index needed).
-    (JOBS, (("lease_expires_at", "ASCENDING"),)),
+    # Cleanup: leases not renewed since a cutoff (single field: no composite index needed).
+    (JOBS, (("lease_renewed_at", "ASCENDING"),)),
     # Cleanup: queued/retrying jobs untouched for longer than the grace period (their task may be gone).
     (JOBS, (("state", "ASCENDING"), ("updated_at", "ASCENDING"))),
     # Cleanup: anything past its retention (single field, also the TTL policy's field).
@@ -39,8 +43,12 @@ QUERY_SHAPES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 )
 
 
-# Bound every call: the client's default retry would otherwise keep a request (and a Cloud Tasks attempt) waiting
-# for minutes on a misbehaving backend.
+CLOCK = "_oncetask_clock"  # a collection never written: reading its (missing) document tells the server's time
+Write = Callable[[firestore.WriteBatch], None]  # adds one write to a batch
+
+# Bound every call: the client's own retry (turned off with retry=None) would keep a request, a lease holder's write
+# or a Cloud Tasks attempt waiting for a minute on a misbehaving backend; `transient_retry` retries instead, a few
+# times within seconds.
 CALL_TIMEOUT = 20.0
 
 
@@ -66,24 +74,38 @@ class JobStore:
 
     @transient_retry()
     def get(self, job_id: str) -> Job | None:
-        snapshot = self.ref(job_id).get(timeout=CALL_TIMEOUT)
+        snapshot = self.ref(job_id).get(retry=None, timeout=CALL_TIMEOUT)
         return self._job(snapshot) if snapshot.exists else None
 
     @transient_retry()
+    def server_time(self) -> datetime:
+        """Firestore's current time: the read time of a (missing) document's read. Costs one read."""
+        snapshot = self.client.collection(CLOCK).document("now").get(retry=None, timeout=CALL_TIMEOUT)
+        return snapshot.read_time
+
+    @transient_retry()
     def get_doc(self, collection: str, doc_id: str) -> dict[str, Any] | None:
-        snapshot = self.ref(doc_id, collection).get(timeout=CALL_TIMEOUT)
+        snapshot = self.ref(doc_id, collection).get(retry=None, timeout=CALL_TIMEOUT)
         return snapshot.to_dict() if snapshot.exists else None
 
     @staticmethod
     def _job(snapshot: firestore.DocumentSnapshot) -> Job:
-        return Job.from_dict(snapshot.id, snapshot.to_dict() or {}, snapshot.update_time)
+        return Job.from_dict(snapshot.id, snapshot.to_dict() or {}, snapshot.update_time, snapshot.read_time)
 
     # Writes ------------------------------------------------------------------------------------------------
 
     @transient_retry()
     def create(self, job_id: str, data: dict[str, Any]) -> datetime:
-        """Create the job document (exists=false precondition): `gexc.AlreadyExists` if it is there already."""
-        return self.ref(job_id).create(data, timeout=CALL_TIMEOUT).update_time
+        """Create the job document (exists=false precondition): `gexc.AlreadyExists` if it is there already.
+
+        In the same commit, remove what an earlier incarnation of this job ID may have left: Firestore's TTL deletes
+        `jobs`, `results` and `failed_tasks` documents independently, and a stale result would otherwise stand for
+        the new job. If the job exists the whole commit fails, so nothing of a live job is touched."""
+        batch = self.client.batch()
+        batch.create(self.ref(job_id), data)
+        for collection in (RESULTS, FAILED_TASKS):
+            batch.delete(self.ref(job_id, collection))
+        return _commit(batch)[0].update_time
 
     def update(self, job: Job, changes: dict[str, Any], to: JobState | None = None) -> Job:
         """One fenced write of `changes` (moving to state `to` if given, through the transition table)."""
@@ -99,9 +121,9 @@ class JobStore:
         changes = dict(changes)
         if to is not None:
             changes["state"] = transition(job.state, to).value
-        changes.setdefault("updated_at", utcnow())
+        changes.setdefault("updated_at", firestore.SERVER_TIMESTAMP)
         if to is not None and JobState(to) is not job.state:
-            changes.setdefault("state_changed_at", changes["updated_at"])  # "time in state" for the status page
+            changes.setdefault("state_changed_at", firestore.SERVER_TIMESTAMP)  # "time in state" for the status page
         batch = self.client.batch()
         batch.update(self.ref(job.job_id), changes, option=self.client.write_option(last_update_time=job.update_time))
         for collection, data in creates:
@@ -118,12 +140,32 @@ class JobStore:
             raise StaleWrite(message=f"job {job.job_id}: {exc.message}") from exc
         return _apply(job, changes, results[0].update_time)
 
-    @transient_retry()
-    def delete_job(self, job_id: str) -> None:
+    def commit_fenced(self, job: Job, writes: list[Write]) -> None:
+        """Commit `writes` (to any documents) only if the job is still at `job.update_time`: the batch carries a
+        no-op update of the job fenced on that version, so a worker whose lease was taken (or whose job was
+        cancelled or changed) since cannot land them. A write that changes nothing keeps the document's update_time,
+        so the fence costs no write to the (hot) job document. `StaleWrite` if the job moved on."""
         batch = self.client.batch()
-        for collection in (JOBS, RESULTS, FAILED_TASKS):
-            batch.delete(self.ref(job_id, collection))
-        batch.commit(timeout=CALL_TIMEOUT)
+        batch.update(self.ref(job.job_id), {"fencing": job.fencing},
+                     option=self.client.write_option(last_update_time=job.update_time))
+        for write in writes:
+            write(batch)
+        try:
+            _commit(batch)
+        except (gexc.FailedPrecondition, gexc.NotFound) as exc:
+            raise StaleWrite(message=f"job {job.job_id} changed since it was read: {exc.message}") from exc
+
+    def delete_job(self, job: Job) -> None:
+        """Delete the job with its result and dead letter, only if it is still the version `job` was read at (a
+        retry accepted since must not be lost): `StaleWrite` otherwise."""
+        batch = self.client.batch()
+        batch.delete(self.ref(job.job_id), option=self.client.write_option(last_update_time=job.update_time))
+        for collection in (RESULTS, FAILED_TASKS):
+            batch.delete(self.ref(job.job_id, collection))
+        try:
+            _commit(batch)
+        except (gexc.FailedPrecondition, gexc.NotFound) as exc:
+            raise StaleWrite(message=f"job {job.job_id} changed since it was read: {exc.message}") from exc
 
     # Queries -----------------------------------------------------------------------------------------------
 
@@ -133,14 +175,15 @@ class JobStore:
             query = query.where(filter=firestore.FieldFilter("state", "==", state.value))
         query = query.order_by("created_at", direction=firestore.Query.DESCENDING)
         if after_id:
-            cursor = self.ref(after_id).get(timeout=CALL_TIMEOUT)
+            cursor = self.ref(after_id).get(retry=None, timeout=CALL_TIMEOUT)
             if cursor.exists:
                 query = query.start_after(cursor)
-        return [self._job(s) for s in query.limit(limit).stream(timeout=CALL_TIMEOUT)]
+        return [self._job(s) for s in query.limit(limit).stream(retry=None, timeout=CALL_TIMEOUT)]
 
-    def lapsed_leases(self, now: datetime, page_size: int = 100) -> Iterator[Job]:
-        query = self.client.collection(JOBS).where(filter=firestore.FieldFilter("lease_expires_at", "<", now))
-        yield from self._pages(query.order_by("lease_expires_at"), page_size)
+    def unrenewed_leases(self, cutoff: datetime, page_size: int = 100) -> Iterator[Job]:
+        """Jobs whose lease holder has not written since `cutoff` (server time): candidates for a lapsed lease."""
+        query = self.client.collection(JOBS).where(filter=firestore.FieldFilter("lease_renewed_at", "<", cutoff))
+        yield from self._pages(query.order_by("lease_renewed_at"), page_size)
 
     def untouched_waiting(self, cutoff: datetime, page_size: int = 100) -> Iterator[Job]:
         """Queued or retrying jobs not written since `cutoff`: candidates for a lost task."""
@@ -158,7 +201,7 @@ class JobStore:
         last: firestore.DocumentSnapshot | None = None
         while True:
             page_query = query.limit(page_size) if last is None else query.start_after(last).limit(page_size)
-            page = list(page_query.stream(timeout=CALL_TIMEOUT))
+            page = list(page_query.stream(retry=None, timeout=CALL_TIMEOUT))
             for snapshot in page:
                 yield self._job(snapshot)
             if len(page) < page_size:
@@ -168,15 +211,12 @@ class JobStore:
 
 @transient_retry()
 def _commit(batch: firestore.WriteBatch) -> list[Any]:
-    return batch.commit(timeout=CALL_TIMEOUT)
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return batch.commit(retry=None, timeout=CALL_TIMEOUT)
 
 
 def _apply(job: Job, changes: dict[str, Any], update_time: datetime) -> Job:
-    """The job as it is after a successful write of `changes` (no re-read: it costs a round trip)."""
+    """The job as it is after a successful write of `changes` (no re-read: it costs a round trip). A server
+    timestamp becomes the commit's time, which is what Firestore stored."""
     data: dict[str, Any] = {}
     checkpoints = dict(job.checkpoints)
     for key, value in changes.items():
@@ -188,7 +228,11 @@ def _apply(job: Job, changes: dict[str, Any], update_time: datetime) -> Job:
             checkpoints = dict(value)
             continue
         if key in Job.__dataclass_fields__:
-            data[key] = None if value is firestore.DELETE_FIELD else value
+            if value is firestore.DELETE_FIELD:
+                value = None
+            elif value is firestore.SERVER_TIMESTAMP:
+                value = update_time
+            data[key] = value
     if "state" in data:
         data["state"] = JobState(data["state"])
     return replace(job, **data, checkpoints=checkpoints, update_time=update_time)

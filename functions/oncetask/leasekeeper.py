@@ -1,9 +1,18 @@
-"""The worker's side of the lease: a heartbeat that renews it, fenced writes, and a cheap local `check()`.
+"""The worker's side of the lease: a heartbeat that renews it, fenced writes, a stage deadline, a cheap `check()`.
 
-All of a worker's writes to its job (heartbeats, checkpoints, the final write) go through one lock, so the worker
-always knows the document's latest update_time and can fence every write on it. A refused write means someone
-else wrote the job: re-read it; if our fencing token still holds, it was a cancel request (stop and clean up) or
-another harmless change (write again on the new version); otherwise the lease is lost and we write nothing more.
+All of a worker's writes to its job (heartbeats, checkpoints, the final write, and the fence of its batches to
+other collections) go through one lock, so the worker always knows the document's latest update_time and can fence
+every write on it. A refused write means someone else wrote the job: re-read it; if our fencing token still holds,
+it was a cancel request (stop and clean up) or another harmless change (write again on the new version); otherwise
+the lease is lost and we write nothing more.
+
+Every write of the holder renews the lease: it stamps `lease_renewed_at` with the server's commit time, which is
+what everyone else judges the lease by. The holder itself trusts its lease only until a local deadline measured on
+its own monotonic clock from when the renewing write was sent (`lease.local_deadline`).
+
+A stage has a deadline too. Past it `check()` raises `StageTimeout`; and if the stage is hung (it never calls
+`check()`), the heartbeat stops renewing and ends the attempt itself through `on_stage_timeout`, so a hung stage
+cannot keep its job `running` forever, and the hung thread, if it ever wakes, finds the lease released.
 """
 
 from __future__ import annotations
@@ -11,30 +20,37 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable
 from typing import Any
 
-from .errors import Cancelled, LeaseLost
+from google.cloud import firestore
+
+from .errors import Cancelled, LeaseLost, StageTimeout
 from .job import Job
-from .jobstore import JobStore, StaleWrite
-from .lease import lease_expiry, local_deadline
+from .jobstore import JobStore, StaleWrite, Write
+from .lease import local_deadline
 from .logs import get_logger, log
 from .states import JobState
 
 LOG = get_logger("lease")
+RENEWED = "lease_renewed_at"
 
 
 class LeaseKeeper:
     def __init__(self, store: JobStore, job: Job, worker_id: str, ttl_seconds: float, heartbeat_seconds: float,
-                 acquired_at_monotonic: float) -> None:
+                 acquired_at_monotonic: float, on_stage_timeout: Callable[[], None] | None = None) -> None:
         self.store = store
         self.job = job
         self.worker_id = worker_id
         self.ttl_seconds = ttl_seconds
         self.heartbeat_seconds = heartbeat_seconds
+        self.on_stage_timeout = on_stage_timeout
         self._deadline = local_deadline(acquired_at_monotonic, ttl_seconds)
+        self._stage: str | None = None
+        self._stage_deadline = float("inf")
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()  # the heartbeat's sleep ends early: stopped, or a new stage deadline
         self._lost: str | None = None
         self._cancelled = False
         self._released = False  # the holder wrote a state that ends its lease (completed, retrying, failed...)
@@ -49,43 +65,88 @@ class LeaseKeeper:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=self.ttl_seconds)
 
+    # The stage's view ---------------------------------------------------------------------------------------
+
+    def begin_stage(self, name: str, timeout_seconds: float) -> None:
+        self._stage = name
+        self._stage_deadline = time.monotonic() + timeout_seconds
+        self._wake.set()
+
     def check(self) -> None:
-        """Raise if this worker must stop. No network: the heartbeat keeps the flags and the deadline current."""
+        """Raise if this worker must stop. No network: the heartbeat keeps the flags and the deadlines current."""
         if self._lost:
             raise LeaseLost(message=self._lost)
+        if self._released:
+            raise LeaseLost(message="the job left this worker's hands")
         if self._cancelled:
             raise Cancelled(message="the job was cancelled")
-        if time.monotonic() > self._deadline:
+        now = time.monotonic()
+        if now > self._deadline:
             # Paused past the lease (or the heartbeat cannot reach Firestore): another worker may own the job now.
             raise LeaseLost(message="the lease expired before it could be renewed")
+        if now > self._stage_deadline:
+            raise StageTimeout(message=f"stage {self._stage} ran past its deadline")
+
+    def time_left(self) -> float:
+        """Seconds this worker may still act on its lease and within its stage's deadline."""
+        return min(self._deadline, self._stage_deadline) - time.monotonic()
+
+    # Writes -------------------------------------------------------------------------------------------------
 
     def write(self, changes: dict[str, Any], to: JobState | None = None, **extra: Any) -> Job:
         """A fenced write of the job by its lease holder (see module docstring for what a refusal means)."""
+        releases = to is not None and to is not JobState.RUNNING
+        if not releases:
+            changes = {**changes, RENEWED: firestore.SERVER_TIMESTAMP}
         with self._lock:
-            if self._lost:
-                raise LeaseLost(message=self._lost)
-            if self._released:
-                # A heartbeat that fired just as the job finished must not put a lease back on it.
-                raise LeaseLost(message="the lease was released")
-            if self._cancelled and to not in (JobState.CANCELLED, JobState.FAILED):
-                # A cancel the heartbeat already saw (and refreshed past) must win over the holder's next write,
-                # exactly as when that write itself is refused; otherwise an accepted cancel could end "completed".
-                raise Cancelled(message="the job was cancelled")
+            self._may_write(to)
             for _ in range(3):
+                sent = time.monotonic()
                 try:
                     self.job = self.store.commit(self.job, changes, to, **extra)
-                    if to is not None and to is not JobState.RUNNING:
+                    if releases:
                         self._released = True
                         self._stop.set()
+                        self._wake.set()
+                    else:
+                        self._deadline = local_deadline(sent, self.ttl_seconds)
                     return self.job
                 except StaleWrite:
                     self._refresh()  # raises LeaseLost when the lease is no longer ours
                     if self._cancelled and to not in (JobState.CANCELLED, JobState.FAILED):
                         raise Cancelled(message="the job was cancelled") from None
             raise LeaseLost(message="the job keeps changing under its lease holder")
+
+    def commit_writes(self, writes: list[Write]) -> None:
+        """Commit a stage's writes to other documents, fenced on the job's current version (`FencedBatch`)."""
+        with self._lock:
+            self._may_write(None)
+            if time.monotonic() > self._deadline:
+                raise LeaseLost(message="the lease expired before it could be renewed")
+            for _ in range(3):
+                try:
+                    self.store.commit_fenced(self.job, writes)
+                    return
+                except StaleWrite:
+                    self._refresh()
+                    if self._cancelled:
+                        raise Cancelled(message="the job was cancelled") from None
+            raise LeaseLost(message="the job keeps changing under its lease holder")
+
+    def _may_write(self, to: JobState | None) -> None:
+        if self._lost:
+            raise LeaseLost(message=self._lost)
+        if self._released:
+            # A heartbeat that fired just as the job finished must not put a lease back on it.
+            raise LeaseLost(message="the lease was released")
+        if self._cancelled and to not in (JobState.CANCELLED, JobState.FAILED):
+            # A cancel the heartbeat already saw (and refreshed past) must win over the holder's next write,
+            # exactly as when that write itself is refused; otherwise an accepted cancel could end "completed".
+            raise Cancelled(message="the job was cancelled")
 
     def _refresh(self) -> None:
         fresh = self.store.get(self.job.job_id)
@@ -96,12 +157,24 @@ class LeaseKeeper:
         self.job = fresh
         self._cancelled = fresh.cancel_requested
 
+    # The heartbeat ------------------------------------------------------------------------------------------
+
     def _heartbeat(self) -> None:
-        while not self._stop.wait(self.heartbeat_seconds):
-            sent = time.monotonic()
+        next_beat = time.monotonic() + self.heartbeat_seconds
+        while True:
+            self._wake.wait(max(0.0, min(next_beat, self._stage_deadline) - time.monotonic()))
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            now = time.monotonic()
+            if now > self._stage_deadline:
+                self._stage_timed_out()
+                return
+            if now < next_beat:
+                continue  # woken by a new stage's deadline: sleep again
+            next_beat = now + self.heartbeat_seconds
             try:
-                self.write({"lease_expires_at": lease_expiry(datetime.now(timezone.utc), self.ttl_seconds)})
-                self._deadline = local_deadline(sent, self.ttl_seconds)
+                self.write({})
             except Cancelled:
                 self._cancelled = True  # the stage sees it at its next check()
             except LeaseLost as exc:
@@ -113,3 +186,15 @@ class LeaseKeeper:
             except Exception as exc:  # noqa: BLE001 - a failed renewal is retried; the local deadline bounds it
                 log(LOG, logging.WARNING, "lease renewal failed", job_id=self.job.job_id, error=str(exc))
 
+    def _stage_timed_out(self) -> None:
+        """The stage is past its deadline and has not ended the attempt itself: it is hung. Renew no more, and
+        end the attempt from here (the stage's thread, if it wakes, finds the lease released)."""
+        if self._released or self._lost:
+            return
+        log(LOG, logging.ERROR, "stage timed out; ending the attempt", job_id=self.job.job_id, stage=self._stage)
+        if self.on_stage_timeout is None:
+            return  # the lease lapses on its own; the next delivery or the cleanup takes over
+        try:
+            self.on_stage_timeout()
+        except Exception as exc:  # noqa: BLE001 - the lease lapses anyway: the next delivery takes over
+            log(LOG, logging.WARNING, "could not end the timed-out attempt", job_id=self.job.job_id, error=str(exc))

@@ -1,8 +1,8 @@
 """Retry policy (pure) and the bounded in-attempt retry for transient Google API calls.
 
 Two levels of retry: inside one attempt, a transient Firestore/Storage/Tasks call is retried a few times with
-jittered backoff (tenacity); a stage failure that is still transient ends the attempt with 503, and Cloud Tasks
-retries the whole attempt with the queue's backoff, until the last attempt.
+jittered backoff (tenacity); a stage failure that is still transient ends the attempt with a non-2xx answer, and
+Cloud Tasks retries the whole attempt with the queue's backoff, until the job's own attempts are spent.
 """
 
 from __future__ import annotations
@@ -17,16 +17,19 @@ from .errors import OncetaskError, is_retryable
 T = TypeVar("T")
 
 
-def is_last_attempt(task_retry_count: int, job_attempts: int, max_attempts: int) -> bool:
-    """Whether a failure of this attempt is final.
+UNLIMITED = -1  # as in Cloud Tasks' retry config
 
-    `task_retry_count` is X-CloudTasks-TaskRetryCount (0 on the first delivery of this task); `job_attempts`
-    counts the job's attempts across tasks (cleanup re-enqueues under a new task, whose count starts again).
-    Either reaching `max_attempts` makes it the last: answering 503 then would let Cloud Tasks drop the task and
-    leave the job stuck in `retrying`. `max_attempts` <= 0 means unlimited, as in Cloud Tasks."""
-    if max_attempts <= 0:
+
+def attempts_spent(used: int, max_attempts: int) -> bool:
+    """Whether a job that has run `used` attempts (since it was last submitted or manually retried) may run no more.
+
+    Only the job's own executions count (lease acquisitions). Cloud Tasks' retry count is no measure of them: it
+    also counts deliveries that never ran the job (answered busy while another worker held it, or refused before
+    running), so trusting it failed jobs with attempts to spare. A task Cloud Tasks drops while the job still has
+    attempts leaves it `retrying` with no task: the cleanup finds it and enqueues it again."""
+    if max_attempts == UNLIMITED:
         return False
-    return task_retry_count + 1 >= max_attempts or job_attempts >= max_attempts
+    return used >= max_attempts
 
 
 def queue_backoff(retry_count: int, min_backoff: float, max_backoff: float, max_doublings: int) -> float:

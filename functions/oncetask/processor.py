@@ -1,7 +1,11 @@
 """The task handler's core: take the job's lease, run its stages with checkpoints, and record how it ended.
 
 Firestore round trips on the happy path of an N-stage job: 1 read + 1 fenced acquire + (N-1) fenced checkpoints
-+ 1 commit that completes the job, checkpoints its last stage and creates its result record together.
++ 1 commit that completes the job, checkpoints its last stage and writes its result record together.
+
+Only a lease holder, or a delivery that found no live holder and fences its write on the version it read, ever
+ends a job; before it ends one as failed or cancelled it sweeps the objects no checkpoint names (`artifacts.py`),
+so a finished job keeps exactly what its checkpoints name.
 """
 
 from __future__ import annotations
@@ -18,22 +22,26 @@ from typing import Any
 
 from google.cloud import firestore, storage
 
-from .artifacts import ArtifactStore
-from .errors import Cancelled, ClassifiedError, LeaseLost, PermanentError, classify
+from .artifacts import JobArtifacts, RunArtifacts, checkpoint_uris, new_run
+from .errors import Cancelled, ClassifiedError, LeaseLost, PermanentError, StageTimeout, classify
 from .job import FAILED_TASKS, MAX_ERRORS_KEPT, RESULTS, Job
 from .jobstore import JobStore, StaleWrite, field as fpath
 from .jobtypes import REGISTRY
-from .lease import Delivery, decide_delivery, lease_expiry
-from .leasekeeper import LeaseKeeper
+from .lease import Delivery, decide_delivery
+from .leasekeeper import RENEWED, LeaseKeeper
 from .logs import bound, get_logger, log
-from .policy import is_last_attempt
+from .policy import attempts_spent
 from .settings import Settings
-from .stages import JobType, StageContext, StageOutput, artifact_uris
+from .stages import JobType, StageContext, StageOutput
 from .states import JobState
 
 LOG = get_logger("processor")
 DELETE = firestore.DELETE_FIELD
-LEASE_FIELDS = ("lease_owner", "lease_expires_at")
+LEASE_FIELDS = ("lease_owner", RENEWED, "lease_ttl")
+
+# A job's own transient failure: not 2xx, so Cloud Tasks retries the task with the queue's backoff, and neither 429
+# nor 503, which Cloud Tasks takes as the handler being overloaded and answers by throttling the whole queue.
+RETRY_LATER = 424
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,7 @@ class Outcome:
 # again instead of leaving it `running` until the next cleanup; if someone did take over, the retry finds it busy
 # or finished, which is harmless.
 LEASE_LOST = Outcome(409, "lease_lost")
+CONFLICT = Outcome(409, "conflict")
 
 
 def utcnow() -> datetime:
@@ -87,7 +96,7 @@ class Processor:
             if job is None:
                 log(LOG, logging.WARNING, "task names a job that does not exist (purged?)")
                 return Outcome(200, "not_found")
-            decision = decide_delivery(job.lease_view(), delivery.generation, utcnow())
+            decision = decide_delivery(job.lease_view(self.settings.lease_ttl_seconds), delivery.generation)
             if decision is Delivery.SKIP_DONE:
                 log(LOG, logging.INFO, "job already finished; redelivery skipped", state=job.state.value)
                 return Outcome(200, "already_" + job.state.value)
@@ -103,32 +112,55 @@ class Processor:
     # The lease -------------------------------------------------------------------------------------------------
 
     def _acquire_and_run(self, job: Job, delivery: TaskDelivery) -> Outcome:
-        me = worker_id()
-        sent = time.monotonic()
+        errors = job.errors
+        if job.state is JobState.RUNNING:
+            # Its holder stopped renewing (died, hung, cut off) before it could say how the attempt ended.
+            errors = _with_error(errors, ClassifiedError("TIMEOUT", "the worker's lease lapsed (it died or hung)",
+                                                         True, job.current_stage, job.attempts))
         if job.cancel_requested:
-            try:
-                self.store.update(job, {**_clear_lease(), "expire_at": self._expire_at()}, JobState.CANCELLED)
-            except StaleWrite:
-                return Outcome(409, "conflict")
-            return Outcome(200, "cancelled")
+            return self._close(job, errors, JobState.CANCELLED)
+        if attempts_spent(job.attempts_since_retry, self.settings.max_attempts):
+            return self._close(job, errors, JobState.FAILED, delivery)  # the last attempt's worker died
         job_type = self.registry.get(job.job_type)
         todo = [stage.name for stage in job_type.stages if stage.name not in job.checkpoints] if job_type else []
+        me = worker_id()
+        sent = time.monotonic()
         try:
             job = self.store.update(job, {
                 "attempts": job.attempts + 1,
                 "fencing": job.fencing + 1,  # grows with every acquisition: the lease's fencing token
                 "lease_owner": me,
-                "lease_expires_at": lease_expiry(utcnow(), self.settings.lease_ttl_seconds),
+                RENEWED: firestore.SERVER_TIMESTAMP,
+                "lease_ttl": self.settings.lease_ttl_seconds,
                 "current_stage": todo[0] if todo else None,
+                "errors": errors,
             }, JobState.RUNNING)
         except StaleWrite:
             # Someone wrote the job between our read and our write (another delivery, a cancel, cleanup).
-            return Outcome(409, "conflict")
+            return CONFLICT
         log(LOG, logging.INFO, "lease acquired", fencing=job.fencing, job_attempt=job.attempts)
         keeper = LeaseKeeper(self.store, job, me, self.settings.lease_ttl_seconds,
                              self.settings.effective_heartbeat_seconds, sent)
+        keeper.on_stage_timeout = lambda: self._timed_out(keeper, delivery)
         with keeper:
             return self._run(keeper, job_type, delivery)
+
+    def _close(self, job: Job, errors: list[dict[str, Any]], to: JobState,
+               delivery: TaskDelivery | None = None) -> Outcome:
+        """End a job nobody holds (its lease lapsed, or it waits): cancelled as asked, or failed because its last
+        attempt's worker died. Fenced on the version read, after sweeping what no checkpoint names."""
+        JobArtifacts(self.bucket, job.job_id).sweep(job.checkpoints, up_to_fencing=job.fencing)
+        changes: dict[str, Any] = {**_clear_lease(), "errors": errors, "expire_at": self._expire_at()}
+        sets: tuple[tuple[str, dict[str, Any]], ...] = ()
+        if to is JobState.FAILED:
+            last = errors[-1] if errors else ClassifiedError("TIMEOUT", "no attempts left", False).to_dict()
+            sets = ((FAILED_TASKS, self._dead_letter(job, errors, last, delivery.task_name if delivery else "")),)
+        try:
+            self.store.commit(job, changes, to, sets=sets)
+        except StaleWrite:
+            return CONFLICT
+        log(LOG, logging.INFO, f"job {to.value} without running", stage=job.current_stage)
+        return Outcome(200, to.value)
 
     # The stages ------------------------------------------------------------------------------------------------
 
@@ -136,38 +168,42 @@ class Processor:
         job = keeper.job
         stage_name: str | None = None
         try:
+            if job.fencing > 1:
+                # Earlier runs may have stopped mid-stage: their objects that no checkpoint names are garbage.
+                JobArtifacts(self.bucket, job.job_id).sweep(job.checkpoints, up_to_fencing=job.fencing)
             if job_type is None:
                 raise PermanentError("UNKNOWN_JOB_TYPE", f"no job type {job.job_type!r} is registered")
             payload = job_type.validate(job.payload)
+            timeout = job_type.stage_timeout_seconds or self.settings.effective_stage_timeout_seconds
+            run = new_run(job.fencing)
             outputs: dict[str, StageOutput] = {}
             last = job_type.stages[-1].name
-            for stage in job_type.stages:
+            for index, stage in enumerate(job_type.stages):
                 stage_name = stage.name
                 keeper.check()
-                artifacts = ArtifactStore(self.bucket, job.job_id, stage.name, keeper.check,
-                                          use_preconditions=not self.settings.storage_emulator_host)
                 checkpoint = keeper.job.checkpoints.get(stage.name)
-                if checkpoint is not None and all(artifacts.exists(u) for u in artifact_uris(checkpoint["output"])):
+                if checkpoint is not None and JobArtifacts(self.bucket, job.job_id).all_exist(
+                        checkpoint_uris(checkpoint)):
                     log(LOG, logging.INFO, "stage skipped: checkpoint and artifacts exist", stage=stage.name)
                     outputs[stage.name] = checkpoint["output"]
                     continue
                 with bound(stage=stage.name):
-                    if job.fencing > 1:
-                        # An earlier attempt may have left half of this stage's artifacts: start clean.
-                        artifacts.delete_prefix()
+                    keeper.begin_stage(stage.name, timeout)
+                    artifacts = RunArtifacts(self.bucket, job.job_id, stage.name, run, keeper.check, keeper.time_left,
+                                             min_seconds=min(1.0, self.settings.lease_ttl_seconds / 10))
                     context = StageContext(job.job_id, payload, stage.name, keeper.job.attempts, dict(outputs),
-                                           artifacts, self.store.client, keeper.check)
+                                           artifacts, self.store.client, keeper.check, keeper.commit_writes)
                     output = _json_output(stage.run(context), stage.name)
                     outputs[stage.name] = output
                     log(LOG, logging.INFO, "stage done")
-                if stage.name != last:
-                    keeper.check()
-                    next_stage = job_type.stages[job_type.stage_names().index(stage.name) + 1].name
-                    keeper.write({fpath("checkpoints", stage.name): _checkpoint(output, keeper.job),
-                                  "current_stage": next_stage})
-            # stage_name stays the last stage: its checkpoint is written by the completing commit, so a cancel
-            # that wins against that commit must still remove the last stage's (now orphaned) artifacts.
-            return self._complete(keeper, outputs, job_type)
+                keeper.check()
+                done = _checkpoint(output, artifacts.written, keeper.job)
+                if stage.name == last:
+                    return self._complete(keeper, outputs, job_type, done)
+                keeper.write({fpath("checkpoints", stage.name): done,
+                              "current_stage": job_type.stages[index + 1].name})
+            # Every stage was skipped: only the completing commit is left (an earlier run lost it).
+            return self._complete(keeper, outputs, job_type, None)
         except Cancelled:
             return self._cancel(keeper, stage_name)
         except LeaseLost as exc:
@@ -176,31 +212,32 @@ class Processor:
         except Exception as exc:  # noqa: BLE001 - every failure is classified and recorded, none escapes
             return self._fail(keeper, classify(exc, stage_name, keeper.job.attempts), delivery, exc)
 
-    def _complete(self, keeper: LeaseKeeper, outputs: dict[str, StageOutput], job_type: JobType) -> Outcome:
+    def _complete(self, keeper: LeaseKeeper, outputs: dict[str, StageOutput], job_type: JobType,
+                  last_checkpoint: dict[str, Any] | None) -> Outcome:
         job = keeper.job
         now = utcnow()
-        last = job_type.stages[-1].name
         changes: dict[str, Any] = {
             **_clear_lease(),
             "current_stage": None,
             "completed_at": now,
             "expire_at": self._expire_at(now),
         }
-        if last not in job.checkpoints:
-            changes[fpath("checkpoints", last)] = _checkpoint(outputs[last], job)
+        if last_checkpoint is not None:
+            changes[fpath("checkpoints", job_type.stages[-1].name)] = last_checkpoint
         result = {"job_id": job.job_id, "job_type": job.job_type, "owner": job.owner, "outputs": outputs,
                   "completed_at": now, "expire_at": changes["expire_at"]}
-        # One commit: the job completes and its result appears together, or neither does.
-        keeper.write(changes, JobState.COMPLETED, creates=((RESULTS, result),))
+        # One commit: the job completes and its result appears together, or neither does. The result is set, not
+        # created: only the one write that completes the job can succeed (it is fenced), and a result an earlier
+        # incarnation of this job ID left behind must not block this one.
+        keeper.write(changes, JobState.COMPLETED, sets=((RESULTS, result),))
         log(LOG, logging.INFO, "job completed")
         return Outcome(200, "completed")
 
     def _cancel(self, keeper: LeaseKeeper, stage_name: str | None) -> Outcome:
         job = keeper.job
-        if stage_name is not None and stage_name not in job.checkpoints:
-            # The stage was cut short: its artifacts are partial, so none of them may stay.
-            ArtifactStore(self.bucket, job.job_id, stage_name).delete_prefix()
         try:
+            # The stage cut short left partial objects that no checkpoint names: none of them may stay.
+            JobArtifacts(self.bucket, job.job_id).sweep(job.checkpoints, up_to_fencing=job.fencing)
             keeper.write({**_clear_lease(), "current_stage": stage_name, "expire_at": self._expire_at()},
                          JobState.CANCELLED)
         except LeaseLost:
@@ -211,31 +248,40 @@ class Processor:
     def _fail(self, keeper: LeaseKeeper, error: ClassifiedError, delivery: TaskDelivery,
               exc: BaseException) -> Outcome:
         job = keeper.job
-        errors = [*job.errors, error.to_dict()][-MAX_ERRORS_KEPT:]
-        last = is_last_attempt(delivery.retry_count, job.attempts_since_retry, self.settings.max_attempts)
-        level = logging.WARNING if error.retryable and not last else logging.ERROR
-        LOG.log(level, "stage failed", exc_info=exc if not isinstance(exc, PermanentError) else None,
+        errors = _with_error(job.errors, error)
+        last = not error.retryable or attempts_spent(job.attempts_since_retry, self.settings.max_attempts)
+        level = logging.WARNING if not last else logging.ERROR
+        LOG.log(level, "stage failed",
+                exc_info=exc if not isinstance(exc, (PermanentError, StageTimeout)) else None,
                 extra={"fields": {"code": error.code, "retryable": error.retryable, "stage": error.stage}})
         try:
-            if error.retryable and not last:
+            if not last:
                 keeper.write({**_clear_lease(), "errors": errors}, JobState.RETRYING)
-                return Outcome(503, "retrying", {"error": _public(error)})
-            now = utcnow()
-            expire_at = self._expire_at(now)
-            dead_letter = {"job_id": job.job_id, "job_type": job.job_type, "owner": job.owner,
-                           "payload": job.payload, "errors": errors, "last_error": error.to_dict(),
-                           "task_name": delivery.task_name, "failed_at": now, "expire_at": expire_at}
+                return Outcome(RETRY_LATER, "retrying", {"error": _public(error)})
+            # What the failed stage wrote has no checkpoint naming it, and no rerun will come to replace it.
+            JobArtifacts(self.bucket, job.job_id).sweep(job.checkpoints, up_to_fencing=job.fencing)
+            expire_at = self._expire_at()
             # The job fails and its dead-letter record appears in one commit.
             keeper.write({**_clear_lease(), "errors": errors, "expire_at": expire_at}, JobState.FAILED,
-                         sets=((FAILED_TASKS, dead_letter),))
-            if error.stage is not None and error.stage not in job.checkpoints:
-                # What the failed stage wrote has no checkpoint naming it, and no rerun will come to replace it.
-                ArtifactStore(self.bucket, job.job_id, error.stage).delete_prefix()
+                         sets=((FAILED_TASKS, self._dead_letter(job, errors, error.to_dict(), delivery.task_name)),))
         except Cancelled:
             return self._cancel(keeper, error.stage)
         except LeaseLost:
             return LEASE_LOST
         return Outcome(200, "failed", {"error": _public(error)})
+
+    def _timed_out(self, keeper: LeaseKeeper, delivery: TaskDelivery) -> None:
+        """Called by the heartbeat when a stage hangs past its deadline: end the attempt as its failure."""
+        stage = keeper.job.current_stage
+        self._fail(keeper, classify(StageTimeout(message=f"stage {stage} ran past its deadline"), stage,
+                                    keeper.job.attempts), delivery, StageTimeout())
+
+    def _dead_letter(self, job: Job, errors: list[dict[str, Any]], last_error: dict[str, Any],
+                     task_name: str) -> dict[str, Any]:
+        now = utcnow()
+        return {"job_id": job.job_id, "job_type": job.job_type, "owner": job.owner, "payload": job.payload,
+                "errors": errors, "last_error": last_error, "task_name": task_name or job.task_name,
+                "failed_at": now, "expire_at": self._expire_at(now)}
 
     def _expire_at(self, now: datetime | None = None) -> datetime:
         return (now or utcnow()) + timedelta(days=self.settings.retention_days)
@@ -245,8 +291,13 @@ def _clear_lease() -> dict[str, Any]:
     return {name: DELETE for name in LEASE_FIELDS}
 
 
-def _checkpoint(output: StageOutput, job: Job) -> dict[str, Any]:
-    return {"output": output, "at": utcnow(), "attempt": job.attempts, "fencing": job.fencing}
+def _with_error(errors: list[dict[str, Any]], error: ClassifiedError) -> list[dict[str, Any]]:
+    return [*errors, error.to_dict()][-MAX_ERRORS_KEPT:]
+
+
+def _checkpoint(output: StageOutput, written: list[str], job: Job) -> dict[str, Any]:
+    return {"output": output, "artifacts": list(written), "at": utcnow(), "attempt": job.attempts,
+            "fencing": job.fencing}
 
 
 def _json_output(output: object, stage: str) -> StageOutput:

@@ -49,7 +49,7 @@ class Services:
 
     @cached_property
     def commands(self) -> Commands:
-        return Commands(self.store, self.queue, self.settings)
+        return Commands(self.store, self.queue, self.bucket, self.settings)
 
     @cached_property
     def processor(self) -> Processor:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v3/certs"
@@ -41,8 +41,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = 64 * 1024
 
     # The lease: a dead worker's job is free again after lease_ttl_seconds.
-    lease_ttl_seconds: float = 120.0
-    heartbeat_seconds: float = 0.0  # 0: a third of the lease TTL
+    lease_ttl_seconds: float = Field(120.0, gt=0)
+    heartbeat_seconds: float = Field(0.0, ge=0)  # 0: a third of the lease TTL
+    # A stage running longer than this is cut short (STAGE_TIMEOUT) and its job retried or failed; a job type may
+    # set its own. 0: nine tenths of the dispatch deadline.
+    stage_timeout_seconds: float = Field(0.0, ge=0)
 
     # Cleanup: a queued job untouched this long is checked for a lost task; queries read pages of this size.
     orphan_grace_seconds: float = 300.0
@@ -54,7 +57,7 @@ class Settings(BaseSettings):
     retention_days: int = 30
 
     # The queue (seeds 000 and 003). Terraform's variable defaults must equal these; a test checks it.
-    max_attempts: int = 3
+    max_attempts: int = 3  # -1: unlimited (as Cloud Tasks)
     min_backoff_seconds: float = 30.0
     max_backoff_seconds: float = 600.0
     max_doublings: int = 3
@@ -68,6 +71,20 @@ class Settings(BaseSettings):
     cloud_tasks_emulator_host: str = Field("", validation_alias="CLOUD_TASKS_EMULATOR_HOST")
     storage_emulator_host: str = Field("", validation_alias="STORAGE_EMULATOR_HOST")
 
+    @field_validator("max_attempts")
+    @classmethod
+    def _attempts(cls, value: int) -> int:
+        if value == -1 or value >= 1:
+            return value
+        raise ValueError("max_attempts must be at least 1, or -1 for unlimited")
+
+    @model_validator(mode="after")
+    def _stage_timeout_within_dispatch_deadline(self) -> Settings:
+        if self.stage_timeout_seconds > self.dispatch_deadline_seconds:
+            raise ValueError(f"stage_timeout_seconds ({self.stage_timeout_seconds:g}) must not exceed "
+                             f"dispatch_deadline_seconds ({self.dispatch_deadline_seconds:g})")
+        return self
+
     @property
     def queue_path(self) -> str:
         return f"projects/{self.project_id}/locations/{self.location}/queues/{self.queue}"
@@ -79,6 +96,10 @@ class Settings(BaseSettings):
     @property
     def effective_heartbeat_seconds(self) -> float:
         return self.heartbeat_seconds or self.lease_ttl_seconds / 3
+
+    @property
+    def effective_stage_timeout_seconds(self) -> float:
+        return self.stage_timeout_seconds or self.dispatch_deadline_seconds * 0.9
 
 
 @lru_cache(maxsize=1)

@@ -1,10 +1,11 @@
 """The framework job types plug into: a job type is a payload model plus an ordered tuple of named stages.
 
-A stage gets a `StageContext`, does its work, writes its artifacts through `ctx.artifacts` (deterministic object
-names, so a rerun overwrites rather than duplicates), and returns a JSON-able `StageOutput` that is stored as the
-stage's checkpoint. A rerun skips a stage whose checkpoint exists and whose artifacts (the `gs://` URIs found in
-its output) still exist. Call `ctx.check()` between long steps: it raises `LeaseLost` or `Cancelled` when the
-worker must stop; `ctx.artifacts.write` checks it too, before every write.
+A stage gets a `StageContext`, does its work, writes its artifacts through `ctx.artifacts` (under its run's own
+prefix; its checkpoint lists them), and returns a JSON-able `StageOutput` that is stored as the stage's checkpoint.
+A rerun skips a stage whose checkpoint exists and whose artifacts still exist. Call `ctx.check()` between long
+steps: it raises `LeaseLost`, `Cancelled` or `StageTimeout` when the worker must stop; `ctx.artifacts.write`
+checks it too, before every write. Writes to your own Firestore collections go through `ctx.batch()`, which
+commits only while this worker still holds the job.
 
 Stages raise `errors.PermanentError` for bad input and `errors.RetryableError` for transient trouble; any other
 exception is classified by `errors.classify`.
@@ -19,9 +20,49 @@ from typing import Any
 import pydantic
 from google.cloud import firestore
 
-from .artifacts import ArtifactStore
+from .artifacts import RunArtifacts
+from .jobstore import Write
 
 StageOutput = dict[str, Any]  # JSON-able summary of a stage, including the artifact URIs it wrote
+
+
+class FencedBatch:
+    """Writes to your own collections that commit only while this worker holds the job's lease (and the job was
+    not cancelled): a worker that lost its lease, however late its batch arrives, changes nothing. Up to 499
+    writes per batch (one more carries the fence)."""
+
+    MAX_WRITES = 499
+
+    def __init__(self, commit: Callable[[list[Write]], None]) -> None:
+        self._commit = commit
+        self._writes: list[Write] = []
+
+    def set(self, ref: firestore.DocumentReference, data: dict[str, Any], merge: bool = False) -> FencedBatch:
+        return self._add(lambda batch: batch.set(ref, data, merge=merge))
+
+    def create(self, ref: firestore.DocumentReference, data: dict[str, Any]) -> FencedBatch:
+        return self._add(lambda batch: batch.create(ref, data))
+
+    def update(self, ref: firestore.DocumentReference, data: dict[str, Any]) -> FencedBatch:
+        return self._add(lambda batch: batch.update(ref, data))
+
+    def delete(self, ref: firestore.DocumentReference) -> FencedBatch:
+        return self._add(lambda batch: batch.delete(ref))
+
+    def _add(self, write: Write) -> FencedBatch:
+        if len(self._writes) >= self.MAX_WRITES:
+            raise ValueError(f"a fenced batch holds at most {self.MAX_WRITES} writes")
+        self._writes.append(write)
+        return self
+
+    def __len__(self) -> int:
+        return len(self._writes)
+
+    def commit(self) -> None:
+        """Commit every write at once, or none: raises `LeaseLost` or `Cancelled` if this worker must stop."""
+        if self._writes:
+            self._commit(self._writes)
+            self._writes = []
 
 
 @dataclass(frozen=True)
@@ -33,13 +74,20 @@ class StageContext:
     stage: str
     attempt: int  # 1 on the job's first run; +1 per lease acquisition (a manual retry continues the count)
     outputs_so_far: dict[str, StageOutput]
-    artifacts: ArtifactStore
+    artifacts: RunArtifacts
     firestore: firestore.Client
     check_fn: Callable[[], None] = field(default=lambda: None, repr=False)
+    commit_fn: Callable[[list[Write]], None] | None = field(default=None, repr=False)
 
     def check(self) -> None:
-        """Raise `LeaseLost` or `Cancelled` if this worker must stop; cheap (no network), call it often."""
+        """Raise `LeaseLost`, `Cancelled` or `StageTimeout` if this worker must stop; cheap (no network)."""
         self.check_fn()
+
+    def batch(self) -> FencedBatch:
+        """A batch of writes to your own collections, fenced on this worker's lease (see `FencedBatch`)."""
+        if self.commit_fn is None:
+            raise RuntimeError("this context has no lease to fence writes on")
+        return FencedBatch(self.commit_fn)
 
 
 @dataclass(frozen=True)
@@ -53,6 +101,7 @@ class JobType:
     name: str
     payload_model: type[pydantic.BaseModel]
     stages: tuple[Stage, ...]
+    stage_timeout_seconds: float | None = None  # None: the deployment's setting
 
     def __post_init__(self) -> None:
         names = [stage.name for stage in self.stages]
@@ -63,6 +112,8 @@ class JobType:
         for name in names:
             if not name or "/" in name:
                 raise ValueError(f"job type {self.name!r}: stage name {name!r} must be non-empty without '/'")
+        if self.stage_timeout_seconds is not None and self.stage_timeout_seconds <= 0:
+            raise ValueError(f"job type {self.name!r}: stage_timeout_seconds must be positive")
 
     def stage_names(self) -> tuple[str, ...]:
         return tuple(stage.name for stage in self.stages)
@@ -73,21 +124,3 @@ class JobType:
         Strict: a payload is JSON, and the documented schema says `false`, not `0`, and `5`, not `"5"`; a value
         of the wrong type is refused by name rather than quietly converted."""
         return self.payload_model.model_validate(payload, strict=True)
-
-
-def artifact_uris(output: StageOutput) -> list[str]:
-    """Every `gs://` URI found anywhere in a stage's output: the artifacts whose existence a skip requires."""
-    found: list[str] = []
-
-    def walk(value: object) -> None:
-        if isinstance(value, str) and value.startswith("gs://"):
-            found.append(value)
-        elif isinstance(value, dict):
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, (list, tuple)):
-            for item in value:
-                walk(item)
-
-    walk(output)
-    return found

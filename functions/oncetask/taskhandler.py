@@ -16,6 +16,7 @@ from .processor import TaskDelivery
 from .services import Services
 
 LOG = get_logger("taskhandler")
+BACKEND_RETRY_AFTER_SECONDS = 10
 
 
 class TaskBody(pydantic.BaseModel):
@@ -67,9 +68,12 @@ def _process_task(services: Services, request: flask.Request) -> flask.Response:
         response = to_response(exc)
         if response is not None:
             return response
-        if is_retryable(exc):  # Firestore/Storage down beyond the in-attempt retries: Cloud Tasks retries later
+        if is_retryable(exc):
+            # Firestore/Storage down beyond the in-attempt retries: the one answer that should slow the whole queue
+            # down (Cloud Tasks throttles it on 503 and honours Retry-After), since every job needs those backends.
             LOG.warning("task handler: transient backend failure", exc_info=exc)
-            return error_response(503, "UNAVAILABLE", "a backend is temporarily unavailable")
+            return error_response(503, "UNAVAILABLE", "a backend is temporarily unavailable",
+                                  headers={"Retry-After": str(BACKEND_RETRY_AFTER_SECONDS)})
         LOG.exception("task handler failed")  # a bug: 500, and Cloud Tasks retries it too
         return error_response(500, "INTERNAL", "internal error")
 

@@ -24,16 +24,16 @@ class TaskQueue:
         self.client = client
         self.settings = settings
 
-    def name_for(self, job_id: str, generation: int) -> str:
-        return task_name(self.settings.queue_path, job_id, generation)
+    def name_for(self, job_id: str, generation: int, incarnation: str = "") -> str:
+        return task_name(self.settings.queue_path, job_id, generation, incarnation)
 
     @transient_retry()
-    def enqueue(self, job_id: str, generation: int) -> Enqueued:
+    def enqueue(self, job_id: str, generation: int, incarnation: str = "") -> Enqueued:
         """Create the task for one generation of a job. A retried request or a second cleanup run names the same
         task, so Cloud Tasks answers ALREADY_EXISTS instead of creating a second one."""
         s = self.settings
         task = tasks_v2.Task(
-            name=self.name_for(job_id, generation),
+            name=self.name_for(job_id, generation, incarnation),
             http_request=tasks_v2.HttpRequest(
                 http_method=tasks_v2.HttpMethod.POST,
                 url=s.task_handler_url,
@@ -53,10 +53,10 @@ class TaskQueue:
         return Enqueued.CREATED
 
     @transient_retry()
-    def exists(self, job_id: str, generation: int) -> bool:
+    def exists(self, job_id: str, generation: int, incarnation: str = "") -> bool:
         """Whether the generation's task is still in the queue (NOT_FOUND once it ran, was deleted or gave up)."""
         try:
-            self.client.get_task(name=self.name_for(job_id, generation))
+            self.client.get_task(name=self.name_for(job_id, generation, incarnation))
         except gexc.NotFound:
             return False
         return True

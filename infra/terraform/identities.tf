@@ -1,6 +1,7 @@
 # One identity per role in the system, each granted only what its code calls:
 #
-#   api        runs the public API: Firestore; creates tasks on the one queue; mints tasks' OIDC tokens as `tasks`
+#   api        runs the public API: Firestore; creates tasks on the one queue; mints tasks' OIDC tokens as `tasks`;
+#              lists and deletes a cancelled job's partial objects
 #   worker     runs the task handler: Firestore; objects of the artifact bucket
 #   cleanup    runs the scheduled cleanup: Firestore; the artifact bucket (purges expired jobs' artifacts);
 #              re-enqueues lapsed jobs, so creates and reads tasks on the queue and mints tokens as `tasks`
@@ -99,7 +100,14 @@ resource "google_service_account_iam_member" "cleanup_acts_as_tasks" {
   member             = google_service_account.cleanup.member
 }
 
-# Artifacts: the task handler writes and deletes a job's objects; the cleanup purges expired jobs' objects.
+# Artifacts: the task handler writes and deletes a job's objects; the cleanup purges expired jobs' objects; the
+# API removes the partial objects of a job cancelled while it waits (it lists and deletes, never reads or writes).
+
+resource "google_storage_bucket_iam_member" "api_artifacts" {
+  bucket = google_storage_bucket.artifacts.name
+  role   = "roles/storage.objectUser"
+  member = google_service_account.api.member
+}
 
 resource "google_storage_bucket_iam_member" "worker_artifacts" {
   bucket = google_storage_bucket.artifacts.name

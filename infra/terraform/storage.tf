@@ -7,9 +7,12 @@ resource "google_storage_bucket" "artifacts" {
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"
 
+  # The backstop of the cleanup's purge (which goes first: a job is purged `retention_days` after it ended),
+  # for objects a purge or a Firestore TTL deletion left behind, and for a late upload of a worker that had
+  # lost its lease.
   lifecycle_rule {
     condition {
-      age = var.retention_days
+      age = var.retention_days + 1
     }
     action {
       type = "Delete"

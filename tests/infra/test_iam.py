@@ -25,6 +25,7 @@ ARTIFACTS = "google_storage_bucket.artifacts"
 EXPECTED = {
     "api": {
         ("roles/datastore.user", "project"),
+        ("roles/storage.objectUser", ARTIFACTS),
         ("roles/cloudtasks.enqueuer", QUEUE),
         ("roles/iam.serviceAccountUser", TASKS_SA),
     },

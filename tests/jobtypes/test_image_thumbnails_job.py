@@ -22,37 +22,38 @@ def upload(bucket: storage.Bucket, name: str, data: bytes) -> str:
     return f"gs://{bucket.name}/{name}"
 
 
-def test_job_writes_one_webp_per_width_and_a_manifest_under_deterministic_names(
+def test_job_writes_one_webp_per_width_and_a_manifest_under_names_of_its_run(
         gcs_bucket: storage.Bucket, job_run: Callable[..., JobRun]) -> None:
     source = upload(gcs_bucket, "in/cat.png", image_bytes(300, 200))
     run = job_run("image.thumbnails", {"source": source, "widths": [128, 64, 128]}, job_id="job-cat")
     outputs = run.run_all()
-    prefix = f"gs://{run.bucket.name}/jobs/job-cat"
     assert outputs["probe"] | {"sha256": "-"} == {"source": source, "bytes": len(image_bytes(300, 200)),
                                                   "sha256": "-", "format": "PNG", "width": 300, "height": 200,
                                                   "mode": "RGB", "animated": False}
     assert [(t["uri"], t["width"], t["height"]) for t in outputs["resize"]["thumbnails"]] == [
-        (f"{prefix}/resize/w64.webp", 64, 43), (f"{prefix}/resize/w128.webp", 128, 85)]
-    assert outputs["manifest"] == {"manifest": f"{prefix}/manifest/manifest.json", "count": 2}
-    manifest = json.loads(run.bucket.blob("jobs/job-cat/manifest/manifest.json").download_as_bytes())
+        (run.uri("resize", "w64.webp"), 64, 43), (run.uri("resize", "w128.webp"), 128, 85)]
+    assert outputs["manifest"] == {"manifest": run.uri("manifest", "manifest.json"), "count": 2}
+    manifest = json.loads(run.artifacts("manifest").read(run.uri("manifest", "manifest.json")))
     assert [t["uri"] for t in manifest["thumbnails"]] == [t["uri"] for t in outputs["resize"]["thumbnails"]]
     assert manifest["source"]["sha256"] == outputs["probe"]["sha256"]
-    thumb = run.bucket.blob("jobs/job-cat/resize/w64.webp")
+    thumb = run.bucket.blob(run.artifacts("resize").object_name("w64.webp"))
     with Image.open(io.BytesIO(thumb.download_as_bytes())) as decoded:
         assert (decoded.format, decoded.size) == ("WEBP", (64, 43))
     thumb.reload()
     assert thumb.content_type == "image/webp"
 
 
-def test_rerunning_resize_rewrites_the_same_objects_with_the_same_bytes(
+def test_rerunning_resize_writes_the_same_bytes_under_the_reruns_names(
         gcs_bucket: storage.Bucket, job_run: Callable[..., JobRun]) -> None:
     run = job_run("image.thumbnails", {"source": upload(gcs_bucket, "a.jpg", image_bytes(200, 200, "JPEG"))})
     run.run_all()
-    before = {blob.name: blob.md5_hash for blob in run.bucket.client.list_blobs(run.bucket)}
+    before = run.contents()
     run.rerun("resize")
     run.rerun("manifest")
-    after = {blob.name: blob.md5_hash for blob in run.bucket.client.list_blobs(run.bucket)}
-    assert after == before and len(after) == 4  # three thumbnails and the manifest, nothing more
+    after = run.contents()
+    thumbnails = {key for key in after if key[0] == "resize"}
+    assert {k: after[k] for k in thumbnails} == {k: before[k] for k in thumbnails} and len(thumbnails) == 3
+    assert set(after) == set(before)  # the manifest names the rerun's thumbnails, so only its bytes differ
 
 
 def test_corrupt_source_fails_probe_permanently_and_writes_nothing(

@@ -32,15 +32,14 @@ def test_import_upserts_valid_rows_by_sku_and_reports_bad_rows(
     source = upload(gcs_bucket, "in/stock.csv", csv_bytes([HEADER, *GOOD_ROWS, ["D-4", "Shelf", -2, "9"]]))
     run = job_run("sheet.import", {"source": source}, job_id="job-stock")
     outputs = run.run_all()
-    prefix = f"gs://{run.bucket.name}/jobs/job-stock"
     assert outputs["parse"] == {
         "format": "csv", "encoding": "utf-8", "data_rows": 4, "stopped_at_empty_run": None, "ignored_columns": [],
         "valid": 3, "invalid_rows": 1, "error_count": 1,
         "errors": [{"row": 5, "field": "quantity", "message": "Input should be greater than or equal to 0",
                     "value": "-2"}],
-        "rows": f"{prefix}/parse/rows.jsonl", "errors_csv": f"{prefix}/parse/errors.csv"}
+        "rows": run.uri("parse", "rows.jsonl"), "errors_csv": run.uri("parse", "errors.csv")}
     assert outputs["upsert"] == {"collection": "products", "upserted": 3, "batches": 1}
-    assert outputs["report"] == {"report": f"{prefix}/report/report.json", "imported": 3, "invalid_rows": 1}
+    assert outputs["report"] == {"report": run.uri("report", "report.json"), "imported": 3, "invalid_rows": 1}
     stored = documents(firestore_client)
     assert sorted(stored) == ["A-1", "B-2", "C-3"]
     lamp = stored["A-1"]
@@ -48,7 +47,7 @@ def test_import_upserts_valid_rows_by_sku_and_reports_bad_rows(
         "name": "Lamp", "quantity": 3, "price": "19.99", "price_cents": 1999, "email": "ops@example.com",
         "source_row": 2, "import_job": "job-stock"}
     assert lamp["imported_at"] is not None
-    report = json.loads(run.bucket.blob("jobs/job-stock/report/report.json").download_as_bytes())
+    report = json.loads(run.artifacts("report").read(run.uri("report", "report.json")))
     assert (report["imported"], report["invalid_rows"], report["first_errors"][0]["row"]) == (3, 1, 5)
 
 
@@ -65,13 +64,14 @@ def test_rerunning_upsert_or_a_whole_new_job_never_duplicates_a_product(
     assert {doc["import_job"] for doc in stored.values()} == {second.job_id}
 
 
-def test_rerunning_parse_rewrites_the_same_artifacts(gcs_bucket: storage.Bucket,
-                                                     job_run: Callable[..., JobRun]) -> None:
+def test_rerunning_parse_writes_the_same_artifacts_under_the_reruns_names(gcs_bucket: storage.Bucket,
+                                                                          job_run: Callable[..., JobRun]) -> None:
     run = job_run("sheet.import", {"source": upload(gcs_bucket, "s.csv", csv_bytes([HEADER, *GOOD_ROWS, ["x/y"]]))})
     first = run.run("parse")
-    before = {blob.name: blob.md5_hash for blob in run.bucket.client.list_blobs(run.bucket)}
-    assert run.rerun("parse") == first
-    assert {blob.name: blob.md5_hash for blob in run.bucket.client.list_blobs(run.bucket)} == before
+    before = run.contents()
+    again = run.rerun("parse")
+    assert again == {**first, "rows": run.uri("parse", "rows.jsonl", 2), "errors_csv": run.uri("parse", "errors.csv", 2)}
+    assert run.contents() == before
 
 
 def test_all_errors_go_to_the_csv_artifact_while_the_output_keeps_a_few(
@@ -80,7 +80,7 @@ def test_all_errors_go_to_the_csv_artifact_while_the_output_keeps_a_few(
     run = job_run("sheet.import", {"source": upload(gcs_bucket, "bad.csv", csv_bytes([HEADER, *bad]))})
     parsed = run.run("parse")
     assert (parsed["valid"], parsed["invalid_rows"], len(parsed["errors"])) == (0, 30, sheet_import.ERRORS_IN_OUTPUT)
-    body = run.bucket.blob(f"jobs/{run.job_id}/parse/errors.csv").download_as_bytes().decode("utf-8-sig")
+    body = run.artifacts("parse").read(run.uri("parse", "errors.csv")).decode("utf-8-sig")
     table = list(csv.reader(io.StringIO(body)))
     assert [row[:2] for row in table[1:]] == [[str(i + 2), "quantity"] for i in range(30)]
 
@@ -90,7 +90,7 @@ def test_errors_csv_artifact_defuses_a_formula_in_an_offending_value(
     rows = [HEADER, GOOD_ROWS[0], ["=1+1", "Lamp", "1", "1", ""]]
     run = job_run("sheet.import", {"source": upload(gcs_bucket, "evil.csv", csv_bytes(rows))})
     run.run("parse")
-    body = run.bucket.blob(f"jobs/{run.job_id}/parse/errors.csv").download_as_bytes().decode("utf-8-sig")
+    body = run.artifacts("parse").read(run.uri("parse", "errors.csv")).decode("utf-8-sig")
     assert list(csv.reader(io.StringIO(body)))[1:] == [
         ["3", "sku", "must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", "'=1+1"]]
 

@@ -22,9 +22,10 @@ from werkzeug.serving import make_server
 from fixtures.firestore import FirestoreEmulator
 from fixtures.tasks import TasksEmulator, wait_until
 from oncetask.clients import storage_client
-from oncetask.job import Job
+from oncetask.job import RESULTS, Job
 from oncetask.services import Services, set_services
 from oncetask.settings import Settings
+from oncetask.artifacts import artifact_uris
 from oncetask.states import JobState
 
 MAIN = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
@@ -104,6 +105,26 @@ class Stack:
     def artifacts(self, job_id: str) -> list[str]:
         bucket = self.services.bucket
         return sorted(b.name for b in bucket.client.list_blobs(bucket, prefix=f"jobs/{job_id}/"))
+
+    def named_artifacts(self, job_id: str, checkpoints: dict[str, Any] | None = None) -> set[str]:
+        """Object names under the job's prefix that its checkpoints name (in their outputs or artifact lists)."""
+        checkpoints = self.job(job_id).checkpoints if checkpoints is None else checkpoints
+        prefix = f"gs://{self.settings.bucket}/"
+        uris = {uri for cp in checkpoints.values()
+                for uri in (*artifact_uris(cp.get("output") or {}), *(cp.get("artifacts") or []))}
+        return {uri[len(prefix):] for uri in uris if uri.startswith(f"{prefix}jobs/{job_id}/")}
+
+    def artifact_problems(self, job_id: str) -> list[str]:
+        """What breaks "every object under the job's prefix is named by a checkpoint, and every named one exists"
+        (and, for a completed job, "its result names only existing objects"); empty when both hold."""
+        objects, named = set(self.artifacts(job_id)), self.named_artifacts(job_id)
+        problems = [f"not named by a checkpoint: {sorted(objects - named)}"] if objects - named else []
+        problems += [f"named but missing: {sorted(named - objects)}"] if named - objects else []
+        result = self.doc(RESULTS, job_id)
+        if result is not None:
+            in_result = self.named_artifacts(job_id, {s: {"output": o} for s, o in result["outputs"].items()})
+            problems += [f"the result names missing objects: {sorted(in_result - objects)}"] if in_result - objects else []
+        return problems
 
     def firestore_calls(self) -> dict[str, int]:
         return dict(self.firestore_emulator.stats(self.settings.project_id))

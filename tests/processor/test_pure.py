@@ -11,10 +11,11 @@ import requests
 from google.api_core import exceptions as gexc
 
 from oncetask.errors import IllegalTransition, PermanentError, RetryableError, classify
-from oncetask.lease import Delivery, LeaseView, decide_delivery, local_deadline
+from oncetask.artifacts import garbage, run_fencing
+from oncetask.lease import Delivery, LeaseView, decide_delivery, lease_lapsed, local_deadline
 from oncetask.logs import JsonFormatter, bound, trace_from_header
 from oncetask.naming import job_id_for, payload_hash, task_id, task_name
-from oncetask.policy import call_with_retry, is_last_attempt, queue_backoff
+from oncetask.policy import attempts_spent, call_with_retry, queue_backoff
 from oncetask.settings import Settings
 from oncetask.states import TERMINAL, TRANSITIONS, JobState, can_transition, transition
 
@@ -74,6 +75,11 @@ def test_job_id_without_key_is_random() -> None:
 def test_task_name_is_deterministic_per_generation() -> None:
     assert task_name("projects/p/locations/l/queues/q", "ab", 2) == "projects/p/locations/l/queues/q/tasks/ab-g2"
     assert task_id("ab", 1) != task_id("ab", 2)
+
+
+def test_task_names_of_two_incarnations_of_one_job_id_differ() -> None:
+    assert task_id("ab", 1, "0f0f0f0f") == "ab-0f0f0f0f-g1"
+    assert task_id("ab", 1, "0f0f0f0f") != task_id("ab", 1, "a1a1a1a1")
 
 
 def test_task_generation_below_one_is_refused() -> None:
@@ -162,30 +168,40 @@ def test_permanent_call_error_is_not_retried() -> None:
 
 # Lease -------------------------------------------------------------------------------------------------------
 
-def view(state: JobState, generation: int = 1, expires: datetime | None = None) -> LeaseView:
-    return LeaseView(state, generation, expires)
+def view(state: JobState, generation: int = 1, renewed_ago: float | None = None, ttl: float = 10.0) -> LeaseView:
+    """A job as read at server time NOW, its lease renewed `renewed_ago` seconds before (server time too)."""
+    renewed = None if renewed_ago is None else NOW - timedelta(seconds=renewed_ago)
+    return LeaseView(state, generation, renewed, ttl, NOW)
 
 
 def test_delivery_of_a_finished_job_is_skipped() -> None:
     for state in TERMINAL:
-        assert decide_delivery(view(state), 1, NOW) is Delivery.SKIP_DONE
+        assert decide_delivery(view(state), 1) is Delivery.SKIP_DONE
 
 
 def test_delivery_while_another_worker_holds_a_live_lease_is_busy() -> None:
-    assert decide_delivery(view(JobState.RUNNING, expires=NOW + timedelta(seconds=1)), 1, NOW) is Delivery.BUSY
+    assert decide_delivery(view(JobState.RUNNING, renewed_ago=9.9), 1) is Delivery.BUSY
 
 
 def test_delivery_after_the_lease_lapsed_takes_over() -> None:
-    assert decide_delivery(view(JobState.RUNNING, expires=NOW), 1, NOW) is Delivery.ACQUIRE
+    assert decide_delivery(view(JobState.RUNNING, renewed_ago=10.0), 1) is Delivery.ACQUIRE
+
+
+def test_a_lease_is_judged_by_the_servers_times_only() -> None:
+    renewed = NOW - timedelta(seconds=3)
+    assert not lease_lapsed(renewed, 10.0, NOW)
+    assert lease_lapsed(renewed, 10.0, NOW + timedelta(seconds=7))
+    assert not lease_lapsed(renewed, 10.0, None)  # no server time to judge by: the holder is presumed alive
+    assert lease_lapsed(None, 10.0, NOW)  # never renewed: no holder
 
 
 def test_task_of_an_older_generation_is_stale() -> None:
-    assert decide_delivery(view(JobState.QUEUED, generation=3), 2, NOW) is Delivery.SKIP_STALE
+    assert decide_delivery(view(JobState.QUEUED, generation=3), 2) is Delivery.SKIP_STALE
 
 
 def test_queued_and_retrying_jobs_are_acquired() -> None:
-    assert decide_delivery(view(JobState.QUEUED), 1, NOW) is Delivery.ACQUIRE
-    assert decide_delivery(view(JobState.RETRYING), 1, NOW) is Delivery.ACQUIRE
+    assert decide_delivery(view(JobState.QUEUED), 1) is Delivery.ACQUIRE
+    assert decide_delivery(view(JobState.RETRYING), 1) is Delivery.ACQUIRE
 
 
 def test_local_lease_deadline_ends_before_the_stored_expiry() -> None:
@@ -194,17 +210,27 @@ def test_local_lease_deadline_ends_before_the_stored_expiry() -> None:
 
 # Retry policy ------------------------------------------------------------------------------------------------
 
-def test_third_attempt_of_three_is_the_last() -> None:
-    assert not is_last_attempt(task_retry_count=1, job_attempts=2, max_attempts=3)
-    assert is_last_attempt(task_retry_count=2, job_attempts=3, max_attempts=3)
-
-
-def test_job_attempts_across_tasks_also_make_an_attempt_the_last() -> None:
-    assert is_last_attempt(task_retry_count=0, job_attempts=3, max_attempts=3)
+def test_the_third_attempt_of_three_is_the_last() -> None:
+    assert not attempts_spent(used=2, max_attempts=3)
+    assert attempts_spent(used=3, max_attempts=3)
 
 
 def test_unlimited_attempts_never_end() -> None:
-    assert not is_last_attempt(100, 100, -1)
+    assert not attempts_spent(10_000, -1)
+
+
+# Artifacts ---------------------------------------------------------------------------------------------------
+
+def test_an_objects_run_fencing_is_read_from_its_name() -> None:
+    assert run_fencing("jobs/j/resize/7-0a1b2c3d/w64.webp") == 7
+    assert run_fencing("jobs/j/resize/7-0a1b2c3d/sub/dir/w64.webp") == 7
+    assert run_fencing("jobs/j/resize/w64.webp") == 0  # a name of an earlier version: no run
+
+
+def test_garbage_is_what_no_checkpoint_names_up_to_the_sweepers_fencing() -> None:
+    objects = {"jobs/j/a/1-aa/x": 1, "jobs/j/a/2-bb/x": 2, "jobs/j/b/2-bb/y": 3, "jobs/j/b/3-cc/y": 4}
+    named = {"jobs/j/a/2-bb/x"}
+    assert garbage(objects, named, up_to_fencing=2) == {"jobs/j/a/1-aa/x": 1, "jobs/j/b/2-bb/y": 3}
 
 
 def test_queue_backoff_doubles_then_grows_linearly_then_caps() -> None:

@@ -8,18 +8,21 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from google.cloud.firestore import SERVER_TIMESTAMP
 
 from fixtures.tasks import wait_until
 from oncetask.errors import LeaseLost
 from oncetask.job import FAILED_TASKS, RESULTS, Job
 from oncetask.jobstore import StaleWrite, field
 from oncetask.jobtypes.builtin import TEST_PIPELINE, PipelinePayload
+from oncetask.lease import lease_lapsed
 from oncetask.leasekeeper import LeaseKeeper
 from oncetask.processor import Processor, TaskDelivery
 from oncetask.stages import JobType, Stage, StageContext, StageOutput
@@ -35,12 +38,19 @@ def utcnow() -> datetime:
 
 
 def _as_dead_worker(stack: Stack, job_id: str, lapsed: bool = True, attempts: int = 1) -> Job:
-    """Put a queued job in the state a worker leaves when it dies holding the lease."""
+    """Put a queued job in the state a worker leaves when it dies holding the lease (renewed long ago, or just
+    now by the server's clock)."""
     job = stack.job(job_id)
-    expires = utcnow() - timedelta(seconds=1) if lapsed else utcnow() + timedelta(minutes=5)
+    renewed = utcnow() - timedelta(minutes=5) if lapsed else SERVER_TIMESTAMP
     return stack.services.store.update(job, {
         "attempts": attempts, "fencing": job.fencing + 1, "lease_owner": "dead-worker",
-        "lease_expires_at": expires, "current_stage": "work"}, JobState.RUNNING)
+        "lease_renewed_at": renewed, "lease_ttl": stack.settings.lease_ttl_seconds, "current_stage": "work"},
+        JobState.RUNNING)
+
+
+def _lease_lapsed(stack: Stack, job_id: str) -> bool:
+    job = stack.job(job_id)
+    return lease_lapsed(job.lease_renewed_at, job.lease_ttl or stack.settings.lease_ttl_seconds, job.read_time)
 
 
 def test_cleanup_requeues_a_lapsed_lease_under_a_new_generation_and_it_completes(make_stack) -> None:
@@ -48,11 +58,11 @@ def test_cleanup_requeues_a_lapsed_lease_under_a_new_generation_and_it_completes
     job_id = stack.submit_ok(key="lapsed")
     _as_dead_worker(stack, job_id)
     report = stack.services.cleanup.run()
-    assert (report.requeued, report.failed) == (1, 0)
+    assert (report.requeued, report.errors) == (1, 0)
     job = stack.job(job_id)
     assert (job.state, job.generation, job.lease_owner) == (JobState.QUEUED, 2, None)
     assert job.errors[-1]["code"] == "TIMEOUT"
-    assert stack.tasks() == [stack.services.queue.name_for(job_id, g) for g in (1, 2)]
+    assert stack.tasks() == [stack.services.queue.name_for(job_id, g, job.incarnation) for g in (1, 2)]
     stack.resume()  # the generation-1 task is now stale and does nothing; generation 2 runs the job
     assert stack.wait_state(job_id, JobState.COMPLETED).fencing == 2  # dead worker 1, rescuer 2
 
@@ -65,14 +75,15 @@ def test_cleanup_leaves_a_live_lease_alone(make_stack) -> None:
     assert stack.job(job_id).update_time == before.update_time
 
 
-def test_cleanup_fails_a_lapsed_job_with_no_attempts_left_and_records_a_dead_letter(make_stack) -> None:
+def test_a_lapsed_job_with_no_attempts_left_is_failed_by_its_next_delivery_with_a_dead_letter(make_stack) -> None:
     stack = make_stack(paused=True)
     job_id = stack.submit_ok(key="spent")
     _as_dead_worker(stack, job_id, attempts=stack.settings.max_attempts)
-    report = stack.services.cleanup.run()
-    assert (report.requeued, report.failed) == (0, 1)
+    assert stack.services.cleanup.run().requeued == 1  # the cleanup only makes sure a task exists
+    outcome = stack.services.processor.handle(TaskDelivery(job_id, 2, "t", 0))
     job = stack.job(job_id)
-    assert job.state is JobState.FAILED and job.errors[-1]["code"] == "TIMEOUT"
+    assert outcome.outcome == "failed" and job.state is JobState.FAILED and job.errors[-1]["code"] == "TIMEOUT"
+    assert job.attempts == stack.settings.max_attempts  # the budget is not exceeded to say so
     assert stack.doc(FAILED_TASKS, job_id)["last_error"]["code"] == "TIMEOUT"
 
 
@@ -80,16 +91,18 @@ def test_cleanup_requeues_an_orphaned_queued_job_whose_task_was_never_created(ma
     stack = make_stack(paused=True)
     job_id = stack.submit_ok(key="orphan")
     # The API crashed between the job write and the task create: no task exists for generation 1.
-    stack.services.queue.client.delete_task(name=stack.services.queue.name_for(job_id, 1))
-    report = stack.services.cleanup.run(now=utcnow() + timedelta(seconds=stack.settings.orphan_grace_seconds + 1))
+    stack.services.queue.client.delete_task(name=stack.job(job_id).task_name)
+    time.sleep(stack.settings.orphan_grace_seconds + 0.1)  # untouched for longer than the grace (server time)
+    report = stack.services.cleanup.run()
     assert report.requeued == 1
-    assert stack.tasks() == [stack.services.queue.name_for(job_id, 2)]
+    assert stack.tasks() == [stack.job(job_id).task_name] and stack.job(job_id).generation == 2
 
 
 def test_cleanup_leaves_a_queued_job_with_a_live_task_alone(make_stack) -> None:
     stack = make_stack(paused=True)
     job_id = stack.submit_ok(key="waiting")
-    report = stack.services.cleanup.run(now=utcnow() + timedelta(seconds=stack.settings.orphan_grace_seconds + 1))
+    time.sleep(stack.settings.orphan_grace_seconds + 0.1)
+    report = stack.services.cleanup.run()
     assert (report.requeued, report.scanned) == (0, 1)
     assert stack.job(job_id).generation == 1
 
@@ -104,8 +117,10 @@ def test_overlapping_cleanups_do_not_double_enqueue(make_stack) -> None:
     assert sum(r.requeued for r in reports) == len(lapsed)
     names = stack.tasks()
     for job_id in lapsed:
-        assert stack.job(job_id).generation == 2
-        assert [n for n in names if job_id in n] == [stack.services.queue.name_for(job_id, g) for g in (1, 2)]
+        job = stack.job(job_id)
+        assert job.generation == 2
+        assert [n for n in names if job_id in n] == [stack.services.queue.name_for(job_id, g, job.incarnation)
+                                                     for g in (1, 2)]
 
 
 def test_cleanup_pages_through_more_lapsed_jobs_than_one_page(make_stack) -> None:
@@ -133,7 +148,7 @@ def test_cleanup_endpoint_answers_its_counts(make_stack, tasks_emulator, task_ta
                        stack.settings.cleanup_audience)
     answer = stack.cleanup(Authorization=token)
     assert answer.status_code == 200
-    assert answer.get_json() == {"requeued": 1, "failed": 0, "purged": 0, "scanned": 1}
+    assert answer.get_json() == {"requeued": 1, "purged": 0, "scanned": 1, "errors": 0}
 
 
 # Zombies ---------------------------------------------------------------------------------------------------
@@ -159,8 +174,7 @@ def test_a_zombie_workers_writes_are_refused_and_it_stops(stack: Stack) -> None:
     thread = threading.Thread(target=lambda: outcome.append(zombie.handle(TaskDelivery(job_id, 1, "z", 0))))
     thread.start()
     assert entered.wait(10)
-    zombie_lease = stack.job(job_id)
-    wait_until(lambda: utcnow() > zombie_lease.lease_expires_at, message="the zombie's lease to lapse")
+    wait_until(lambda: _lease_lapsed(stack, job_id), message="the zombie's lease to lapse")
 
     rescuer = stack.services.processor.handle(TaskDelivery(job_id, 1, "r", 1))
     assert rescuer.outcome == "completed"
@@ -169,8 +183,10 @@ def test_a_zombie_workers_writes_are_refused_and_it_stops(stack: Stack) -> None:
     assert (outcome[0].status, outcome[0].outcome) == (409, "lease_lost")  # not 2xx: its task is retried
     job = stack.job(job_id)
     assert (job.state, job.fencing) == (JobState.COMPLETED, 2)
-    prepare = stack.services.bucket.blob(f"jobs/{job_id}/prepare/prepare.json").download_as_bytes()
-    assert b"zombie" not in prepare and "zombie" not in job.checkpoints["prepare"]["output"]
+    bucket = stack.services.bucket
+    assert not any(b"zombie" in bucket.blob(name).download_as_bytes() for name in stack.artifacts(job_id))
+    assert "zombie" not in job.checkpoints["prepare"]["output"]
+    assert stack.artifact_problems(job_id) == []
 
 
 def test_a_fenced_write_from_an_old_lease_holder_is_refused_by_firestore(make_stack) -> None:
@@ -224,13 +240,14 @@ def test_worker_killed_mid_stage_is_recovered_and_completed_stages_are_skipped(
 
     # A live handler and the scheduled cleanup take over.
     live = make_stack(create_queue=False, ONCETASK_PROJECT_ID=project, queue=queue)
-    wait_until(lambda: utcnow() > live.job(job_id).lease_expires_at, message="the dead worker's lease to lapse")
+    wait_until(lambda: _lease_lapsed(live, job_id), message="the dead worker's lease to lapse")
     assert live.services.cleanup.run().requeued == 1
     job = live.wait_state(job_id, JobState.COMPLETED)
     assert job.checkpoints["prepare"] == before.checkpoints["prepare"]  # skipped, not rerun
     assert job.checkpoints["work"]["attempt"] == 2
     assert "TIMEOUT" in [e["code"] for e in job.errors]
-    assert live.artifacts(job_id) == [f"jobs/{job_id}/{s}/{s}.json" for s in ("finish", "prepare", "work")]
+    assert live.artifact_problems(job_id) == []
+    assert [name.split("/")[2] for name in live.artifacts(job_id)] == ["finish", "prepare", "work"]
 
 
 def stack_stage(stack: Stack, job_id: str) -> str | None:
@@ -243,12 +260,12 @@ def _accepts(port: int) -> bool:
 
 
 
-def test_cleanup_finishes_the_cancel_of_a_job_whose_worker_died(make_stack) -> None:
+def test_the_cancel_of_a_job_whose_worker_died_is_finished_by_the_delivery_cleanup_enqueues(make_stack) -> None:
     stack = make_stack(paused=True)
     job_id = stack.submit_ok(key="cancel-dead")
     job = _as_dead_worker(stack, job_id)
-    stack.services.bucket.blob(f"jobs/{job_id}/work/partial").upload_from_string(b"half")
+    stack.services.bucket.blob(f"jobs/{job_id}/work/1-0a0a0a0a/partial").upload_from_string(b"half")
     stack.services.store.update(job, {"cancel_requested": True})
-    report = stack.services.cleanup.run()
-    assert report.requeued == 0
+    assert stack.services.cleanup.run().requeued == 1
+    assert stack.services.processor.handle(TaskDelivery(job_id, 2, "t", 0)).outcome == "cancelled"
     assert stack.job(job_id).state is JobState.CANCELLED and stack.artifacts(job_id) == []

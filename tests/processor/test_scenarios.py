@@ -22,7 +22,8 @@ def test_submitted_three_stage_job_runs_to_completion_with_its_result(stack: Sta
     assert sorted(job.checkpoints) == ["finish", "prepare", "work"]
     result = stack.doc(RESULTS, job_id)
     assert result is not None and sorted(result["outputs"]) == ["finish", "prepare", "work"]
-    assert stack.artifacts(job_id) == [f"jobs/{job_id}/{s}/{s}.json" for s in ("finish", "prepare", "work")]
+    assert [name.split("/")[2] for name in stack.artifacts(job_id)] == ["finish", "prepare", "work"]
+    assert stack.artifact_problems(job_id) == []
     assert job.expire_at is not None and job.lease_owner is None
 
 
@@ -161,8 +162,9 @@ def test_transient_firestore_errors_do_not_fail_jobs(make_stack, start_firestore
 def test_a_checkpointed_stage_whose_artifact_vanished_runs_again(stack: Stack) -> None:
     job_id = stack.submit_ok(payload={"fail_times": 1, "fail_kind": "permanent"}, key="vanished")
     failed = stack.wait_state(job_id, JobState.FAILED)
-    stack.services.bucket.blob(f"jobs/{job_id}/prepare/prepare.json").delete()
+    (vanished,) = stack.named_artifacts(job_id, {"prepare": failed.checkpoints["prepare"]})
+    stack.services.bucket.blob(vanished).delete()
     assert stack.api_client.post(f"/jobs/{job_id}/retry").status_code == 202
     job = stack.wait_state(job_id, JobState.COMPLETED)
     assert job.checkpoints["prepare"]["attempt"] == 2 != failed.checkpoints["prepare"]["attempt"]
-    assert f"jobs/{job_id}/prepare/prepare.json" in stack.artifacts(job_id)
+    assert stack.artifact_problems(job_id) == [] and vanished not in stack.artifacts(job_id)

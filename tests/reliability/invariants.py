@@ -9,8 +9,12 @@ The product promises, whatever went wrong on the way:
   run that finished its work (job, stage, attempt; attempts and fencing tokens grow together). A run whose lease
   was lost before its checkpoint may leave a marker (at-least-once work), but a stage never runs again once its
   checkpoint is written, one lease never finishes a stage twice, and every checkpoint names a run that happened;
-- artifacts and checkpoints agree: every object under `jobs/{id}/` is named by a checkpoint, and every
-  checkpoint's artifacts exist.
+- artifacts and checkpoints agree, whatever the terminal state: every object under `jobs/{id}/` is named by a
+  checkpoint, every checkpoint's artifacts exist, and a completed job's result names only existing objects;
+- no write of any kind after the job ended: no object created, no stage marker (written through the fenced
+  batch, so a worker that lost its lease cannot write one either) committed after the job's terminal commit;
+- attempts never exceed the budget, and no job ends failed while it had attempts to spare (unless its last error
+  was permanent).
 
 `violations()` is pure (a snapshot in, a list of readable problems out); `Observer` does the reading.
 """
@@ -24,6 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.request import urlopen
 
@@ -33,7 +38,7 @@ from google.cloud import firestore, storage
 
 from oncetask.job import FAILED_TASKS, JOBS, RESULTS
 from oncetask.jobtypes.builtin import STAGE_RUNS, TEST_PIPELINE
-from oncetask.stages import artifact_uris
+from oncetask.artifacts import artifact_uris, checkpoint_uris
 from oncetask.states import TERMINAL
 from oncetask_dev.stack import LocalStack
 
@@ -49,24 +54,30 @@ class Snapshot:
     results: dict[str, dict[str, Any]]
     dead_letters: dict[str, dict[str, Any]]
     runs: list[dict[str, Any]]  # stage_runs markers of these jobs
-    objects: dict[str, set[str]] = field(default_factory=dict)  # job_id -> gs:// URIs under jobs/{job_id}/
+    # job_id -> {gs:// URI under jobs/{job_id}/: when the object was created}
+    objects: dict[str, dict[str, datetime | None]] = field(default_factory=dict)
 
     def states(self) -> Counter[str]:
         return Counter(str(job.get("state")) for job in self.jobs.values())
 
 
-def violations(snap: Snapshot, bucket: str) -> list[str]:
-    """Every broken invariant, one readable line each (empty: all hold)."""
+def violations(snap: Snapshot, bucket: str, max_attempts: int = -1) -> list[str]:
+    """Every broken invariant, one readable line each (empty: all hold). `max_attempts` -1: no budget to check."""
     problems: list[str] = []
     for job_id in sorted(snap.job_ids):
         job = snap.jobs.get(job_id)
         if job is None:
             problems.append(f"{job_id}: accepted but lost (no jobs document)")
             continue
+        objects = snap.objects.get(job_id, {})
+        runs = [r for r in snap.runs if r.get("job_id") == job_id]
         problems += _terminal_state(job_id, job, snap)
         problems += _lease_released(job_id, job)
-        problems += _artifacts_match_checkpoints(job_id, job, snap.objects.get(job_id, set()), bucket)
-        problems += _stages_done_once(job_id, job, [r for r in snap.runs if r.get("job_id") == job_id])
+        problems += _artifacts_match_checkpoints(job_id, job, set(objects), bucket)
+        problems += _result_names_existing_objects(job_id, snap.results.get(job_id), set(objects), bucket)
+        problems += _nothing_written_after_the_end(job_id, job, objects, runs)
+        problems += _attempts_within_budget(job_id, job, max_attempts)
+        problems += _stages_done_once(job_id, job, runs)
     return problems
 
 
@@ -87,18 +98,54 @@ def _terminal_state(job_id: str, job: dict[str, Any], snap: Snapshot) -> list[st
 
 
 def _lease_released(job_id: str, job: dict[str, Any]) -> list[str]:
-    held = {k: job[k] for k in ("lease_owner", "lease_expires_at") if job.get(k) is not None}
+    held = {k: job[k] for k in ("lease_owner", "lease_renewed_at") if job.get(k) is not None}
     return [f"{job_id}: lease still held in state {job.get('state')}: {held}"] if held else []
 
 
+def _in_bucket(uris: Iterable[str], bucket: str, job_id: str) -> set[str]:
+    return {uri for uri in uris if uri.startswith(f"gs://{bucket}/jobs/{job_id}/")}
+
+
 def _artifacts_match_checkpoints(job_id: str, job: dict[str, Any], objects: set[str], bucket: str) -> list[str]:
-    named = {uri for cp in (job.get("checkpoints") or {}).values() for uri in artifact_uris(cp.get("output") or {})}
-    named = {uri for uri in named if uri.startswith(f"gs://{bucket}/")}
+    named = _in_bucket((uri for cp in (job.get("checkpoints") or {}).values() for uri in checkpoint_uris(cp)),
+                       bucket, job_id)
     problems = []
     if objects - named:
         problems.append(f"{job_id}: artifacts without a checkpoint: {sorted(objects - named)}")
     if named - objects:
         problems.append(f"{job_id}: checkpoints whose artifacts are missing: {sorted(named - objects)}")
+    return problems
+
+
+def _result_names_existing_objects(job_id: str, result: dict[str, Any] | None, objects: set[str],
+                                   bucket: str) -> list[str]:
+    if result is None:
+        return []
+    missing = _in_bucket(artifact_uris(result.get("outputs") or {}), bucket, job_id) - objects
+    return [f"{job_id}: its result names missing objects: {sorted(missing)}"] if missing else []
+
+
+def _nothing_written_after_the_end(job_id: str, job: dict[str, Any], objects: dict[str, datetime | None],
+                                   runs: list[dict[str, Any]]) -> list[str]:
+    ended = job.get("state_changed_at") if job.get("state") in {s.value for s in TERMINAL} else None
+    if not isinstance(ended, datetime):
+        return []
+    late = sorted(uri for uri, created in objects.items() if created is not None and created > ended)
+    problems = [f"{job_id}: objects created after the job ended at {ended}: {late}"] if late else []
+    late_runs = [(r["stage"], r["attempt"]) for r in runs if isinstance(r.get("at"), datetime) and r["at"] > ended]
+    problems += [f"{job_id}: stage markers written after the job ended: {late_runs}"] if late_runs else []
+    return problems
+
+
+def _attempts_within_budget(job_id: str, job: dict[str, Any], max_attempts: int) -> list[str]:
+    if max_attempts < 1:
+        return []
+    used = int(job.get("attempts", 0)) - int(job.get("retry_base", 0))
+    problems = [f"{job_id}: {used} attempts used of a budget of {max_attempts}"] if used > max_attempts else []
+    errors = job.get("errors") or []
+    if job.get("state") == "failed" and used < max_attempts and errors and errors[-1].get("retryable"):
+        problems.append(f"{job_id}: failed after {used} of {max_attempts} attempts on a retryable error "
+                        f"{errors[-1].get('code')}")
     return problems
 
 
@@ -143,6 +190,7 @@ class Observer:
         self.stack = stack
         settings = stack.settings()
         self.bucket_name = settings.bucket
+        self.max_attempts = settings.max_attempts
         with _environ("FIRESTORE_EMULATOR_HOST", stack.firestore_host):
             self.db = firestore.Client(project=settings.project_id, credentials=AnonymousCredentials())
         self.storage = storage.Client(project=settings.project_id, credentials=AnonymousCredentials(),
@@ -164,12 +212,12 @@ class Observer:
         return retrying(lambda: [d for d in (s.to_dict() for s in self.db.collection(STAGE_RUNS).stream())
                                  if d and d.get("job_id") in wanted])
 
-    def objects(self, job_ids: Iterable[str]) -> dict[str, set[str]]:
-        found: dict[str, set[str]] = {job_id: set() for job_id in job_ids}
+    def objects(self, job_ids: Iterable[str]) -> dict[str, dict[str, datetime | None]]:
+        found: dict[str, dict[str, datetime | None]] = {job_id: {} for job_id in job_ids}
         for blob in self.storage.list_blobs(self.bucket_name, prefix="jobs/"):
             job_id = blob.name.split("/")[1]
             if job_id in found:
-                found[job_id].add(f"gs://{self.bucket_name}/{blob.name}")
+                found[job_id][f"gs://{self.bucket_name}/{blob.name}"] = blob.time_created
         return found
 
     def snapshot(self, job_ids: Iterable[str]) -> Snapshot:
@@ -206,7 +254,7 @@ class Observer:
     def assert_invariants(self, job_ids: Iterable[str], timeout: float = 60.0) -> Snapshot:
         """Wait for every job to finish, then fail with every broken invariant listed."""
         snap = self.wait_terminal(job_ids, timeout)
-        problems = violations(snap, self.bucket_name)
+        problems = violations(snap, self.bucket_name, self.max_attempts)
         assert not problems, "invariants broken:\n" + "\n".join(problems)
         return snap
 

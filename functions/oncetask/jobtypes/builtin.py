@@ -57,10 +57,12 @@ def _checkpoint_attempt(ctx: StageContext) -> int | None:
 
 
 def _record_run(ctx: StageContext, checkpoint_attempt: int | None) -> None:
-    # Append-only (a new document per run, never an overwrite), so a stage done twice leaves two markers.
-    ctx.firestore.collection(STAGE_RUNS).add({
+    # Append-only (a new document per run, never an overwrite), so a stage done twice leaves two markers. Fenced
+    # like any write a stage makes: a worker that lost its lease leaves none.
+    marker = ctx.firestore.collection(STAGE_RUNS).document()
+    ctx.batch().create(marker, {
         "job_id": ctx.job_id, "stage": ctx.stage, "attempt": ctx.attempt,
-        "checkpoint_attempt_at_start": checkpoint_attempt, "at": firestore.SERVER_TIMESTAMP})
+        "checkpoint_attempt_at_start": checkpoint_attempt, "at": firestore.SERVER_TIMESTAMP}).commit()
 
 
 def _pipeline_stage(name: str) -> Stage:

@@ -4,7 +4,8 @@
 (`errors.csv`, defused against formula injection); its output keeps only counts and the first few errors, so the
 job document stays small whatever the file holds. `upsert` writes the valid rows to Firestore with the SKU as
 document ID, so a rerun, or a retry after a lost lease halfway, overwrites the same documents instead of adding
-rows. `report` writes a JSON summary.
+rows; each batch is fenced on the job's lease (`ctx.batch()`), so a worker whose batch arrives after it lost the
+lease changes nothing, however much newer the data it would overwrite. `report` writes a JSON summary.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from . import product_rows, sheets
 from .sources import GsUri, read_source
 
 MAX_SOURCE_BYTES = 20 * 1024 * 1024
-BATCH_SIZE = 500  # Firestore's limit of writes in one batch
+BATCH_SIZE = 499  # Firestore's limit of writes in one commit, less the one that fences the batch
 ERRORS_IN_OUTPUT = 20  # errors kept in the stage output (the job document); all of them are in errors.csv
 RESERVED_COLLECTIONS = frozenset({JOBS, RESULTS, FAILED_TASKS})
 
@@ -80,10 +81,10 @@ def upsert(ctx: StageContext) -> StageOutput:
     collection = ctx.firestore.collection(payload.collection)
     batches = 0
     for start in range(0, len(records), BATCH_SIZE):
-        # Between batches: a worker that lost its lease stops before its next write, and whatever it already
-        # wrote is what the new owner writes again (same IDs, same data), so nothing is duplicated.
+        # A worker that lost its lease stops here, or its fenced batch is refused whenever it arrives; what it
+        # committed before is what the new owner writes again (same IDs, same data), so nothing is duplicated.
         ctx.check()
-        batch = ctx.firestore.batch()
+        batch = ctx.batch()
         for record in records[start:start + BATCH_SIZE]:
             batch.set(collection.document(record["sku"]), _document(record, payload.source, ctx.job_id))
         batch.commit()
