@@ -36,10 +36,6 @@ class StoredObject:
     def from_record(cls, record: dict[str, Any], data: bytes) -> StoredObject:
         return cls(**record, data=data)
 
-    def without_data(self) -> StoredObject:
-        copy = StoredObject(**{**self.record(), "fields": dict(self.fields)})
-        return copy
-
 
 @dataclass
 class Bucket:
