@@ -66,6 +66,7 @@ class StorageServer:
             # Headers and body leave in two writes: with Nagle's algorithm the second waits for the client's
             # delayed ACK of the first (about 40 ms a request on Linux).
             disable_nagle_algorithm = True
+            timeout = 600  # an idle kept-alive connection gives its thread back after 10 minutes
 
             def _serve(self) -> None:
                 try:
