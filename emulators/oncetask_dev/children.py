@@ -1,8 +1,8 @@
 """Child processes of the local stack: start each in its own process group, know when it serves, stop it whole.
 
 The project's emulators print a ready line and are started with `oncetask_emulators.process.launch`. The
-others (gcp-storage-emulator, functions-framework under gunicorn) print nothing we can rely on, so `serve()`
-starts them on a chosen port and polls an HTTP URL until it answers. Every child is a process-group leader
+functions (functions-framework under gunicorn) print nothing we can rely on, so `serve()` starts them on a
+chosen port and polls an HTTP URL until it answers. Every child is a process-group leader
 (`start_new_session`), so `stop_group()` reaches gunicorn's workers too, not only its master.
 """
 

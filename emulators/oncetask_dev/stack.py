@@ -74,7 +74,8 @@ class StackOptions:
     project_id: str = "oncetask-local"
     # Extra ONCETASK_* settings for the functions (e.g. {"ONCETASK_LEASE_TTL_SECONDS": "10"}).
     env: dict[str, str] = field(default_factory=dict)
-    # Extra arguments for our emulators, kept across restart(): e.g. {"firestore": ("--fault", "ABORTED:0.1")}.
+    # Extra arguments for our emulators, kept across restart(): e.g. {"firestore": ("--fault", "ABORTED:0.1")},
+    # {"storage": ("--fault", "UNAVAILABLE:0.05")}.
     emulator_args: dict[str, tuple[str, ...]] = field(default_factory=dict)
     start_timeout: float = 60.0
 
@@ -82,8 +83,8 @@ class StackOptions:
         unknown = set(self.ports) - set(PARTS)
         if unknown:
             raise StackError(f"no such part(s) {sorted(unknown)}; the parts are {list(PARTS)}")
-        if set(self.emulator_args) - {"firestore", "tasks"}:
-            raise StackError(f"emulator_args is for 'firestore' and 'tasks', not {sorted(self.emulator_args)}")
+        if set(self.emulator_args) - set(EMULATORS):
+            raise StackError(f"emulator_args is for {list(EMULATORS)}, not {sorted(self.emulator_args)}")
         if self.time_scale <= 0:
             raise StackError(f"time_scale must be positive, got {self.time_scale}")
         if self.handler_workers < 1 or self.api_workers < 1:
@@ -264,6 +265,14 @@ class LocalStack:
             self._ports["tasks"] = _port(child.endpoints["grpc"])
             self._ports["tasks_http"] = _port(child.endpoints["http"])
             return child
+        if name == "storage":
+            args = ["--host", host, "--port", str(self._ports.get("storage", 0))]
+            if (data := self._data_dir("storage")) is not None:
+                args += ["--data-dir", data]
+            args += self.options.emulator_args.get("storage", ())
+            child = launch(python_module("oncetask_emulators.storage", *args), name=name, timeout=timeout)
+            self._ports["storage"] = _port(child.endpoints["http"])  # the same port after a restart
+            return child
         return self._serve_with_port(name)
 
     def _serve_with_port(self, name: str) -> ChildProcess:
@@ -278,15 +287,6 @@ class LocalStack:
         host = self.options.host
         url = f"http://{host}:{port}"
         timeout = self.options.start_timeout
-        if name == "storage":
-            argv = [sys.executable, "-m", "gcp_storage_emulator"]
-            if (data := self._data_dir("storage")) is not None:
-                argv += ["--data-dir", data, "start"]
-            else:
-                argv += ["start", "--in-memory"]
-            argv += ["--host", host, "--port", str(port), "--quiet"]
-            return serve(argv, name=name, ready=lambda: answers_http(url + "/"), endpoints={"http": f"{host}:{port}"},
-                         timeout=timeout)
         workers = self.options.handler_workers if name == "task_handler" else (
             self.options.api_workers if name == "api" else 1)
         argv = [sys.executable, "-m", "functions_framework", "--source", str(MAIN), "--target", FUNCTIONS[name],

@@ -9,7 +9,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 FUNCTIONS = REPO / "functions"
-DEV_ONLY = {"oncetask_emulators", "oncetask_dev", "rich", "hypothesis", "pytest", "selenium", "gcp_storage_emulator"}
+DEV_ONLY = {"oncetask_emulators", "oncetask_dev", "rich", "hypothesis", "pytest", "selenium"}
 
 
 def _requirement_lines(lines: list[str]) -> set[str]:

@@ -129,6 +129,10 @@ def test_death_is_reported_restarts_work_and_data_dir_keeps_state(tmp_path: Path
         stack.restart("task_handler")
         assert stack.task_handler_url == handler_url  # the queue's tasks still name this URL
         stack.restart("firestore")  # on its data dir: nothing is lost
+        storage_host = stack.storage_host
+        stack.restart("storage")  # the same port and data dir: the functions' clients still find the bucket
+        assert stack.storage_host == storage_host
+        assert len(list(storage_for(stack).list_blobs(stack.settings().bucket, prefix=f"jobs/{job_id}/"))) == 3
         assert api.get(job_id)["state"] == "completed"
         _submit_and_finish(api, "after-restarts")
         groups = list(stack.pids().values())

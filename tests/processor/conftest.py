@@ -1,6 +1,6 @@
-"""The processor's test stack: the project's Firestore and Cloud Tasks emulators, gcp-storage-emulator, and the
-real task handler served over HTTP by functions-framework, so the Cloud Tasks emulator dispatches to it with
-its own OIDC tokens."""
+"""The processor's test stack: the project's Firestore, Cloud Tasks and Storage emulators, and the real task
+handler served over HTTP by functions-framework, so the Cloud Tasks emulator dispatches to it with its own OIDC
+tokens."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from typing import Any
 
 import functions_framework
 import pytest
-from gcp_storage_emulator.server import create_server
 from google.api_core import exceptions as gexc
 from werkzeug.serving import make_server
 
 from fixtures.firestore import FirestoreEmulator
+from fixtures.storage import StorageEmulator
 from fixtures.tasks import TasksEmulator, wait_until
 from oncetask.clients import storage_client
 from oncetask.job import RESULTS, Job
@@ -33,16 +33,12 @@ LEASE_TTL = 1.0  # seconds: a dead worker's job is free again quickly, a live on
 LOCATION = "us-central1"
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
-logging.getLogger("gcp_storage_emulator").setLevel(logging.ERROR)
 
 
 @pytest.fixture(scope="session")
-def storage_host() -> Iterator[str]:
-    server = create_server("127.0.0.1", 0, in_memory=True)
-    server.start()
-    host = f"http://127.0.0.1:{server._api._httpd.server_address[1]}"  # noqa: SLF001 - port 0: read the bound port
-    yield host
-    server.stop()
+def storage_host(storage_emulator: StorageEmulator) -> str:
+    """The session's Storage emulator, as STORAGE_EMULATOR_HOST takes it (http://H:P)."""
+    return storage_emulator.host
 
 
 @pytest.fixture(scope="session")
