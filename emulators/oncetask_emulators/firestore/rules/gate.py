@@ -61,7 +61,7 @@ class RulesGate:
             return
         ruleset, caller = applies
         reads = self._reads(db, len(names))
-        now = Timestamp(time.time_ns())
+        now = _now()
         for name in names:
             doc = read(name)
             path = path_of_name(name)
@@ -107,7 +107,7 @@ class RulesGate:
     def _authorize_list(self, db: Database, applies: tuple[Ruleset, Caller], items: tuple,
                         branches: list[symbolic.Branch], limit: int | None, offset: int, what: str) -> None:
         ruleset, caller = applies
-        request = {"auth": caller.auth, "method": "list", "time": Timestamp(time.time_ns()),
+        request = {"auth": caller.auth, "method": "list", "time": _now(),
                    "query": {"limit": limit, "offset": offset}}
         decision = ruleset.decide_query(items, branches, {"request": request}, self._reads(db, 1))
         if not decision.allowed:
@@ -123,7 +123,7 @@ class RulesGate:
         if applies is None:
             return
         ruleset, caller = applies
-        now = Timestamp(time.time_ns())
+        now = _now()
         request_ts = to_timestamp(now.nanos // 1000)  # server timestamps in request.resource are request.time
         pending: dict[str, DocumentPb | None] = {}
         steps = []
@@ -151,6 +151,12 @@ class RulesGate:
         print(f"firestore rules: denied {method} of {what} to {caller.describe()}: {decision.explain()}",
               file=self.log, flush=True)
         raise PermissionDenied(DENIED)
+
+
+def _now() -> Timestamp:
+    """request.time, at the microsecond precision of Firestore timestamps (so a server timestamp written by
+    the request equals it)."""
+    return Timestamp(time.time_ns() // 1000 * 1000)
 
 
 __all__ = ["RulesGate", "DENIED", "METADATA_DENIED", "Path"]
