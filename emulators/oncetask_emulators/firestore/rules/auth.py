@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 from collections.abc import Sequence
 from contextvars import ContextVar
@@ -51,6 +52,13 @@ def caller_from_metadata(metadata: Sequence[tuple[str, str]] | None) -> Caller:
         return ANONYMOUS
     if isinstance(value, bytes):
         value = value.decode("latin-1")
+    return caller_from_header(value)
+
+
+@functools.lru_cache(maxsize=1024)  # a client sends the same token on every call; decode it once
+def caller_from_header(value: str) -> Caller:
+    """The caller an `authorization` header names. The claims are shared between requests: rules never
+    mutate values."""
     scheme, _, token = value.strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:

@@ -37,6 +37,12 @@ class FlatMatch:
     pattern: tuple[Segment, ...]
     allows: dict[str, list[Allow]]  # by concrete method: get, list, create, update, delete
 
+    def __post_init__(self) -> None:
+        # Most patterns have at most one recursive wildcard: match those by slicing, not by search.
+        recursive = [i for i, s in enumerate(self.pattern) if s.kind == "recursive"]
+        self.simple = len(recursive) <= 1
+        self.split = recursive[0] if recursive else None
+
 
 def flatten(blocks: list[MatchBlock], prefix: tuple[Segment, ...] = ()) -> list[FlatMatch]:
     out: list[FlatMatch] = []
@@ -53,6 +59,42 @@ def flatten(blocks: list[MatchBlock], prefix: tuple[Segment, ...] = ()) -> list[
             out.append(FlatMatch(pattern, by_method))
         out.extend(flatten(block.matches, pattern))
     return out
+
+
+def match_flat(flat: FlatMatch, items: tuple, version: str) -> dict[str, object] | None:
+    """`match` for a flattened block, taking the quick way when its pattern allows."""
+    if not flat.simple:
+        return match(flat.pattern, items, version)
+    pattern = flat.pattern
+    if flat.split is None:
+        if len(items) != len(pattern):
+            return None
+        return _fixed(pattern, items, {})
+    head, tail = pattern[:flat.split], pattern[flat.split + 1:]
+    middle = len(items) - len(head) - len(tail)
+    if middle < (0 if version == "2" else 1):
+        return None
+    bindings = _fixed(head, items[:len(head)], {})
+    if bindings is None or _fixed(tail, items[len(items) - len(tail):], bindings) is None:
+        return None
+    taken = items[len(head):len(head) + middle]
+    if ANY_PREFIX in taken or ANY_ID in taken:
+        bindings[pattern[flat.split].text] = UNKNOWN_PATH
+    else:
+        bindings[pattern[flat.split].text] = Path(tuple(taken))
+    return bindings
+
+
+def _fixed(pattern: tuple[Segment, ...], items: tuple, bindings: dict[str, object]) -> dict[str, object] | None:
+    for seg, item in zip(pattern, items):
+        if seg.kind == "literal":
+            if item != seg.text:
+                return None
+        elif item is ANY_PREFIX:
+            return None
+        else:
+            bindings[seg.text] = item
+    return bindings
 
 
 def match(pattern: tuple[Segment, ...], items: tuple, version: str) -> dict[str, object] | None:

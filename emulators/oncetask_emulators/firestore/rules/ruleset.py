@@ -54,7 +54,7 @@ class Ruleset:
             allows = flat.allows.get(method)
             if not allows:
                 continue
-            bindings = matching.match(flat.pattern, items, self.version)
+            bindings = matching.match_flat(flat, items, self.version)
             if bindings is None:
                 continue
             if branch is not None:
