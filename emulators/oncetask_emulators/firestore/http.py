@@ -38,7 +38,10 @@ class ControlServer:
                 """Serve the rules endpoint if this is it."""
                 if rules is None:
                     return False
-                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    length = max(0, int(self.headers.get("Content-Length") or 0))
+                except ValueError:
+                    length = 0
                 body = self.rfile.read(length) if length else b""
                 answer = rules_endpoint.handle(method, urlsplit(self.path).path, body, rules)
                 if answer is not None:
