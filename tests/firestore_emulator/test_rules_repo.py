@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 from google.api_core import exceptions
 from google.cloud import firestore
-from google.cloud.firestore_v1.base_query import FieldFilter
+from google.cloud.firestore_v1.base_query import And, FieldFilter, Or
 
 from fixtures.firestore_rules import end_user_client, id_token, load_rules
 
@@ -68,6 +68,9 @@ ALLOWED: list[Case] = [
     ("alice queries her jobs with more filters and an order", "alice",
      lambda c: list(c.collection("jobs").where(filter=_owned_by("alice"))
                     .where(filter=FieldFilter("state", "==", "done")).order_by("state").limit(5).stream())),
+    ("alice queries with an OR whose every branch fixes her uid", "alice",
+     lambda c: list(c.collection("jobs").where(filter=Or([
+         And([_owned_by("alice"), FieldFilter("state", "==", "done")]), _owned_by("alice")])).stream())),
     ("alice counts the jobs she owns", "alice",
      lambda c: c.collection("jobs").where(filter=_owned_by("alice")).count().get()),
     ("alice reads her job in a transaction", "alice", lambda c: _in_transaction(c, "jobs/alice-1")),
@@ -88,6 +91,9 @@ DENIED: list[Case] = [
      lambda c: list(c.collection("jobs").where(filter=FieldFilter("owner", "in", ["alice", "bob"])).stream())),
     ("alice queries jobs not owned by bob", "alice",
      lambda c: list(c.collection("jobs").where(filter=FieldFilter("owner", "!=", "bob")).stream())),
+    ("alice queries with an OR one of whose branches does not fix the owner", "alice",
+     lambda c: list(c.collection("jobs").where(filter=Or([_owned_by("alice"), FieldFilter("state", "==", "done")]))
+                    .stream())),
     ("alice queries by state only", "alice",
      lambda c: list(c.collection("jobs").where(filter=FieldFilter("state", "==", "done")).stream())),
     ("alice counts all jobs", "alice", lambda c: c.collection("jobs").count().get()),
