@@ -14,8 +14,8 @@ import re
 from collections.abc import Callable
 
 from .values import (
-    NANOS, Duration, EvalError, LatLng, MapDiff, Path, RSet, Timestamp, check_int, equals, hash_key, is_number,
-    timestamp_of, type_name,
+    NANOS, Duration, EvalError, LatLng, MapDiff, Path, RSet, Timestamp, check_int, equals, is_number, timestamp_of,
+    type_name,
 )
 
 Method = Callable[..., object]
@@ -373,4 +373,4 @@ def _bad(what: str, v: object) -> object:
 
 
 __all__ = ["METHODS", "ALL_METHOD_NAMES", "GLOBAL_FUNCTIONS", "DOCUMENT_FUNCTIONS", "NAMESPACE_FUNCTIONS",
-           "GLOBAL_VARIABLES", "hash_key"]
+           "GLOBAL_VARIABLES"]

@@ -22,7 +22,7 @@ from .evaluator import Reads, resource_of
 from .matching import ANY_ID, ANY_PREFIX
 from .registry import RulesRegistry
 from .ruleset import Decision, Ruleset
-from .values import Path, Timestamp, path_of_name
+from .values import Timestamp, path_of_name
 
 DocumentPb = document.Document.pb()
 WritePb = write.Write.pb()
@@ -159,4 +159,4 @@ def _now() -> Timestamp:
     return Timestamp(time.time_ns() // 1000 * 1000)
 
 
-__all__ = ["RulesGate", "DENIED", "METADATA_DENIED", "Path"]
+__all__ = ["RulesGate", "DENIED", "METADATA_DENIED"]
