@@ -118,5 +118,13 @@ def test_rules_in_the_subset_load(source):
     Ruleset.parse(source)
 
 
+def test_an_absurdly_nested_expression_is_refused_not_a_crash():
+    with pytest.raises(RulesSyntaxError) as refused:
+        Ruleset.parse(in_match("    allow read: if " + "(" * 5000 + "true" + ")" * 5000 + ";"))
+
+    assert refused.value.description == "expression nested too deeply"
+    assert refused.value.line == 4
+
+
 def test_the_repository_rules_load():
     Ruleset.parse((pathlib.Path(__file__).parents[2] / "firestore.rules").read_text())

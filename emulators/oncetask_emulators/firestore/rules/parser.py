@@ -535,4 +535,8 @@ def _describe(token: Token) -> str:
 
 def parse(source: str, file: str = "firestore.rules") -> RulesFile:
     """The syntax tree of `source`, or RulesSyntaxError naming the line and column of the first problem."""
-    return Parser(source, file).parse_file()
+    parser = Parser(source, file)
+    try:
+        return parser.parse_file()
+    except RecursionError:
+        raise parser.lex.error("expression nested too deeply", parser.lex.pos) from None
