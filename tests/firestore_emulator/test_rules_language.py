@@ -78,6 +78,7 @@ TRUE = [
     # paths
     "/databases/x/documents/a/b == path('/databases/x/documents/a/b')", "(/a/b/c)[1] == 'b'",
     "/databases/$(database)/documents/a/$(id) == path('/databases/(default)/documents/a/b')",
+    "/databases/$(database)/documents/a/$(id) == /databases/(default)/documents/a/b",
     # wildcards
     "coll == 'a' && id == 'b' && database == '(default)'",
 ]

@@ -90,9 +90,9 @@ ACCEPTED = [
     ("an allow without its final semicolon", in_match("    allow read: if true")),
     ("every method name", in_match("    allow read, write, get, list, create, update, delete: if false;")),
     ("double-quoted strings with escapes", in_match('    allow read: if "a\\"b\\n\\u00e9" != \'x\';')),
-    ("path variables in both forms",
+    ("path variables and the literal (default) database",
      in_match("    allow read: if exists(/databases/$(database)/documents/a/$(doc)) || "
-              "exists(/databases/(database)/documents/b/c);")),
+              "exists(/databases/(default)/documents/b/c);")),
     ("functions with let bindings and parameters",
      in_match("    function f(a, b) {\n      let c = a + b;\n      let d = c * 2;\n      return d > 3;\n    }\n"
               "    allow read: if f(1, 2);")),

@@ -28,7 +28,8 @@ _OPERATORS = ("&&", "||", "==", "!=", "<=", ">=", "<", ">", "!", "+", "-", "*", 
               ";", "(", ")", "[", "]", "{", "}", "=")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NUMBER = re.compile(r"(\d+\.\d*([eE][+-]?\d+)?|\d+[eE][+-]?\d+|\.\d+([eE][+-]?\d+)?|0[xX][0-9a-fA-F]+|\d+)")
-_PATH_LITERAL = re.compile(r"[A-Za-z0-9_\-~%@+]+")
+# A literal path segment; `(default)` (the default database's ID) is literal text, as in production's docs.
+_PATH_LITERAL = re.compile(r"\([A-Za-z0-9_\-~%@+.]*\)|[A-Za-z0-9_\-~%@+]+")
 _MATCH_LITERAL = re.compile(r"[^/\s{}]+")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "/": "/", "b": "\b", "f": "\f",
             "0": "\0"}
@@ -504,14 +505,15 @@ class Parser:
         raise self.error(f"expected an expression, found {_describe(token)}")
 
     def path_literal(self, token: Token) -> PathExpr:
-        """`/databases/$(database)/documents/users/$(request.auth.uid)`, scanned from the first '/'."""
+        """`/databases/$(database)/documents/users/$(request.auth.uid)`, scanned from the first '/'. Only
+        `$(...)` interpolates; `(default)` is a literal segment."""
         line, column = self.pos(token)
         src, i = self.source, token.start
         segments: list[str | Expr] = []
         while i < len(src) and src[i] == "/":
             i += 1
-            if src.startswith("$(", i) or src.startswith("(", i):
-                self.lex.reset(i + (2 if src[i] == "$" else 1))
+            if src.startswith("$(", i):
+                self.lex.reset(i + 2)
                 segments.append(self.expression())
                 close = self.lex.peek()
                 if not (close.kind == "op" and close.text == ")"):
