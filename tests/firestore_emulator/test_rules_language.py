@@ -65,6 +65,8 @@ TRUE = [
     "(timestamp.date(2024, 3, 1) + duration.value(90, 'm')).minutes() == 30",
     "(timestamp.date(2024, 3, 1) + duration.value(5, 'h')).date() == timestamp.date(2024, 3, 1)",
     "duration.value(90, 's').seconds() == 90", "duration.time(1, 2, 3, 4).nanos() == 4",
+    "duration.value(400, 'd').seconds() == 34560000", "(-duration.value(1500, 'ms')).seconds() == -1",
+    "(-duration.value(1500, 'ms')).nanos() == -500000000",
     "request.time > timestamp.date(2020, 1, 1)", "request.time.toMillis() == 1700000000000",
     # conversions and math
     "int('42') == 42", "float('1.5') == 1.5", "string(12) == '12'", "string(true) == 'true'", "int(2.9) == 2",

@@ -200,9 +200,14 @@ TIMESTAMP_METHODS: dict[str, tuple[int, Method]] = {
     "time": (0, lambda t: Duration(t.nanos % (86_400 * NANOS))),
 }
 
+def _whole_seconds(d: Duration) -> int:
+    """Seconds of a duration, truncated toward zero (integer arithmetic: durations exceed a double's 53 bits)."""
+    return d.nanos // NANOS if d.nanos >= 0 else -(-d.nanos // NANOS)
+
+
 DURATION_METHODS: dict[str, tuple[int, Method]] = {
-    "seconds": (0, lambda d: int(d.nanos / NANOS)),
-    "nanos": (0, lambda d: d.nanos - int(d.nanos / NANOS) * NANOS),
+    "seconds": (0, _whole_seconds),
+    "nanos": (0, lambda d: d.nanos - _whole_seconds(d) * NANOS),
 }
 
 
