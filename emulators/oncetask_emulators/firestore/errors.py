@@ -35,3 +35,11 @@ class Aborted(EmulatorError):
 
 class Unimplemented(EmulatorError):
     code = grpc.StatusCode.UNIMPLEMENTED
+
+
+class PermissionDenied(EmulatorError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class Unauthenticated(EmulatorError):
+    code = grpc.StatusCode.UNAUTHENTICATED

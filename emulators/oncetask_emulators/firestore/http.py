@@ -3,6 +3,7 @@
     DELETE /emulator/v1/projects/{p}/databases/{d}/documents   wipe that database
     GET    /emulator/v1/stats[?database=projects/{p}/databases/{d}]   call counters (and injected faults) as JSON
     DELETE /emulator/v1/stats[?database=...]                    reset them
+    PUT|GET|DELETE /emulator/v1/projects/{p}:securityRules      security rules (see rules/endpoint.py)
     GET    /                                                    "Ok" (health)
 """
 
@@ -15,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..faults import FaultPlan
+from .rules import endpoint as rules_endpoint
+from .rules.registry import RulesRegistry
 from .stats import CallCounters
 from .store import Store
 from .transactions import Transactions
@@ -27,12 +30,32 @@ class ControlServer:
     """Runs the HTTP endpoints on a daemon thread."""
 
     def __init__(self, host: str, port: int, store: Store, transactions: Transactions, counters: CallCounters,
-                 faults: FaultPlan | None = None):
+                 faults: FaultPlan | None = None, rules: RulesRegistry | None = None):
         control = self
 
         class Handler(BaseHTTPRequestHandler):
+            def _rules(self, method: str) -> bool:
+                """Serve the rules endpoint if this is it."""
+                if rules is None:
+                    return False
+                try:
+                    length = max(0, int(self.headers.get("Content-Length") or 0))
+                except ValueError:
+                    length = 0
+                body = self.rfile.read(length) if length else b""
+                answer = rules_endpoint.handle(method, urlsplit(self.path).path, body, rules)
+                if answer is not None:
+                    self._reply(answer[0], "application/json", json.dumps(answer[1]).encode())
+                return answer is not None
+
+            def do_PUT(self) -> None:
+                if not self._rules("PUT"):
+                    self._reply(404, "text/plain", f"no such endpoint: PUT {urlsplit(self.path).path}\n".encode())
+
             def do_GET(self) -> None:
                 url = urlsplit(self.path)
+                if self._rules("GET"):
+                    return
                 if url.path == "/":
                     self._reply(200, "text/plain", b"Ok\n")
                 elif url.path == _STATS:
@@ -46,6 +69,8 @@ class ControlServer:
 
             def do_DELETE(self) -> None:
                 url = urlsplit(self.path)
+                if self._rules("DELETE"):
+                    return
                 wipe = _WIPE.match(unquote(url.path))
                 if wipe:
                     control.wipe(wipe.group(1))

@@ -1,7 +1,8 @@
 """`oncetask-firestore-emulator`: serve google.firestore.v1 over gRPC (and a small HTTP side) until signalled.
 
     oncetask-firestore-emulator --host 127.0.0.1 --port 8080 [--http-port N] [--data-dir DIR]
-                                [--fault SPEC --fault-seed N] [--lock-timeout S] [--transaction-idle S] ...
+                                [--fault SPEC --fault-seed N] [--lock-timeout S] [--transaction-idle S]
+                                [--rules firestore.rules] ...
 
 Prints one line when ready: `oncetask-firestore-emulator ready grpc=H:P http=H:P`; `--port 0` and
 `--http-port 0` (the default) pick free ports. SIGINT or SIGTERM stop it cleanly (exit status 0).
@@ -20,6 +21,10 @@ import grpc
 from ..faults import FaultInterceptor, FaultPlan, FaultSpecError
 from .http import ControlServer
 from .persistence import SqlitePersistence
+from .rules.gate import RulesGate
+from .rules.registry import RulesRegistry
+from .rules.ruleset import Ruleset
+from .rules.syntax import RulesSyntaxError
 from .service import FirestoreService, generic_handler
 from .stats import CallCounters
 from .store import Store
@@ -44,6 +49,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--version-retention", type=float, default=3600.0,
                         help="seconds of old document versions kept for reads at a past read_time")
     parser.add_argument("--workers", type=int, default=64, help="gRPC worker threads")
+    parser.add_argument("--rules", help="security rules file evaluated for end-user requests of every project "
+                                        "(replace per project with PUT /emulator/v1/projects/{p}:securityRules)")
     return parser.parse_args(argv)
 
 
@@ -58,11 +65,18 @@ def main(argv: list[str] | None = None) -> int:
     if faults:
         interceptors.append(FaultInterceptor(faults))
 
+    try:
+        rules = RulesRegistry(_load_rules(args.rules) if args.rules else None)
+    except (OSError, RulesSyntaxError) as error:
+        print(f"{NAME}: --rules: {error}", file=sys.stderr)
+        return 2
+
     persistence = SqlitePersistence(args.data_dir) if args.data_dir else None
     store = Store(retention_seconds=args.version_retention, persistence=persistence)
     transactions = Transactions(Lifetimes(idle_seconds=args.transaction_idle, max_seconds=args.transaction_max))
     counters = CallCounters()
-    service = FirestoreService(store, transactions, counters, lock_timeout=args.lock_timeout)
+    service = FirestoreService(store, transactions, counters, lock_timeout=args.lock_timeout,
+                               rules=RulesGate(rules))
 
     # Enough workers that requests waiting for a document lock never starve the ones that would free it.
     server = grpc.server(ThreadPoolExecutor(max_workers=args.workers), interceptors=interceptors,
@@ -72,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     if grpc_port == 0:
         print(f"{NAME}: cannot listen on {args.host}:{args.port}", file=sys.stderr)
         return 1
-    control = ControlServer(args.host, args.http_port, store, transactions, counters, faults)
+    control = ControlServer(args.host, args.http_port, store, transactions, counters, faults, rules=rules)
 
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -93,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     store.close()
     print(f"{NAME} stopped", flush=True)
     return 0
+
+
+def _load_rules(path: str) -> Ruleset:
+    with open(path, encoding="utf-8") as source:
+        return Ruleset.parse(source.read(), path)
 
 
 def _expire_transactions(transactions: Transactions, stop: threading.Event) -> None:

@@ -24,6 +24,8 @@ from . import paths, query
 from .errors import Aborted, EmulatorError, InvalidArgument, NotFound, Unimplemented
 from .locks import LockTimeout, Mode, Owner, Wounded
 from .masks import apply_mask
+from .rules.auth import CALL_METADATA
+from .rules.gate import RulesGate
 from .stats import CallCounters
 from .store import Database, Store, to_timestamp, write_target
 from .transactions import Transaction, Transactions
@@ -48,11 +50,13 @@ class ReadView:
 
 
 class FirestoreService:
-    def __init__(self, store: Store, transactions: Transactions, counters: CallCounters, lock_timeout: float):
+    def __init__(self, store: Store, transactions: Transactions, counters: CallCounters, lock_timeout: float,
+                 rules: RulesGate | None = None):
         self.store = store
         self.transactions = transactions
         self.counters = counters
         self.lock_timeout = lock_timeout
+        self.rules = rules or RulesGate()  # without rules loaded it allows everything
 
     # -- documents ---------------------------------------------------------------------------------------
 
@@ -61,6 +65,7 @@ class FirestoreService:
         view = self._read_view(db, request)
         self._lock_for_read(view, [request.name])
         doc = db.get(request.name, view.at)
+        self.rules.authorize_reads(db, [request.name], lambda _: doc)
         if doc is None:
             raise NotFound(f'Document "{request.name}" not found')
         return apply_mask(doc, _mask(request))
@@ -73,6 +78,8 @@ class FirestoreService:
             raise InvalidArgument(f"order_by {request.order_by!r} is not supported; only __name__")
         if request.page_size < 0:
             raise InvalidArgument("page_size must not be negative")
+        self.rules.authorize_list_documents(db, request.parent, request.collection_id, request.show_missing,
+                                            request.page_size)
         view = self._read_view(db, request)
         collection = f"{request.parent}/{request.collection_id}"
         listed: dict[str, DocumentPb | None] = {}
@@ -127,6 +134,7 @@ class FirestoreService:
             self._check_in_database(db, name)
         view = self._read_view(db, request)
         self._lock_for_read(view, request.documents)
+        self.rules.authorize_reads(db, request.documents, lambda name: db.get(name, view.at))
         read_ts = to_timestamp(view.at if view.at is not None else db.read_time())
         responses = []
         mask = _mask(request)
@@ -190,6 +198,7 @@ class FirestoreService:
         if not request.HasField("structured_query"):
             raise InvalidArgument("structured_query is required")
         structured = request.structured_query
+        self.rules.authorize_query(db, request.parent, structured)
         # Production reports documents skipped by `offset` in skipped_results; run without the offset
         # (and with the limit widened by it) and skip here, so the count is exact.
         offset = structured.offset
@@ -218,6 +227,7 @@ class FirestoreService:
         db = self._parent_database(request.parent)
         if not request.HasField("structured_aggregation_query"):
             raise InvalidArgument("structured_aggregation_query is required")
+        self.rules.authorize_query(db, request.parent, request.structured_aggregation_query.structured_query)
         view = self._read_view(db, request)
         aggregation = request.structured_aggregation_query
         candidates = _candidates(db, request.parent, aggregation.structured_query, view.at)
@@ -232,6 +242,7 @@ class FirestoreService:
         db = self._parent_database(request.parent)
         if request.page_size < 0:
             raise InvalidArgument("page_size must not be negative")
+        self.rules.authorize_admin_only(db)
         at = db.read_time(request.read_time if request.HasField("read_time") else None)
         start = len(request.parent) + 1
         ids = sorted({doc.name[start:].split("/", 1)[0] for doc in db.documents_under(request.parent, at)})
@@ -348,6 +359,7 @@ class FirestoreService:
             db.locks.release_all(owner)
             owner.wounded = False
         try:
+            self.rules.authorize_writes(db, writes)  # under the exclusive locks: the stored documents hold still
             return db.commit(writes)
         finally:
             db.locks.release_all(owner)
@@ -369,6 +381,7 @@ class FirestoreService:
             self.transactions.end(txn)
             raise Aborted(f"{CONTENTION} (transaction {txn.id.hex()} was aborted by an older one)")
         try:
+            self.rules.authorize_writes(db, writes)
             return db.commit(writes)
         finally:
             self.transactions.end(txn)
@@ -418,6 +431,7 @@ def _guard(method: str, handler: Callable, counters: CallCounters, streaming: bo
 
     def call(request, context: grpc.ServicerContext):
         counters.count(method, _database_of(request))
+        caller = CALL_METADATA.set(context.invocation_metadata())  # who is asking, for security rules
         try:
             result = handler(request)
             return iter(result) if streaming else result
@@ -426,6 +440,8 @@ def _guard(method: str, handler: Callable, counters: CallCounters, streaming: bo
         except Exception as error:  # noqa: BLE001 - the server must keep serving whatever happens
             traceback.print_exc(file=sys.stderr)
             code, message = grpc.StatusCode.INTERNAL, f"internal error in {method}: {type(error).__name__}: {error}"
+        finally:
+            CALL_METADATA.reset(caller)
         context.abort(code, message)
 
     return call
