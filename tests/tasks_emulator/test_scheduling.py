@@ -35,6 +35,20 @@ def test_a_schedule_time_just_inside_720h_is_accepted_as_given(tasks_emulator, t
     assert stats.oldest_estimated_arrival_time == task.schedule_time
 
 
+def test_a_task_scheduled_just_inside_720h_is_dispatched_at_its_time(tasks_emulator_factory, tasks_queue_factory,
+                                                                      task_target):
+    scale = 1e-6  # 720 h become 2.6 s
+    emulator = tasks_emulator_factory(time_scale=scale)
+    queue = tasks_queue_factory(emulator)
+    when = int(time.time()) + LIMIT - 60
+    created = time.monotonic()
+    emulator.client().create_task(parent=queue, task={"http_request": {"url": task_target.url},
+                                                      "schedule_time": {"seconds": when}})
+    [request] = task_target.wait_for(1, timeout=30)
+    assert (request.at - created) / scale >= LIMIT - 62  # not early (the 2 s: whole seconds in `when`)
+    assert float(request.headers["X-CloudTasks-TaskETA"]) == when  # the ETA is the schedule the caller gave
+
+
 def test_a_schedule_time_past_720h_is_refused_with_the_services_code_and_message(tasks_emulator,
                                                                                   tasks_queue_factory):
     client = tasks_emulator.client()
