@@ -88,12 +88,19 @@ def test_the_rate_stays_between_the_floor_and_the_ceiling(ceiling, outcomes):
         assert min(FLOOR, ceiling) <= throttle.rate <= ceiling
 
 
+@given(st.text(max_size=40))
+def test_any_retry_after_header_is_a_delay_or_none_never_an_error(value):
+    seconds = retry_after_seconds(value, 1_700_000_000.0)
+    assert seconds is None or 0 <= seconds <= 30 * 86400
+
+
 def test_retry_after_in_seconds_or_as_an_http_date():
     now = 1_700_000_000.0
     assert retry_after_seconds("120", now) == 120
     assert retry_after_seconds(email.utils.formatdate(now + 90, usegmt=True), now) == 90
     assert retry_after_seconds(email.utils.formatdate(now - 90, usegmt=True), now) == 0  # already passed
     assert retry_after_seconds("Fri, 31 Dec 1999 23:59:59 -0000", now) == 0
-    for bad in (None, "", "soon", "-5", "1.5"):
+    for bad in (None, "", "soon", "-5", "1.5", "\u00b2", "Mon, 99 Foo 99999 99:99:99 GMT"):
         assert retry_after_seconds(bad, now) is None
     assert retry_after_seconds("999999999", now) == 30 * 86400  # never past what a schedule_time may be
+    assert retry_after_seconds("Fri, 31 Dec 9999 23:59:59 +2359", now) == 30 * 86400

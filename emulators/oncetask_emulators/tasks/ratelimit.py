@@ -1,4 +1,5 @@
-"""Per-queue dispatch limits: a token bucket for the rate and a counter for the concurrency."""
+"""Per-queue dispatch limits: a token bucket for the rate (at the system throttle's effective rate), a counter for
+the concurrency, and the queue's runtime figures."""
 
 from __future__ import annotations
 

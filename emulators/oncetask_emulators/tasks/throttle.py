@@ -87,12 +87,12 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # str.isdigit alone also takes "²"
         return min(float(value), MAX_RETRY_AFTER)
-    try:
+    try:  # the header comes from any target: nothing in it may break the recording of the attempt
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        if when.tzinfo is None:  # "-0000": RFC 9110 dates are GMT in any case
+            when = when.replace(tzinfo=datetime.timezone.utc)
+        return min(max(0.0, when.timestamp() - now), MAX_RETRY_AFTER)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when.tzinfo is None:  # "-0000": RFC 9110 dates are GMT in any case
-        when = when.replace(tzinfo=datetime.timezone.utc)
-    return min(max(0.0, when.timestamp() - now), MAX_RETRY_AFTER)
