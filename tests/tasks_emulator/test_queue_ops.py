@@ -140,7 +140,7 @@ def test_basic_view_omits_the_body_and_full_view_returns_it(tasks_emulator, task
     ({"app_engine_http_request": {"relative_uri": "/"}}, "HTTP tasks only"),
     ({}, "HTTP target is required"),
     ({"http_request": {"url": "http://127.0.0.1:9/"}, "schedule_time": {"seconds": int(time.time()) + 31 * 86400}},
-     "30 days"),
+     "no more than 720h in the future"),
 ])
 def test_bad_task_is_invalid_argument_naming_the_problem(tasks_emulator, tasks_queue_factory, task_fields, problem):
     with pytest.raises(exceptions.InvalidArgument, match=problem):

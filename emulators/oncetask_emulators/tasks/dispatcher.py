@@ -2,8 +2,14 @@
 
 One scheduler thread sleeps on the condition until the earliest timer (a task's due time, or a rate-limited
 queue's next token), moves due tasks into their queue's ready line, and starts as many as the queue's token bucket
-and concurrency allow. Workers make the HTTP call without the lock and take it again to record the result. Every
-exception in a worker is caught and counted as a failed attempt, so the dispatcher cannot die or leak a slot.
+(at the system throttle's effective rate) and concurrency allow. Workers make the HTTP call without the lock and
+take it again to record the result. Every exception in a worker is caught and counted as a failed attempt, so the
+dispatcher cannot die or leak a slot.
+
+Queues are independent: each has its own ready line, bucket and slots, and a call holds a thread of its own, so a
+queue saturated by a slow target never delays another queue's tasks. The only shared resource is the cap on
+threads (--dispatch-workers); when it is reached, the queues waiting for a thread get the freed ones in turn, the
+one that started a call least recently first, so a deep backlog in one queue cannot sit in front of another's task.
 """
 
 from __future__ import annotations
@@ -14,7 +20,6 @@ import logging
 import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from google.cloud.tasks_v2.types import target as target_types
@@ -23,10 +28,13 @@ from google.rpc import code_pb2, status_pb2
 from . import names, queueconfig
 from .backoff import retry_delay, should_retry
 from .oidc import TokenMinter
-from .ratelimit import QueueLimits, TokenBucket
+from .queuestats import QueueFigures
+from .ratelimit import QueueLimits
 from .store import State, Store, TaskRecord
 from .targetfaults import TargetFaults
+from .throttle import THROTTLING_STATUSES, retry_after_seconds
 from .transport import Outcome, send
+from .workers import WorkerPool
 
 log = logging.getLogger("oncetask-tasks-emulator.dispatch")
 HttpMethod = target_types.HttpMethod
@@ -87,11 +95,12 @@ class Job:
     body: bytes
     deadline: float
     oidc: tuple[str, str] | None  # (service account, audience)
+    generation: int  # the queue's throttle generation when the attempt started
 
 
 class Dispatcher:
     def __init__(self, store: Store, minter: TokenMinter, *, deadline_scale: float = 1.0,
-                 target_faults: TargetFaults | None = None, max_workers: int = 256):
+                 target_faults: TargetFaults | None = None, max_workers: int = 2000):
         self.store = store
         self.minter = minter
         self.deadline_scale = deadline_scale
@@ -102,7 +111,11 @@ class Dispatcher:
         self._ready: dict[str, deque[tuple[TaskRecord, float]]] = {}
         self._limits: dict[str, QueueLimits] = {}
         self._wake_at: dict[str, float] = {}  # a rate-limited queue's pending wake-up
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="dispatch")
+        self._pool = WorkerPool(max_workers)
+        self._max_workers = max_workers
+        self._busy = 0  # calls started and not yet recorded, all queues together
+        self._starved: set[str] = set()  # queues with a startable task and no thread for it
+        self._starts = itertools.count()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
         with self.cond:
@@ -118,7 +131,7 @@ class Dispatcher:
             self._stopping = True
             self.cond.notify_all()
         self._thread.join(5)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown()
 
     # ---- store listener (lock held) ----------------------------------------------------------------------
     def task_scheduled(self, record: TaskRecord) -> None:
@@ -130,12 +143,12 @@ class Dispatcher:
         if queue is None:
             self._ready.pop(queue_name, None)
             self._limits.pop(queue_name, None)
+            self._starved.discard(queue_name)
             return
         limits = self._limits.get(queue_name)
         if limits is not None:
             rl = queue.pb.rate_limits
-            limits.bucket.reconfigure(rl.max_dispatches_per_second, rl.max_burst_size)
-            limits.max_concurrent = rl.max_concurrent_dispatches
+            limits.reconfigure(rl.max_dispatches_per_second, rl.max_burst_size, rl.max_concurrent_dispatches)
         self._pump(queue_name)
 
     # ---- scheduling (lock held) --------------------------------------------------------------------------
@@ -143,9 +156,19 @@ class Dispatcher:
         limits = self._limits.get(queue_name)
         if limits is None:
             rl = self.store.queues[queue_name].pb.rate_limits
-            bucket = TokenBucket(rl.max_dispatches_per_second, rl.max_burst_size, stamp=time.monotonic())
-            limits = self._limits[queue_name] = QueueLimits(bucket, rl.max_concurrent_dispatches)
+            limits = self._limits[queue_name] = QueueLimits.for_rate(
+                rl.max_dispatches_per_second, rl.max_burst_size, rl.max_concurrent_dispatches, time.monotonic())
         return limits
+
+    def queue_figures(self, queue_name: str) -> QueueFigures:
+        """Queue.stats of a queue that exists, as of now (lock held)."""
+        queue = self.store.queues[queue_name]
+        limits = self._limits.get(queue_name)
+        if limits is None:  # nothing was ever dispatched from it
+            return QueueFigures(len(queue.tasks), queue.oldest_arrival(), 0, 0,
+                                queue.pb.rate_limits.max_dispatches_per_second)
+        return QueueFigures(len(queue.tasks), queue.oldest_arrival(), limits.executed.count(time.monotonic()),
+                            limits.in_flight, limits.throttle.rate)
 
     def _still_due(self, record: TaskRecord, due: float) -> bool:
         # A timer or ready entry is stale when its task was deleted, is in flight (RunTask) or was rescheduled.
@@ -168,36 +191,54 @@ class Dispatcher:
         while self._timers and self._timers[0][0] <= now:
             _, _, record, queue_name, due = heapq.heappop(self._timers)
             if record is None:
-                self._wake_at.pop(queue_name, None)
+                if self._wake_at.get(queue_name) == due:
+                    del self._wake_at[queue_name]
             elif self._still_due(record, due):
                 self._ready.setdefault(queue_name, deque()).append((record, due))
             touched.add(queue_name)
         for queue_name in touched:
             self._pump(queue_name)
 
-    def _pump(self, queue_name: str) -> None:
-        """Start the queue's ready tasks while it runs and has both a token and a free concurrency slot."""
+    def _pump(self, queue_name: str, budget: int | None = None) -> None:
+        """Start the queue's ready tasks (at most `budget`) while it runs and has a token, a free concurrency slot
+        and a thread to call with."""
         queue = self.store.queues.get(queue_name)
         ready = self._ready.get(queue_name)
         if queue is None or not ready or queue.pb.state != State.RUNNING:
             return  # a paused queue keeps its ready line: ResumeQueue pumps it again
         limits = self._limits_for(queue_name)
-        while ready:
+        while ready and budget != 0:
             record, due = ready[0]
             if not self._still_due(record, due):
                 ready.popleft()
                 continue
             if not limits.has_slot():
                 return  # the attempt that frees a slot pumps again
+            if self._busy >= self._max_workers:
+                self._starved.add(queue_name)  # the next call to end, in any queue, hands its thread on
+                return
             wait = limits.bucket.try_take(time.monotonic())
             if wait > 0:
-                if queue_name not in self._wake_at:
-                    self._wake_at[queue_name] = when = time.time() + wait
-                    heapq.heappush(self._timers, (when, next(self._seq), None, queue_name, 0.0))
+                when = time.time() + wait
+                # A pending wake-up computed at a slower rate than the bucket's current one is replaced.
+                if queue_name not in self._wake_at or when < self._wake_at[queue_name] - 0.001:
+                    self._wake_at[queue_name] = when
+                    heapq.heappush(self._timers, (when, next(self._seq), None, queue_name, when))
                     self.cond.notify()
                 return
             ready.popleft()
             self._start(record, limits)
+            if budget is not None:
+                budget -= 1
+        if ready and budget == 0:
+            self._starved.add(queue_name)
+
+    def _hand_on_threads(self) -> None:
+        """Give free threads to the queues that waited for one, one call at a time, least recently served first."""
+        while self._starved and self._busy < self._max_workers:
+            queue_name = min(self._starved, key=lambda q: self._limits[q].last_start if q in self._limits else -1)
+            self._starved.discard(queue_name)
+            self._pump(queue_name, budget=1)
 
     def run_now(self, record: TaskRecord) -> None:
         """RunTask: dispatch at once, whatever the schedule, the rate limits or a paused queue say."""
@@ -209,6 +250,8 @@ class Dispatcher:
         retry_count, execution_count = task.dispatch_count, task.response_count
         record.in_flight = True
         limits.in_flight += 1
+        limits.last_start = next(self._starts)
+        self._busy += 1
         task.dispatch_count += 1
         if not task.HasField("first_attempt"):
             task.first_attempt.dispatch_time.FromNanoseconds(int(now * 1e9))
@@ -223,12 +266,13 @@ class Dispatcher:
             oidc = (request.oidc_token.service_account_email, request.oidc_token.audience or request.url)
         job = Job(record, limits, request.url, HttpMethod(request.http_method).name,
                   request_headers(task, record, retry_count, execution_count), request.body,
-                  queueconfig.seconds(task.dispatch_deadline) * self.deadline_scale, oidc)
+                  queueconfig.seconds(task.dispatch_deadline) * self.deadline_scale, oidc, limits.throttle.generation)
         try:
             self._pool.submit(self._attempt, job)
         except RuntimeError:  # the pool is shutting down: leave the task pending, its slot free
             record.in_flight = False
             limits.in_flight -= 1
+            self._busy -= 1
             task.dispatch_count -= 1
             self.store.counters.dispatches -= 1
 
@@ -243,13 +287,15 @@ class Dispatcher:
         finally:
             with self.cond:
                 try:
-                    self._record(job.record, outcome)
+                    self._record(job, outcome)
                 except Exception:  # noqa: BLE001
                     log.exception("recording the attempt of %s failed", job.record.name)
                 finally:
                     job.record.in_flight = False
                     job.limits.in_flight -= 1
+                    self._busy -= 1
                     try:
+                        self._hand_on_threads()  # before this queue's own line: others may have waited longer
                         self._pump(job.record.queue)
                     except Exception:  # noqa: BLE001
                         log.exception("pumping %s failed", job.record.queue)
@@ -269,11 +315,16 @@ class Dispatcher:
             headers = {**headers, "Authorization": f"Bearer {self.minter.token(*job.oidc)}"}
         return send(job.url, job.method, headers, job.body, max(0.001, job.deadline - fault.delay))
 
-    def _record(self, record: TaskRecord, outcome: Outcome) -> None:
-        """Write the attempt's result into the task, then end it or schedule its retry (lock held)."""
+    def _record(self, job: Job, outcome: Outcome) -> None:
+        """Write the attempt's result into the queue's figures and the task, then end the task or schedule its
+        retry (lock held)."""
+        record, limits = job.record, job.limits
         task, now = record.pb, time.time()
         counters = self.store.counters
+        # The queue's throttle and figures count the attempt even when its task was deleted meanwhile.
+        limits.observe(outcome.status, job.generation)
         if outcome.status is not None:
+            limits.executed.add(time.monotonic())
             task.response_count += 1
             counters.responses += 1
         task.last_attempt.response_time.FromNanoseconds(int(now * 1e9))
@@ -294,7 +345,10 @@ class Dispatcher:
             counters.tasks_given_up += 1
             self.store.finish(record, remove=True)
             return
-        record.due = now + retry_delay(policy, task.dispatch_count) * scale
+        delay = retry_delay(policy, task.dispatch_count)
+        if outcome.status in THROTTLING_STATUSES:
+            delay = max(delay, retry_after_seconds(outcome.retry_after, now) or 0.0)
+        record.due = now + delay * scale  # Retry-After is a delay like any backoff: scaled alike
         task.schedule_time.FromNanoseconds(int(record.due * 1e9))
         record.previous_response = outcome.status
         record.retry_reason = outcome.reason

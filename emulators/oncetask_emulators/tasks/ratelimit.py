@@ -1,9 +1,13 @@
-"""Per-queue dispatch limits: a token bucket for the rate and a counter for the concurrency."""
+"""Per-queue dispatch limits: a token bucket for the rate (at the system throttle's effective rate), a counter for
+the concurrency, and the queue's runtime figures."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+
+from .queuestats import ExecutedWindow
+from .throttle import SystemThrottle
 
 # API-created queues report max_burst_size 100 at the default 500/s; the docs say it is "generally at least
 # max_dispatches_per_second". We take the rate rounded up, between 1 and 100: a slow queue cannot burst past its
@@ -46,11 +50,35 @@ class TokenBucket:
 
 @dataclass
 class QueueLimits:
-    """What a queue may dispatch now: a token and a free concurrency slot are both needed."""
+    """What a queue may dispatch now: a token and a free concurrency slot are both needed.
+
+    The bucket runs at the system throttle's effective rate, which is the user's max_dispatches_per_second unless the
+    target pushed back (throttle.py); its burst shrinks with it, so a throttled queue cannot burst past its new rate.
+    """
 
     bucket: TokenBucket
     max_concurrent: int
+    throttle: SystemThrottle
     in_flight: int = 0
+    executed: ExecutedWindow = field(default_factory=ExecutedWindow)
+    last_start: int = -1  # order of this queue's latest start among all queues: the fair share's key
+
+    @classmethod
+    def for_rate(cls, rate: float, burst: int, max_concurrent: int, now: float) -> QueueLimits:
+        return cls(TokenBucket(rate, burst, stamp=now), max_concurrent, SystemThrottle(rate))
 
     def has_slot(self) -> bool:
         return self.in_flight < self.max_concurrent
+
+    def reconfigure(self, rate: float, burst: int, max_concurrent: int) -> None:
+        """UpdateQueue changed the user's limits."""
+        self.max_concurrent = max_concurrent
+        self.throttle.set_ceiling(rate)
+        self.bucket.reconfigure(self.throttle.rate, burst if not self.throttle.throttled else
+                                derived_burst(self.throttle.rate))
+
+    def observe(self, status: int | None, started_in: int) -> None:
+        """An attempt's outcome; a change of the effective rate is applied to the bucket at once."""
+        if self.throttle.observe(status, started_in):
+            rate = self.throttle.rate
+            self.bucket.reconfigure(rate, derived_burst(rate))

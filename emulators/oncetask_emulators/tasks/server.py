@@ -24,7 +24,7 @@ from .dispatcher import Dispatcher
 from .http import ControlServer
 from .oidc import TokenMinter
 from .persistence import SqlitePersistence
-from .service import CloudTasksService, generic_handler
+from .service import generic_handlers
 from .store import Store
 from .targetfaults import TargetFaults
 
@@ -36,6 +36,26 @@ def _positive(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
     return value
+
+
+def _workers(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def _raise_open_files_limit(wanted: int) -> None:
+    """Each call in flight holds a socket; lift the soft limit on open files towards the hard one if need be."""
+    try:
+        import resource  # noqa: PLC0415 - POSIX only
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted if hard == resource.RLIM_INFINITY
+                                                        else min(wanted, hard), hard))
+    except (ImportError, ValueError, OSError):
+        pass  # not POSIX, or not allowed: calls past the limit fail as refused connections and are retried
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -56,7 +76,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fault-seed", type=int, default=0)
     parser.add_argument("--target-fault", default="", help="dispatch fault spec, e.g. FAIL:0.1,SLOW:2s:0.05")
     parser.add_argument("--target-fault-seed", type=int, default=0)
-    parser.add_argument("--dispatch-workers", type=int, default=256, help="threads that call targets")
+    parser.add_argument("--dispatch-workers", type=_workers, default=2000,
+                        help="most calls to targets in flight at once, all queues together (a thread each)")
     parser.add_argument("--workers", type=int, default=32, help="gRPC worker threads")
     return parser.parse_args(argv)
 
@@ -75,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{NAME}: {error}", file=sys.stderr)
         return 2
 
+    _raise_open_files_limit(2 * args.dispatch_workers + 256)
     persistence = SqlitePersistence(args.data_dir) if args.data_dir else None
     store = Store(tombstone_seconds=args.tombstone_seconds, queue_tombstone_seconds=args.queue_tombstone_seconds,
                   time_scale=args.time_scale, persistence=persistence)
@@ -84,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
     server = grpc.server(ThreadPoolExecutor(max_workers=args.workers), interceptors=interceptors,
                          options=[("grpc.so_reuseport", 0)])
-    server.add_generic_rpc_handlers((generic_handler(CloudTasksService(store, dispatcher)),))
+    server.add_generic_rpc_handlers(generic_handlers(store, dispatcher))
     grpc_port = server.add_insecure_port(f"{args.host}:{args.port}")
     if grpc_port == 0:
         print(f"{NAME}: cannot listen on {args.host}:{args.port}", file=sys.stderr)

@@ -7,6 +7,7 @@ and a task deleted or purged during its attempt is not resurrected by the attemp
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import threading
 import time
@@ -47,6 +48,10 @@ class TaskRecord:
     previous_response: int | None = None  # HTTP status of the previous attempt, when it got one
     retry_reason: str | None = None
     in_flight: bool = False
+    schedule_ns: int = 0  # pb.schedule_time in nanoseconds, kept beside it: reading the proto's is slow
+
+    def __post_init__(self) -> None:
+        self.schedule_ns = self.pb.schedule_time.ToNanoseconds()
 
     @property
     def name(self) -> str:
@@ -61,6 +66,30 @@ class TaskRecord:
 class QueueRecord:
     pb: object  # tasks_v2 Queue (raw protobuf)
     tasks: dict[str, TaskRecord] = field(default_factory=dict)  # creation order
+    # Min-heap of (schedule_ns, push order, task) for Queue.stats' oldest arrival, cleaned lazily: an entry is stale
+    # once its task is gone, in flight or rescheduled (a rescheduled task is pushed again).
+    arrivals: list[tuple[int, int, TaskRecord]] = field(default_factory=list)
+    _pushes: itertools.count = field(default_factory=itertools.count)
+
+    def add(self, record: TaskRecord) -> None:
+        """A task joined the queue or got a new schedule_time."""
+        self.tasks[record.name] = record
+        if len(self.arrivals) > 2 * len(self.tasks) + 64:  # mostly stale: rebuild, so the heap stays O(tasks)
+            self.arrivals = [(r.schedule_ns, next(self._pushes), r) for r in self.tasks.values() if not r.in_flight]
+            heapq.heapify(self.arrivals)
+        else:
+            heapq.heappush(self.arrivals, (record.schedule_ns, next(self._pushes), record))
+
+    def oldest_arrival(self) -> int | None:
+        """The earliest schedule_time (ns) among tasks waiting for dispatch: amortised O(log n)."""
+        heap = self.arrivals
+        while heap:
+            ns, _, record = heap[0]
+            if self.tasks.get(record.name) is record and not record.in_flight and record.schedule_ns == ns:
+                return ns
+            # In flight: the attempt's result reschedules the task (pushed again) or removes it.
+            heapq.heappop(heap)
+        return None
 
 
 @dataclass
@@ -120,7 +149,7 @@ class Store:
                 continue
             record = TaskRecord(Task.FromString(row.data), row.queue, row.due, row.named, row.seq, row.first_attempt,
                                 row.previous_response, row.retry_reason)
-            self.queues[row.queue].tasks[row.name] = record
+            self.queues[row.queue].add(record)
             self.tasks[row.name] = record
         self.tombstones = dict(tombstones)
         self._seq = itertools.count(max((r.seq for r in tasks), default=-1) + 1)
@@ -245,7 +274,7 @@ class Store:
             # A future schedule_time waits (schedule_time - now) * time_scale of real time.
             due = now + max(0.0, scheduled - now) * self.time_scale
             record = TaskRecord(task, parent, due, named, next(self._seq))
-            queue.tasks[task.name] = record
+            queue.add(record)
             self.tasks[task.name] = record
             self._save_task(record)
             self.counters.tasks_created += 1
@@ -321,6 +350,8 @@ class Store:
         if remove:
             self._remove(record)
         else:
+            record.schedule_ns = record.pb.schedule_time.ToNanoseconds()
+            self.queues[record.queue].add(record)
             self._save_task(record)
             if self.listener:
                 self.listener.task_scheduled(record)

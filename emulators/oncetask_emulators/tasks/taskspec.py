@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import urllib.parse
+import zoneinfo
 
 from google.cloud.tasks_v2.types import target as target_types
 
@@ -13,8 +15,24 @@ HttpMethod = target_types.HttpMethod
 MAX_TASK_BYTES = 1024 * 1024
 DEFAULT_DEADLINE = 600.0
 MIN_DEADLINE, MAX_DEADLINE = 15.0, 1800.0
-MAX_SCHEDULE_AHEAD = 30 * 86400.0  # the service refuses a schedule_time more than 30 days ahead
+MAX_SCHEDULE_AHEAD = 720 * 3600.0  # the service refuses a schedule_time more than 720 h (30 days) ahead
 BODY_METHODS = {HttpMethod.POST, HttpMethod.PUT, HttpMethod.PATCH}
+
+
+def _service_zone() -> datetime.tzinfo:
+    try:
+        return zoneinfo.ZoneInfo("America/Los_Angeles")
+    except zoneinfo.ZoneInfoNotFoundError:  # no tz database on this machine: UTC says the same instant
+        return datetime.timezone.utc
+
+
+def service_time(nanos: int) -> str:
+    """A timestamp as the service writes it in messages: `2021-11-01T03:00:00.5-07:00` (fraction only if any)."""
+    when = datetime.datetime.fromtimestamp(nanos // 10**9, _service_zone())
+    fraction = f"{nanos % 10**9:09d}".rstrip("0")
+    offset = when.strftime("%z")
+    offset = "Z" if offset == "+0000" and when.tzinfo is datetime.timezone.utc else f"{offset[:3]}:{offset[3:]}"
+    return when.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + offset
 
 
 def complete(task, queue, now: float) -> None:
@@ -53,7 +71,9 @@ def complete(task, queue, now: float) -> None:
     else:
         set_seconds(task.dispatch_deadline, DEFAULT_DEADLINE)
     if task.HasField("schedule_time") and task.schedule_time.ToNanoseconds() / 1e9 > now + MAX_SCHEDULE_AHEAD:
-        raise invalid("schedule_time is more than 30 days in the future")
+        # The service's own words (INVALID_ARGUMENT), its time in RFC 3339 at the service's Pacific offset.
+        raise invalid(f"The Task.scheduleTime, {service_time(task.schedule_time.ToNanoseconds())}, is too far in "
+                      f"the future. Schedule time must be no more than 720h in the future.")
     for field in ("create_time", "first_attempt", "last_attempt"):
         task.ClearField(field)
     task.dispatch_count = task.response_count = 0

@@ -1,4 +1,8 @@
-"""One HTTP attempt against a target, with a keep-alive connection per dispatch thread."""
+"""One HTTP attempt against a target, on a kept-alive connection from a small shared pool.
+
+The pool is shared by all dispatch threads and keeps at most MAX_IDLE idle connections per target: threads come
+and go with the load (workers.py), and a thread-local cache would pin one open socket to each of them.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,9 @@ import threading
 import urllib.parse
 from dataclasses import dataclass
 
-_local = threading.local()
+MAX_IDLE = 256  # idle keep-alive connections kept per (scheme, host:port)
+_idle: dict[tuple[str, str], list[http.client.HTTPConnection]] = {}
+_idle_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -17,32 +23,36 @@ class Outcome:
 
     status: int | None
     reason: str  # for X-CloudTasks-TaskRetryReason on the next attempt
+    retry_after: str | None = None  # the response's Retry-After header, as sent
 
     @property
     def succeeded(self) -> bool:
         return self.status is not None and 200 <= self.status < 300
 
 
-def _connection(scheme: str, netloc: str, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
-    """A cached connection to `netloc` (reused: True) or a new one."""
-    pool: dict = _local.__dict__.setdefault("pool", {})
-    key = (scheme, netloc)
-    conn = pool.get(key)
+def _connection(key: tuple[str, str], timeout: float, fresh: bool) -> tuple[http.client.HTTPConnection, bool]:
+    """An idle connection to the target (reused: True) or a new one; the caller owns it until it gives it back."""
+    conn = None
+    if not fresh:
+        with _idle_lock:
+            idle = _idle.get(key)
+            conn = idle.pop() if idle else None
     if conn is not None:
         conn.timeout = timeout
         if conn.sock is not None:
             conn.sock.settimeout(timeout)
         return conn, True
-    cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
-    conn = cls(netloc, timeout=timeout)
-    pool[key] = conn
-    return conn, False
+    cls = http.client.HTTPSConnection if key[0] == "https" else http.client.HTTPConnection
+    return cls(key[1], timeout=timeout), False
 
 
-def _drop(scheme: str, netloc: str) -> None:
-    conn = _local.__dict__.get("pool", {}).pop((scheme, netloc), None)
-    if conn is not None:
-        conn.close()
+def _give_back(key: tuple[str, str], conn: http.client.HTTPConnection) -> None:
+    with _idle_lock:
+        idle = _idle.setdefault(key, [])
+        if len(idle) < MAX_IDLE:
+            idle.append(conn)
+            return
+    conn.close()
 
 
 def send(url: str, method: str, headers: dict[str, str], body: bytes, timeout: float) -> Outcome:
@@ -51,28 +61,31 @@ def send(url: str, method: str, headers: dict[str, str], body: bytes, timeout: f
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
-    for _ in range(2):
-        conn, reused = _connection(parts.scheme, parts.netloc, timeout)
+    key = (parts.scheme, parts.netloc)
+    for attempt in range(2):
+        conn, reused = _connection(key, timeout, fresh=attempt > 0)
         try:
             conn.request(method, path, body=body or None, headers=headers)
             response = conn.getresponse()
             response.read()
             if response.will_close:
-                _drop(parts.scheme, parts.netloc)
-            return Outcome(response.status, f"HTTP status {response.status}")
+                conn.close()
+            else:
+                _give_back(key, conn)
+            return Outcome(response.status, f"HTTP status {response.status}", response.getheader("Retry-After"))
         except (TimeoutError, socket.timeout):
-            _drop(parts.scheme, parts.netloc)
+            conn.close()
             return Outcome(None, "DEADLINE_EXCEEDED: no response within the dispatch deadline")
         except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as error:
-            _drop(parts.scheme, parts.netloc)
+            conn.close()
             # A kept-alive connection the target closed while idle: the request never got there, send it again
             # on a fresh one. On a fresh connection the same error is a real failure of the attempt.
             if not reused:
                 return Outcome(None, f"UNAVAILABLE: {type(error).__name__}: {error}")
         except OSError as error:
-            _drop(parts.scheme, parts.netloc)
+            conn.close()
             return Outcome(None, f"UNAVAILABLE: {type(error).__name__}: {error}")
         except http.client.HTTPException as error:
-            _drop(parts.scheme, parts.netloc)
+            conn.close()
             return Outcome(None, f"UNAVAILABLE: bad HTTP response: {type(error).__name__}: {error}")
     return Outcome(None, "UNAVAILABLE: connection closed by the target")
