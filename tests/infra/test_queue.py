@@ -54,9 +54,9 @@ def test_queue_retry_config_is_the_variables(module: Module) -> None:
     assert text(retry["max_retry_duration"]) == "${var.max_retry_duration_seconds}s"
 
 
-def test_artifact_bucket_deletes_objects_after_the_retention(module: Module) -> None:
+def test_artifact_bucket_deletes_objects_a_day_after_the_retention_as_the_purges_backstop(module: Module) -> None:
     bucket = module.resource("google_storage_bucket", "artifacts")
     rule = block(bucket, "lifecycle_rule")
     assert text(block(rule, "action")["type"]) == "Delete"
-    assert ref(block(rule, "condition")["age"]) == "var.retention_days"
+    assert ref(block(rule, "condition")["age"]) == "var.retention_days + 1"
     assert text(bucket["public_access_prevention"]) == "enforced"
