@@ -47,7 +47,7 @@ from rich.table import Table
 
 from oncetask.clients import firestore_client, tasks_client
 from oncetask.jobstore import JobStore
-from oncetask.jobtypes import REGISTRY
+from oncetask_dev.testjobs import app as test_jobs
 from oncetask.states import JobState
 from oncetask_dev.apiclient import ApiClient, ApiError
 from oncetask_dev.children import answers_http, serve, stop_group
@@ -191,7 +191,7 @@ def calls_per_job(bench: Bench, job_type: str, payload: dict[str, Any], count: i
     done = bench.firestore_calls()
     handler = done - submitted
     assert bench.all_completed(job_ids), "a job of the calls run did not complete"
-    return Calls(job_type, len(REGISTRY[job_type].stages), (submitted - before).total() / count,
+    return Calls(job_type, len(test_jobs.job_types()[job_type].stages), (submitted - before).total() / count,
                  handler.total() / count, {m: n / count for m, n in sorted(handler.items())})
 
 

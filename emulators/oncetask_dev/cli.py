@@ -22,7 +22,6 @@ from rich.panel import Panel
 from rich.table import Table
 
 from oncetask.clients import tasks_client
-from oncetask.jobtypes import REGISTRY
 
 from . import present, stackfile
 from .apiclient import ApiClient, ApiError
@@ -360,7 +359,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     submit = sub.add_parser("submit", parents=[common], help="submit a job")
-    submit.add_argument("job_type", help=f"one of {', '.join(sorted(REGISTRY))}")
+    submit.add_argument("job_type", help="the job type's name, as the app defines it (the API's /openapi.json lists "
+                                          "them)")
     submit.add_argument("--payload", default="{}", help="the payload as a JSON object")
     submit.add_argument("--key", help="idempotency key: the same key returns the same job")
     submit.add_argument("--wait", type=float, metavar="SECONDS", help="wait until the job finishes; exit status 1 unless it completed")

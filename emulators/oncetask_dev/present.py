@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from oncetask.jobtypes import REGISTRY
 
 STATE_STYLE = {"completed": "green", "failed": "red", "running": "yellow", "retrying": "dark_orange",
                "queued": "blue", "cancelled": "dim"}
@@ -19,8 +18,7 @@ def state(name: str) -> str:
 def stage_names(job: dict[str, Any], names: list[str] | None = None) -> list[str]:
     """`names` (default: the job's completed stages) in the order its job type runs them (the API sorts them)."""
     names = list(job.get("completed_stages", [])) if names is None else names
-    job_type = REGISTRY.get(job.get("job_type", ""))
-    order = job_type.stage_names() if job_type else ()
+    order = list(job.get("stages") or ())  # the job type's stages, in order, as the API says
     return sorted(names, key=lambda n: (order.index(n), n) if n in order else (len(order), n))
 
 

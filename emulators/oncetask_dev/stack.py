@@ -20,6 +20,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +30,7 @@ from typing import Any
 
 from google.api_core import exceptions as gexc
 
-import oncetask
+from oncetask import load_app
 from oncetask.clients import tasks_client
 from oncetask.settings import Settings
 from oncetask_emulators.process import ChildProcess, LaunchError, free_port, launch, python_module
@@ -40,8 +41,12 @@ from .scheduler import SCHEDULER_QUEUE, SchedulerLoop, scheduler_queue, trigger_
 
 LOG = logging.getLogger("oncetask_dev.stack")
 
-FUNCTIONS_DIR = Path(oncetask.__file__).resolve().parents[1]
-MAIN = FUNCTIONS_DIR / "main.py"
+DEFAULT_APP = "oncetask_dev.demoapp:app"
+ENTRY_MODULE = """# Written by the local stack: the entry points of {app}, as a project's main.py exposes them.
+from oncetask import load_app
+
+api, process_task, cleanup_stale_locks = load_app({app!r}).entry_points()
+"""
 EMULATORS = ("firestore", "tasks", "storage")
 FUNCTIONS = {"api": "api", "task_handler": "process_task", "cleanup": "cleanup_stale_locks"}
 PARTS = (*EMULATORS, *FUNCTIONS)
@@ -64,6 +69,7 @@ class ChildDied:
 @dataclass(frozen=True)
 class StackOptions:
     host: str = "127.0.0.1"
+    app: str = DEFAULT_APP  # the App the functions serve, as module:attribute
     # 0: a free port. Given ports are kept across restart(), so the other parts still find the restarted one.
     ports: dict[str, int] = field(default_factory=dict)
     data_dir: Path | None = None  # None: everything is ephemeral
@@ -108,6 +114,7 @@ class LocalStack:
         self._scheduler: SchedulerLoop | None = None
         self._endpoints: dict[str, dict[str, str]] = {}
         self._reaper: subprocess.Popen | None = None
+        self._entry_dir: tempfile.TemporaryDirectory[str] | None = None
 
     # Lifecycle ----------------------------------------------------------------------------------------------
 
@@ -121,6 +128,9 @@ class LocalStack:
     def start(self) -> None:
         """Start every part, create the queues and the bucket, and return once every part answers."""
         self._check_ports()
+        load_app(self.options.app).validate()  # a wrong reference or definition: said here, before anything starts
+        self._entry_dir = tempfile.TemporaryDirectory(prefix="oncetask-entry-")
+        (Path(self._entry_dir.name) / "main.py").write_text(ENTRY_MODULE.format(app=self.options.app))
         # First, the reaper: if this process dies without stop() (kill -9), it ends the children we registered.
         self._reaper = subprocess.Popen(python_module("oncetask_dev.reaper"), stdin=subprocess.PIPE, text=True,
                                         stdout=subprocess.DEVNULL, start_new_session=True)
@@ -177,6 +187,9 @@ class LocalStack:
                 self._reaper.stdin.close()  # its EOF: it finds nothing left alive and exits
             self._reaper.wait(timeout=10)
             self._reaper = None
+        if self._entry_dir is not None:
+            self._entry_dir.cleanup()
+            self._entry_dir = None
 
     def leftovers(self) -> list[str]:
         """Parts of which some process is still alive (after `stop()`: none, or something is wrong)."""
@@ -289,12 +302,14 @@ class LocalStack:
         timeout = self.options.start_timeout
         workers = self.options.handler_workers if name == "task_handler" else (
             self.options.api_workers if name == "api" else 1)
-        argv = [sys.executable, "-m", "functions_framework", "--source", str(MAIN), "--target", FUNCTIONS[name],
+        assert self._entry_dir is not None, "start() writes the entry module first"
+        main = Path(self._entry_dir.name) / "main.py"
+        argv = [sys.executable, "-m", "functions_framework", "--source", str(main), "--target", FUNCTIONS[name],
                 "--host", host, "--port", str(port)]
         probe = url + "/healthz" if name == "api" else url + "/"
         ok: Callable[[int], bool] = (lambda status: status == 200) if name == "api" else (lambda status: True)
         return serve(argv, name=name, ready=lambda: answers_http(probe, ok), endpoints={"http": f"{host}:{port}"},
-                     env={**self.function_env(), "WORKERS": str(workers)}, timeout=timeout, cwd=str(FUNCTIONS_DIR))
+                     env={**self.function_env(), "WORKERS": str(workers)}, timeout=timeout, cwd=os.getcwd())
 
     def _provision(self) -> None:
         """The jobs queue (production's retry and rate settings, from `Settings`), the scheduler queue, the bucket."""
@@ -364,6 +379,8 @@ class LocalStack:
             "CLOUD_TASKS_EMULATOR_HOST": self.tasks_host,
             "STORAGE_EMULATOR_HOST": self.storage_host,
             "PYTHONUNBUFFERED": "1",  # log lines reach us (and a death report) as they are written
+            # The app's modules are found as from where the stack was started (a project not installed, too).
+            "PYTHONPATH": os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH", "")) if p),
         }
         # Ports of functions not started yet are unknown: those URLs are only known once every port is chosen.
         return {**env, **self.options.env}

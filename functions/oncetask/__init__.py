@@ -1,1 +1,54 @@
-"""oncetask: background jobs on Cloud Tasks and Firestore, enqueued once, run once, never stuck."""
+"""oncetask: background jobs on Cloud Tasks and Firestore, enqueued once, run once, never stuck.
+
+Define job types in your own package, serve them from your `main.py`, test them against local emulators:
+
+    import oncetask
+    from pydantic import BaseModel
+
+    app = oncetask.App()
+
+    class Greeting(BaseModel):
+        name: str
+
+    greet = app.job("demo.greet", payload=Greeting, retry=oncetask.Retry(max_attempts=5))
+
+    @greet.stage
+    def compose(ctx: oncetask.Context[Greeting]) -> dict:
+        return {"card": ctx.artifacts.write("card.txt", f"Hello, {ctx.payload.name}!".encode())}
+
+    @greet.stage
+    def publish(ctx: oncetask.Context[Greeting]) -> dict:
+        ctx.log.info("publishing %s", ctx.outputs["compose"]["card"])
+        return {"published": True}
+
+    # main.py
+    api, process_task, cleanup_stale_locks = app.entry_points()
+
+Everything a user may rely on is listed in `__all__`; other modules are internal and may change.
+"""
+
+from .app import App, EntryPoints, JobDefinition, Retry, load_app
+from .errors import Cancelled, DefinitionError, LeaseLost, PermanentError, RetryableError, StageTimeout
+from .settings import Settings
+from .stages import Context, FencedBatch
+from .states import JobState
+
+__all__ = [
+    "App",  # your job types and the three entry points that serve them
+    "JobDefinition",  # one job type, returned by App.job(); add stages with @definition.stage
+    "Retry",  # a job type's retry policy (attempts and backoff)
+    "EntryPoints",  # api, process_task, cleanup_stale_locks: unpack them in main.py
+    "load_app",  # the App named by "module:attribute"
+    "Context",  # what a stage gets: payload, earlier outputs, artifacts, batch(), check(), log, idempotency_key
+    "FencedBatch",  # writes to your own collections that commit only while the worker holds the job
+    "Settings",  # the deployment's settings, read from ONCETASK_* environment variables
+    "JobState",  # queued, running, retrying, completed, failed, cancelled
+    "PermanentError",  # raise it from a stage: the job fails at once (bad input)
+    "RetryableError",  # raise it from a stage: the job is retried with backoff
+    "LeaseLost",  # raised by ctx.check(): this worker no longer holds the job; stop
+    "Cancelled",  # raised by ctx.check(): the job was cancelled; stop
+    "StageTimeout",  # raised by ctx.check(): the stage ran past its deadline
+    "DefinitionError",  # a job definition that cannot work, found where it is written or when the app starts
+]
+
+__version__ = "0.2.0"

@@ -13,11 +13,11 @@ import pydantic
 from .auth import Unauthenticated
 from .commands import InvalidRequest
 from .errors import is_retryable
+from .job import Job
 from .httputil import HttpError, error_response, json_response, read_json, to_response
 from .logs import bound, get_logger, trace_from_header
 from .models import CreateJobRequest, CreateJobResponse, JobList, JobView
 from .naming import is_job_id
-from .openapi import openapi_document
 from .services import Services
 from .states import JobState
 
@@ -73,9 +73,15 @@ def _create(services: Services, request: flask.Request, owner: str, _: dict[str,
     return json_response(202, response.model_dump(mode="json"))
 
 
+def _view(services: Services, job: Job) -> JobView:
+    job_type = services.job_types.get(job.job_type)
+    stages = [stage.name for stage in job_type.stages] if job_type else []
+    return JobView.model_validate({**job.to_api(), "stages": stages})
+
+
 def _get(services: Services, request: flask.Request, owner: str, params: dict[str, str]) -> flask.Response:
     job = services.commands.get(owner, params["job_id"])
-    return json_response(200, JobView.model_validate(job.to_api()).model_dump(mode="json"))
+    return json_response(200, _view(services, job).model_dump(mode="json"))
 
 
 def _list(services: Services, request: flask.Request, owner: str, _: dict[str, str]) -> flask.Response:
@@ -97,7 +103,7 @@ def _list(services: Services, request: flask.Request, owner: str, _: dict[str, s
         raise InvalidRequest("cursor", "cursor must be a value returned as next_cursor")
     jobs = services.store.list_jobs(owner, state, limit, cursor)
     next_cursor = jobs[-1].job_id if len(jobs) == limit else None
-    body = JobList(jobs=[JobView.model_validate(j.to_api()) for j in jobs], next_cursor=next_cursor)
+    body = JobList(jobs=[_view(services, j) for j in jobs], next_cursor=next_cursor)
     return json_response(200, body.model_dump(mode="json"))
 
 
@@ -118,7 +124,7 @@ def _health(services: Services, request: flask.Request, owner: str, _: dict[str,
 
 
 def _openapi(services: Services, request: flask.Request, owner: str, _: dict[str, str]) -> flask.Response:
-    return json_response(200, openapi_document())
+    return json_response(200, services.openapi)
 
 
 @lru_cache(maxsize=1)

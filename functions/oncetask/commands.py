@@ -4,6 +4,7 @@ job store and the task queue."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -16,7 +17,6 @@ from .artifacts import JobArtifacts
 from .errors import Conflict, JobNotFound, OncetaskError
 from .job import FAILED_TASKS, Job
 from .jobstore import JobStore, StaleWrite
-from .jobtypes import REGISTRY
 from .logs import get_logger, log
 from .naming import job_id_for, new_incarnation, payload_hash
 from .settings import Settings
@@ -46,9 +46,8 @@ class Submitted:
 
 
 def validate_payload(job_type_name: str, payload: dict[str, Any],
-                     registry: dict[str, JobType] | None = None) -> tuple[JobType, dict[str, Any]]:
+                     registry: Mapping[str, JobType]) -> tuple[JobType, dict[str, Any]]:
     """The job type and the payload as its model normalises it, or InvalidRequest naming the field."""
-    registry = REGISTRY if registry is None else registry
     job_type = registry.get(job_type_name)
     if job_type is None:
         raise InvalidRequest("job_type", f"unknown job type {job_type_name!r}; known: {sorted(registry)}")
@@ -62,14 +61,16 @@ def validate_payload(job_type_name: str, payload: dict[str, Any],
 
 
 class Commands:
-    def __init__(self, store: JobStore, queue: TaskQueue, bucket: storage.Bucket, settings: Settings) -> None:
+    def __init__(self, store: JobStore, queue: TaskQueue, bucket: storage.Bucket, settings: Settings,
+                 registry: Mapping[str, JobType]) -> None:
         self.store = store
         self.queue = queue
         self.bucket = bucket
         self.settings = settings
+        self.registry = registry
 
     def submit(self, owner: str, job_type_name: str, payload: dict[str, Any], idempotency_key: str | None) -> Submitted:
-        job_type, normalized = validate_payload(job_type_name, payload)
+        job_type, normalized = validate_payload(job_type_name, payload, self.registry)
         job_id = job_id_for(owner, job_type.name, idempotency_key)
         fingerprint = payload_hash(job_type.name, normalized)
         incarnation = new_incarnation()

@@ -67,6 +67,11 @@ class Cancelled(OncetaskError):
     code = "CANCELLED"
 
 
+class DefinitionError(ValueError):
+    """A job definition that cannot work (no stages, a duplicate name, a payload that is not a pydantic model...):
+    raised where it is written or when the app starts, naming the job type and the problem."""
+
+
 class IllegalTransition(OncetaskError):
     """A state change the transition table does not allow (a bug or a race lost): never silently overwritten."""
 

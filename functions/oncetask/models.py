@@ -46,6 +46,7 @@ class JobView(BaseModel):
     idempotency_key: str | None = None
     generation: int
     attempts: int
+    stages: list[str] = Field(default_factory=list, description="The job type's stages, in order.")
     current_stage: str | None = None
     cancel_requested: bool
     completed_stages: list[str]

@@ -1,4 +1,4 @@
-"""The OpenAPI 3 document of the public API, generated from the pydantic models and the job type registry.
+"""The OpenAPI 3 document of the public API, generated from the pydantic models and the app's job types.
 
 POST /jobs is described as one schema per job type (its name as a constant, its payload model), so generated
 requests can be valid, and every 4xx the handlers can answer is listed with the error body.
@@ -6,13 +6,13 @@ requests can be valid, and every 4xx the handlers can answer is listed with the 
 
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .jobtypes import REGISTRY
 from .models import ActionResponse, CreateJobResponse, ErrorResponse, Health, JobList, JobView
+from .stages import JobType
 from .states import JobState
 
 REF = "#/components/schemas/{model}"
@@ -28,9 +28,9 @@ def _schema(model: type[BaseModel], schemas: dict[str, Any], name: str | None = 
     return {"$ref": REF.format(model=name)}
 
 
-def _create_request(schemas: dict[str, Any]) -> dict[str, Any]:
+def _create_request(schemas: dict[str, Any], job_types: Mapping[str, JobType]) -> dict[str, Any]:
     variants = []
-    for job_type in REGISTRY.values():
+    for job_type in job_types.values():
         payload_ref = _schema(job_type.payload_model, schemas, f"Payload_{job_type.name.replace('.', '_')}")
         variants.append({
             "type": "object",
@@ -60,8 +60,7 @@ def _json(ref: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": ref}}}
 
 
-@lru_cache(maxsize=1)
-def openapi_document() -> dict[str, Any]:
+def openapi_document(job_types: Mapping[str, JobType]) -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     error = _schema(ErrorResponse, schemas)
     errors = {
@@ -93,7 +92,7 @@ def openapi_document() -> dict[str, Any]:
                     "operationId": "createJob",
                     "summary": "Submit a job (idempotent with an idempotency_key).",
                     "requestBody": {"required": True, "content": {"application/json": {
-                        "schema": _create_request(schemas)}}},
+                        "schema": _create_request(schemas, job_types)}}},
                     "responses": {"202": _json(_schema(CreateJobResponse, schemas), "Accepted."),
                                   **pick("400", "401", "403", "405", "409", "413", "422", "503")},
                 },

@@ -16,6 +16,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -26,13 +27,12 @@ from .artifacts import JobArtifacts, RunArtifacts, checkpoint_uris, new_run
 from .errors import Cancelled, ClassifiedError, LeaseLost, PermanentError, StageTimeout, classify
 from .job import FAILED_TASKS, MAX_ERRORS_KEPT, RESULTS, Job
 from .jobstore import JobStore, StaleWrite, field as fpath
-from .jobtypes import REGISTRY
 from .lease import Delivery, decide_delivery
 from .leasekeeper import RENEWED, LeaseKeeper
 from .logs import bound, get_logger, log
 from .policy import attempts_spent
 from .settings import Settings
-from .stages import JobType, StageContext, StageOutput
+from .stages import Context, JobType, StageOutput
 from .states import JobState
 
 LOG = get_logger("processor")
@@ -84,11 +84,15 @@ def worker_id() -> str:
 
 class Processor:
     def __init__(self, store: JobStore, bucket: storage.Bucket, settings: Settings,
-                 registry: dict[str, JobType] | None = None) -> None:
+                 registry: Mapping[str, JobType]) -> None:
         self.store = store
         self.bucket = bucket
         self.settings = settings
-        self.registry = REGISTRY if registry is None else registry
+        self.registry = registry
+
+    def max_attempts(self, job_type_name: str) -> int:
+        job_type = self.registry.get(job_type_name)
+        return job_type.retry.max_attempts if job_type and job_type.retry else self.settings.max_attempts
 
     def handle(self, delivery: TaskDelivery) -> Outcome:
         with bound(job_id=delivery.job_id, task=delivery.task_name, attempt=delivery.retry_count + 1):
@@ -119,7 +123,7 @@ class Processor:
                                                          True, job.current_stage, job.attempts))
         if job.cancel_requested:
             return self._close(job, errors, JobState.CANCELLED)
-        if attempts_spent(job.attempts_since_retry, self.settings.max_attempts):
+        if attempts_spent(job.attempts_since_retry, self.max_attempts(job.job_type)):
             return self._close(job, errors, JobState.FAILED, delivery)  # the last attempt's worker died
         job_type = self.registry.get(job.job_type)
         todo = [stage.name for stage in job_type.stages if stage.name not in job.checkpoints] if job_type else []
@@ -191,8 +195,9 @@ class Processor:
                     keeper.begin_stage(stage.name, timeout)
                     artifacts = RunArtifacts(self.bucket, job.job_id, stage.name, run, keeper.check, keeper.time_left,
                                              min_seconds=min(1.0, self.settings.lease_ttl_seconds / 10))
-                    context = StageContext(job.job_id, payload, stage.name, keeper.job.attempts, dict(outputs),
-                                           artifacts, self.store.client, keeper.check, keeper.commit_writes)
+                    context = Context(job.job_id, payload, stage.name, keeper.job.attempts, dict(outputs), artifacts,
+                                      self.store.client, idempotency_key(job, stage.name), job_logger(job.job_type),
+                                      keeper.check, keeper.commit_writes)
                     output = _json_output(stage.run(context), stage.name)
                     outputs[stage.name] = output
                     log(LOG, logging.INFO, "stage done")
@@ -249,7 +254,7 @@ class Processor:
               exc: BaseException) -> Outcome:
         job = keeper.job
         errors = _with_error(job.errors, error)
-        last = not error.retryable or attempts_spent(job.attempts_since_retry, self.settings.max_attempts)
+        last = not error.retryable or attempts_spent(job.attempts_since_retry, self.max_attempts(job.job_type))
         level = logging.WARNING if not last else logging.ERROR
         LOG.log(level, "stage failed",
                 exc_info=exc if not isinstance(exc, (PermanentError, StageTimeout)) else None,
@@ -300,7 +305,20 @@ def _checkpoint(output: StageOutput, written: list[str], job: Job) -> dict[str, 
             "fencing": job.fencing}
 
 
+def idempotency_key(job: Job, stage: str) -> str:
+    """The same for every run of one stage of one job (its retries and manual retries), different for anything
+    else, including a later incarnation of the same job ID."""
+    return f"{job.job_id}-{job.incarnation}-{stage}" if job.incarnation else f"{job.job_id}-{stage}"
+
+
+def job_logger(job_type: str) -> logging.Logger:
+    """A stage's `ctx.log`: its lines carry the job, task, attempt, stage and trace like the processor's own."""
+    return logging.getLogger(f"oncetask.jobs.{job_type}")
+
+
 def _json_output(output: object, stage: str) -> StageOutput:
+    if output is None:
+        return {}
     if not isinstance(output, dict):
         raise PermanentError("BAD_STAGE_OUTPUT", f"stage {stage} returned {type(output).__name__}, not a dict")
     try:

@@ -1,14 +1,15 @@
-"""The process's wiring: settings -> clients -> adapters -> the core, built once per process and reused.
+"""An app's wiring: settings and job types -> clients -> adapters -> the core, built once and reused.
 
 Cloud Functions keeps a process warm across requests, so clients (and their gRPC channels) live here rather
-than being rebuilt per request. Tests build their own `Services` from their own `Settings`.
+than being rebuilt per request. `App.services` builds one; tests may build their own from their own `Settings`.
 """
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from google.cloud import firestore, storage
 
@@ -17,14 +18,17 @@ from .auth import TokenVerifier
 from .cleanup import Cleanup
 from .commands import Commands
 from .jobstore import JobStore
+from .openapi import openapi_document
 from .processor import Processor
-from .settings import Settings, get_settings
+from .settings import Settings
+from .stages import JobType
 from .taskqueue import TaskQueue
 
 
 @dataclass
 class Services:
     settings: Settings
+    job_types: Mapping[str, JobType]
 
     @cached_property
     def firestore(self) -> firestore.Client:
@@ -49,31 +53,16 @@ class Services:
 
     @cached_property
     def commands(self) -> Commands:
-        return Commands(self.store, self.queue, self.bucket, self.settings)
+        return Commands(self.store, self.queue, self.bucket, self.settings, self.job_types)
 
     @cached_property
     def processor(self) -> Processor:
-        return Processor(self.store, self.bucket, self.settings)
+        return Processor(self.store, self.bucket, self.settings, self.job_types)
+
+    @cached_property
+    def openapi(self) -> dict[str, Any]:
+        return openapi_document(self.job_types)
 
     @cached_property
     def cleanup(self) -> Cleanup:
         return Cleanup(self.store, self.queue, self.bucket, self.settings)
-
-
-_lock = threading.Lock()
-_services: Services | None = None
-
-
-def get_services() -> Services:
-    global _services
-    with _lock:
-        if _services is None:
-            _services = Services(get_settings())
-        return _services
-
-
-def set_services(services: Services | None) -> None:
-    """Install the services the entry points use (tests and the local stack)."""
-    global _services
-    with _lock:
-        _services = services

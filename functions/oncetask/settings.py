@@ -6,8 +6,6 @@ stack's queue and the handler's "is this the last attempt?" decision all read th
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -100,9 +98,3 @@ class Settings(BaseSettings):
     @property
     def effective_stage_timeout_seconds(self) -> float:
         return self.stage_timeout_seconds or self.dispatch_deadline_seconds * 0.9
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process's settings, read from the environment on first use."""
-    return Settings()

@@ -1,6 +1,6 @@
-"""The framework job types plug into: a job type is a payload model plus an ordered tuple of named stages.
+"""What a stage sees and is: a job type is a payload model plus an ordered tuple of named stages.
 
-A stage gets a `StageContext`, does its work, writes its artifacts through `ctx.artifacts` (under its run's own
+A stage gets a `Context`, does its work, writes its artifacts through `ctx.artifacts` (under its run's own
 prefix; its checkpoint lists them), and returns a JSON-able `StageOutput` that is stored as the stage's checkpoint.
 A rerun skips a stage whose checkpoint exists and whose artifacts still exist. Call `ctx.check()` between long
 steps: it raises `LeaseLost`, `Cancelled` or `StageTimeout` when the worker must stop; `ctx.artifacts.write`
@@ -13,9 +13,10 @@ exception is classified by `errors.classify`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import pydantic
 from google.cloud import firestore
@@ -23,7 +24,11 @@ from google.cloud import firestore
 from .artifacts import RunArtifacts
 from .jobstore import Write
 
+if TYPE_CHECKING:
+    from .app import Retry
+
 StageOutput = dict[str, Any]  # JSON-able summary of a stage, including the artifact URIs it wrote
+P = TypeVar("P", bound=pydantic.BaseModel)
 
 
 class FencedBatch:
@@ -66,16 +71,19 @@ class FencedBatch:
 
 
 @dataclass(frozen=True)
-class StageContext:
-    """What a stage gets: the job, its validated payload, earlier stages' outputs, artifacts and Firestore."""
+class Context(Generic[P]):
+    """What a stage gets: the job, its validated payload, earlier stages' outputs, artifacts, Firestore, a logger
+    bound to the job, and an idempotency key for downstream calls."""
 
     job_id: str
-    payload: pydantic.BaseModel
+    payload: P
     stage: str
     attempt: int  # 1 on the job's first run; +1 per lease acquisition (a manual retry continues the count)
-    outputs_so_far: dict[str, StageOutput]
+    outputs: dict[str, StageOutput]  # the outputs of the stages before this one, by stage name
     artifacts: RunArtifacts
     firestore: firestore.Client
+    idempotency_key: str = ""  # the same for every run of this stage of this job: hand it to APIs that honour keys
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("oncetask.jobs"), repr=False)
     check_fn: Callable[[], None] = field(default=lambda: None, repr=False)
     commit_fn: Callable[[list[Write]], None] | None = field(default=None, repr=False)
 
@@ -90,10 +98,13 @@ class StageContext:
         return FencedBatch(self.commit_fn)
 
 
+StageFunction = Callable[[Context[Any]], "StageOutput | None"]
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str
-    run: Callable[[StageContext], StageOutput]
+    run: StageFunction
 
 
 @dataclass(frozen=True)
@@ -102,6 +113,8 @@ class JobType:
     payload_model: type[pydantic.BaseModel]
     stages: tuple[Stage, ...]
     stage_timeout_seconds: float | None = None  # None: the deployment's setting
+    retry: Retry | None = None  # None: the deployment's settings
+    description: str = ""
 
     def __post_init__(self) -> None:
         names = [stage.name for stage in self.stages]

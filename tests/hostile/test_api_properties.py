@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
-from oncetask.jobtypes import REGISTRY
+from oncetask_dev.demoapp import app as demo
 
 from .conftest import Footprint, Stack
 
@@ -34,7 +34,7 @@ JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(ODD_TEXT, inner, max_size=4),
     max_leaves=12,
 )
-JOB_TYPES = st.sampled_from(sorted(REGISTRY)) | ODD_TEXT | JSON
+JOB_TYPES = st.sampled_from(sorted(demo.job_types())) | ODD_TEXT | JSON
 PIPELINE_FIELDS = st.fixed_dictionaries({}, optional={
     "sleep_ms": JSON | st.integers(-10, 70_000), "fail_times": JSON | st.integers(-1, 101),
     "fail_kind": JSON | st.sampled_from(["retryable", "permanent"]),

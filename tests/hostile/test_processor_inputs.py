@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from oncetask.jobtypes import image_thumbnails
+from catalog import thumbnails as image_thumbnails
 from oncetask.job import Job
 from oncetask.processor import Outcome, TaskDelivery
 from oncetask.states import JobState

@@ -13,8 +13,8 @@ from google.cloud import firestore, storage
 
 from oncetask.artifacts import RunArtifacts
 from oncetask.jobstore import Write
-from oncetask.jobtypes import REGISTRY
-from oncetask.stages import JobType, StageContext, StageOutput
+from catalog import app as catalog
+from oncetask.stages import Context, JobType, StageOutput
 
 
 @dataclass
@@ -39,8 +39,9 @@ class JobRun:
         (stage,) = [s for s in self.job_type.stages if s.name == stage_name]
         names = self.job_type.stage_names()
         earlier = {name: self.outputs[name] for name in names[:names.index(stage_name)]}
-        ctx = StageContext(self.job_id, self.payload, stage_name, attempt, earlier,
-                           self.artifacts(stage_name, check, attempt), self.db, check, self._commit)
+        ctx = Context(self.job_id, self.payload, stage_name, attempt, earlier,
+                      self.artifacts(stage_name, check, attempt), self.db, f"{self.job_id}-{stage_name}",
+                      check_fn=check, commit_fn=self._commit)
         output = stage.run(ctx)
         self.outputs[stage_name] = json.loads(json.dumps(output))  # a checkpoint must survive JSON
         return output
@@ -80,7 +81,7 @@ def job_run(make_bucket: Callable[[], storage.Bucket],
     bucket = make_bucket()
 
     def make(job_type: str, payload: dict[str, Any], job_id: str | None = None) -> JobRun:
-        kind = REGISTRY[job_type]
+        kind = catalog.job_types()[job_type]
         run = JobRun(kind, kind.validate(payload), bucket, firestore_client)
         if job_id is not None:
             run.job_id = job_id

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from oncetask.errors import PermanentError
-from oncetask.jobtypes import images, product_rows, sheets
+from catalog import images, product_rows, sheets
 
 from .builders import GOOD_ROWS, HEADER, csv_bytes, image_bytes, xlsx_bytes
 

@@ -11,7 +11,7 @@ from google.cloud import storage
 from PIL import Image
 
 from oncetask.errors import LeaseLost, PermanentError
-from oncetask.jobtypes import image_thumbnails
+from catalog import thumbnails as image_thumbnails
 
 from .builders import image_bytes
 from .conftest import JobRun

@@ -10,8 +10,8 @@ from PIL import Image
 from pydantic import ValidationError
 
 from oncetask.errors import PermanentError
-from oncetask.jobtypes import images
-from oncetask.jobtypes.image_thumbnails import MAX_WIDTHS, ThumbnailsPayload
+from catalog import images
+from catalog.thumbnails import MAX_WIDTHS, ThumbnailsPayload
 
 from .builders import image_bytes, png_header_only
 

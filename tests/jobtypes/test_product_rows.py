@@ -8,8 +8,8 @@ import io
 import pytest
 
 from oncetask.errors import PermanentError
-from oncetask.jobtypes import product_rows, sheets
-from oncetask.jobtypes.product_rows import RowError
+from catalog import product_rows, sheets
+from catalog.product_rows import RowError
 
 from .builders import GOOD_ROWS, HEADER, csv_bytes, xlsx_bytes
 

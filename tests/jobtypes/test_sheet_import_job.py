@@ -12,7 +12,7 @@ from google.cloud import firestore, storage
 from pydantic import ValidationError
 
 from oncetask.errors import LeaseLost, PermanentError
-from oncetask.jobtypes import sheet_import
+from catalog import products as sheet_import
 
 from .builders import GOOD_ROWS, HEADER, csv_bytes, xlsx_bytes
 from .conftest import JobRun

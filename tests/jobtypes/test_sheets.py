@@ -9,7 +9,7 @@ import zipfile
 import pytest
 
 from oncetask.errors import PermanentError
-from oncetask.jobtypes import sheets
+from catalog import sheets
 
 from .builders import GOOD_ROWS, HEADER, csv_bytes, xlsx_bytes
 

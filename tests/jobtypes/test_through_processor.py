@@ -12,6 +12,7 @@ from fixtures.storage import StorageEmulator
 from oncetask.commands import validate_payload
 from oncetask.job import RESULTS
 from oncetask.jobstore import JobStore
+from catalog import app as catalog
 from oncetask.processor import Processor, TaskDelivery
 from oncetask.settings import Settings
 
@@ -23,7 +24,7 @@ def submit(firestore_client: firestore.Client) -> Callable[[str, str, dict], str
     """Create a queued job document as the API does (without a task: the test delivers it by hand)."""
 
     def create(job_id: str, job_type: str, payload: dict) -> str:
-        kind, normalized = validate_payload(job_type, payload)
+        kind, normalized = validate_payload(job_type, payload, catalog.job_types())
         now = datetime.now(timezone.utc)
         JobStore(firestore_client).create(job_id, {
             "job_type": kind.name, "payload": normalized, "payload_hash": "-", "owner": "tester",
@@ -39,7 +40,7 @@ def submit(firestore_client: firestore.Client) -> Callable[[str, str, dict], str
 def processor(firestore_client: firestore.Client, storage_emulator: StorageEmulator,
               make_bucket: Callable[[], storage.Bucket]) -> Processor:
     settings = Settings(STORAGE_EMULATOR_HOST=storage_emulator.host, lease_ttl_seconds=30)
-    return Processor(JobStore(firestore_client), make_bucket(), settings)
+    return Processor(JobStore(firestore_client), make_bucket(), settings, catalog.job_types())
 
 
 def test_sheet_import_completes_with_small_checkpoints_and_a_redelivery_changes_nothing(

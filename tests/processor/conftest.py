@@ -15,6 +15,8 @@ from typing import Any
 
 import functions_framework
 import pytest
+
+import oncetask
 from google.api_core import exceptions as gexc
 from werkzeug.serving import make_server
 
@@ -23,12 +25,16 @@ from fixtures.storage import StorageEmulator
 from fixtures.tasks import TasksEmulator, wait_until
 from oncetask.clients import storage_client
 from oncetask.job import RESULTS, Job
-from oncetask.services import Services, set_services
+from oncetask.services import Services
 from oncetask.settings import Settings
 from oncetask.artifacts import artifact_uris
 from oncetask.states import JobState
 
-MAIN = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
+from oncetask_dev.demoapp import app as demo_app
+
+from . import served
+
+MAIN = str(Path(__file__).with_name("entry.py"))  # what functions-framework serves: the current test's app
 LEASE_TTL = 1.0  # seconds: a dead worker's job is free again quickly, a live one renews every third of it
 LOCATION = "us-central1"
 
@@ -64,6 +70,7 @@ def cleanup_app() -> Any:
 
 @dataclass
 class Stack:
+    app: oncetask.App
     settings: Settings
     services: Services
     firestore_emulator: FirestoreEmulator
@@ -147,7 +154,9 @@ def make_stack(firestore_emulator: FirestoreEmulator, tasks_emulator: TasksEmula
     # clients.py points the Google libraries at emulators through the process environment: put it back after.
     saved = {name: os.environ.get(name) for name in ("FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")}
 
-    def make(paused: bool = False, create_queue: bool = True, **overrides: Any) -> Stack:
+    def make(paused: bool = False, create_queue: bool = True, apps: tuple[oncetask.App, ...] = (),
+             **overrides: Any) -> Stack:
+        """Options: `paused` (the queue does not dispatch), `apps` (job types beside the demo's), settings."""
         project = f"test-{uuid.uuid4().hex[:12]}"
         values: dict[str, Any] = {
             "ONCETASK_PROJECT_ID": project, "location": LOCATION, "queue": f"q-{uuid.uuid4().hex[:10]}",
@@ -158,7 +167,8 @@ def make_stack(firestore_emulator: FirestoreEmulator, tasks_emulator: TasksEmula
         }
         values.update(overrides)
         settings = Settings(**values)
-        services = Services(settings)
+        app = oncetask.App("tests").include(demo_app, *apps).configure(settings)
+        services = app.services
         s = settings
         queue = {
             "name": s.queue_path,
@@ -178,13 +188,13 @@ def make_stack(firestore_emulator: FirestoreEmulator, tasks_emulator: TasksEmula
             storage_client(settings).create_bucket(settings.bucket)
         except gexc.Conflict:
             pass  # the session's bucket exists already; job IDs keep tests apart
-        set_services(services)
+        served.use(app)
         built.append(services)
-        return Stack(settings, services, firestore_emulator, tasks_emulator,
+        return Stack(app, settings, services, firestore_emulator, tasks_emulator,
                      api_app.test_client(), cleanup_app.test_client())
 
     yield make
-    set_services(None)
+    served.use(oncetask.App("tests").include(demo_app))
     for name, value in saved.items():
         if value is None:
             os.environ.pop(name, None)

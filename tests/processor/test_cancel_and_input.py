@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Callable
 
 import pytest
 from pydantic import BaseModel
 
-from oncetask.jobtypes import REGISTRY
+import oncetask
 from oncetask.openapi import openapi_document
-from oncetask.stages import JobType, Stage, StageContext, StageOutput
+from oncetask.stages import Context, StageOutput
 from oncetask.states import JobState
 
 from .conftest import Stack
@@ -19,10 +21,10 @@ class SlowPayload(BaseModel):
     seconds: float = 0.0
 
 
-def _slow_writer(name: str) -> Stage:
+def _slow_writer() -> Callable[[Context[SlowPayload]], StageOutput]:
     """Writes a first part, works (checking for cancellation), then writes the rest: cut short, it is partial."""
 
-    def run(ctx: StageContext) -> StageOutput:
+    def run(ctx: Context[SlowPayload]) -> StageOutput:
         payload = ctx.payload
         assert isinstance(payload, SlowPayload)
         first = ctx.artifacts.write("part-1", b"first half")
@@ -33,18 +35,34 @@ def _slow_writer(name: str) -> Stage:
         second = ctx.artifacts.write("part-2", b"second half")
         return {"parts": [first, second]}
 
-    return Stage(name, run)
+    return run
+
+
+def _cancelled_right_after(ctx: Context[SlowPayload]) -> StageOutput:
+    """Writes its artifact, then a cancel lands before the completing commit (the API's write, made here)."""
+    uri = ctx.artifacts.write("out", b"done")
+    ctx.firestore.collection("jobs").document(ctx.job_id).update({"cancel_requested": True})
+    return {"out": uri}
+
+
+# Job types of these tests only, defined as a user defines them.
+extra = oncetask.App("cancel-tests")
+slow = extra.job("test.slow", payload=SlowPayload)
+slow.stage(_slow_writer(), name="one")
+slow.stage(_slow_writer(), name="two")
+race = extra.job("test.cancel_race", payload=SlowPayload)
+race.stage(_slow_writer(), name="one")
+race.stage(_cancelled_right_after, name="last")
 
 
 @pytest.fixture
-def slow_job_type(monkeypatch: pytest.MonkeyPatch) -> str:
-    job_type = JobType("test.slow", SlowPayload, (_slow_writer("one"), _slow_writer("two")))
-    monkeypatch.setitem(REGISTRY, job_type.name, job_type)
-    return job_type.name
+def slow_stack(make_stack) -> Stack:
+    return make_stack(apps=(extra,))
 
 
-def test_cancel_mid_run_stops_and_leaves_no_partial_artifacts(stack: Stack, slow_job_type: str) -> None:
-    job_id = stack.submit_ok(slow_job_type, {"seconds": 0.6}, key="cancel-me")
+def test_cancel_mid_run_stops_and_leaves_no_partial_artifacts(slow_stack: Stack) -> None:
+    stack = slow_stack
+    job_id = stack.submit_ok("test.slow", {"seconds": 0.6}, key="cancel-me")
     stack.wait_state(job_id, JobState.RUNNING)
     from fixtures.tasks import wait_until
 
@@ -128,7 +146,7 @@ def test_get_and_list_show_the_callers_jobs_newest_first_with_a_cursor(make_stac
 
 def test_openapi_document_describes_every_route_and_its_4xx(stack: Stack) -> None:
     document = stack.api_client.get("/openapi.json").get_json()
-    assert document == openapi_document()
+    assert document == json.loads(json.dumps(openapi_document(stack.app.job_types()), default=str))
     paths = document["paths"]
     assert set(paths) == {"/jobs", "/jobs/{job_id}", "/jobs/{job_id}/retry", "/jobs/{job_id}/cancel", "/healthz",
                           "/openapi.json"}
@@ -145,34 +163,22 @@ def test_a_lone_surrogate_in_the_body_is_a_400_not_a_crash(stack: Stack) -> None
     assert _nothing_written(stack)
 
 
-def test_openapi_requires_the_payload_only_for_job_types_whose_model_needs_one(stack: Stack,
-                                                                               slow_job_type: str) -> None:
-    openapi_document.cache_clear()  # the registry gained a job type for this test
-    try:
-        variants = openapi_document()["components"]["schemas"]["CreateJobRequest"]["oneOf"]
-    finally:
-        openapi_document.cache_clear()
+def test_openapi_requires_the_payload_only_for_job_types_whose_model_needs_one(slow_stack: Stack) -> None:
+    variants = slow_stack.api_client.get("/openapi.json").get_json()["components"]["schemas"]["CreateJobRequest"][
+        "oneOf"]
     required = {v["properties"]["job_type"]["enum"][0]: v["required"] for v in variants}
-    assert required["noop"] == ["job_type"] and required[slow_job_type] == ["job_type"]
-    for name, job_type in REGISTRY.items():
+    assert required["noop"] == ["job_type"] and required["test.slow"] == ["job_type"]
+    for name, job_type in slow_stack.app.job_types().items():
         try:
             job_type.payload_model.model_validate({})
         except Exception:  # noqa: BLE001
             assert required[name] == ["job_type", "payload"]
 
 
-def _cancelled_right_after(ctx: StageContext) -> StageOutput:
-    """Writes its artifact, then a cancel lands before the completing commit (the API's write, made here)."""
-    uri = ctx.artifacts.write("out", b"done")
-    ctx.firestore.collection("jobs").document(ctx.job_id).update({"cancel_requested": True})
-    return {"out": uri}
-
-
 def test_cancel_that_wins_against_the_completing_commit_leaves_no_artifacts_of_the_last_stage(
-        stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
-    job_type = JobType("test.cancel_race", SlowPayload, (_slow_writer("one"), Stage("last", _cancelled_right_after)))
-    monkeypatch.setitem(REGISTRY, job_type.name, job_type)
-    job_id = stack.submit_ok(job_type.name, {}, key="race")
+        slow_stack: Stack) -> None:
+    stack = slow_stack
+    job_id = stack.submit_ok("test.cancel_race", {}, key="race")
     job = stack.wait_state(job_id, JobState.CANCELLED, JobState.COMPLETED)
     assert job.state is JobState.CANCELLED
     assert [(n.split("/")[2], n.split("/")[-1]) for n in stack.artifacts(job_id)] == [("one", "part-1"),

@@ -19,16 +19,19 @@ import pydantic
 import pytest
 import requests
 
+import oncetask
+
 from fixtures.tasks import wait_until
 from oncetask.errors import PermanentError, RetryableError
 from oncetask.job import FAILED_TASKS, JOBS, RESULTS
-from oncetask.jobtypes.builtin import TEST_PIPELINE, PipelinePayload
+from oncetask_dev.testjobs import PipelinePayload
 from oncetask.processor import Outcome, Processor, TaskDelivery
-from oncetask.services import Services, set_services
+from oncetask.services import Services
 from oncetask.settings import Settings
-from oncetask.stages import JobType, Stage, StageContext, StageOutput
+from oncetask.stages import Context, JobType, Stage, StageOutput
 from oncetask.states import JobState
 
+from . import served
 from .conftest import LEASE_TTL, Stack, mint_token
 
 NO_HEARTBEAT = 3600.0  # a worker built with this never renews its lease: it is paused, hung or cut off
@@ -50,18 +53,13 @@ def worker(stack: Stack, stages: dict[str, Stage] | None = None, *, storage: str
     if firestore:
         updates["firestore_emulator_host"] = firestore
     own = stack.settings.model_copy(update=updates)
-    services = Services(own)
-    job_type = TEST_PIPELINE
+    job_types = dict(stack.app.job_types())
+    pipeline = job_types["test.pipeline"]
     if stages:
-        job_type = JobType(TEST_PIPELINE.name, PipelinePayload,
-                           tuple(stages.get(s.name, s) for s in TEST_PIPELINE.stages))
-    return Processor(services.store, services.bucket, own, {job_type.name: job_type, **_others()})
-
-
-def _others() -> dict[str, JobType]:
-    from oncetask.jobtypes import REGISTRY  # noqa: PLC0415
-
-    return {name: t for name, t in REGISTRY.items() if name != TEST_PIPELINE.name}
+        job_types[pipeline.name] = JobType(pipeline.name, PipelinePayload,
+                                           tuple(stages.get(s.name, s) for s in pipeline.stages))
+    services = Services(own, job_types)
+    return services.processor
 
 
 class Run:
@@ -94,11 +92,11 @@ class Run:
 
 
 def writes_then_waits(wake: threading.Event, wrote: threading.Event, body: bytes = b"first worker",
-                      only_attempt: int | None = None) -> Callable[[StageContext], StageOutput]:
+                      only_attempt: int | None = None) -> Callable[[Context], StageOutput]:
     """A stage that writes its artifact, then stops making progress (a worker that hung or died mid-stage) until
     `wake` is set. With `only_attempt`, later attempts just write and return."""
 
-    def run(ctx: StageContext) -> StageOutput:
+    def run(ctx: Context) -> StageOutput:
         uri = ctx.artifacts.write(f"{ctx.stage}.json", body, "application/json")
         if only_attempt is None or ctx.attempt == only_attempt:
             wrote.set()
@@ -168,7 +166,7 @@ def test_a_failing_workers_cleanup_cannot_remove_what_a_manual_retry_wrote(make_
     stack = make_stack(paused=True)
     job_id = stack.submit_ok(key="failed-then-retried")
 
-    def writes_then_fails(ctx: StageContext) -> StageOutput:
+    def writes_then_fails(ctx: Context) -> StageOutput:
         ctx.artifacts.write("work.json", b"first worker")
         raise PermanentError("BROKEN", "the first run fails for good after writing")
 
@@ -197,7 +195,7 @@ def test_cancelling_a_retrying_job_removes_the_cut_short_stages_files(make_stack
     stack = make_stack(paused=True)
     job_id = stack.submit_ok(key="cancel-retrying")
 
-    def writes_then_fails_transiently(ctx: StageContext) -> StageOutput:
+    def writes_then_fails_transiently(ctx: Context) -> StageOutput:
         ctx.artifacts.write("work.json", b"half")
         raise RetryableError("FLAKY", "a transient failure after a partial write")
 
@@ -282,7 +280,7 @@ def test_a_hung_stage_times_out_and_its_job_is_retried(make_stack) -> None:
     job_id = stack.submit_ok(key="hung")
     wake, wrote = threading.Event(), threading.Event()
 
-    def hangs_on_first_attempt(ctx: StageContext) -> StageOutput:
+    def hangs_on_first_attempt(ctx: Context) -> StageOutput:
         if ctx.attempt == 1:
             wrote.set()
             wake.wait(30)  # never calls ctx.check(): hung in a library call
@@ -348,7 +346,7 @@ def test_the_retention_purge_leaves_a_job_that_was_retried_after_its_query(make_
     gate = grpc_gate(firestore_emulator.host)
     deletes_the_job = gate.hold(lambda method, request: method == "Commit" and any(
         w.delete.endswith(f"/documents/{JOBS}/{job_id}") for w in request.writes))
-    gated = Services(stack.settings.model_copy(update={"firestore_emulator_host": gate.host}))
+    gated = Services(stack.settings.model_copy(update={"firestore_emulator_host": gate.host}), stack.app.job_types())
     later = utcnow() + timedelta(days=stack.settings.retention_days + 1)
     purge = threading.Thread(target=lambda: gated.cleanup.run(now=later), daemon=True)
     purge.start()
@@ -429,7 +427,8 @@ def test_a_backend_outage_answers_503_with_retry_after(make_stack, grpc_gate, fi
     job_id = stack.submit_ok(key="outage")
     gate = grpc_gate(firestore_emulator.host)
     gate.fail(lambda method, request: True)
-    set_services(Services(stack.settings.model_copy(update={"firestore_emulator_host": gate.host})))
+    served.use(oncetask.App("gated").include(stack.app).configure(
+        stack.settings.model_copy(update={"firestore_emulator_host": gate.host})))
     token = mint_token(tasks_emulator, task_target, stack.settings.tasks_service_account,
                        stack.settings.effective_task_audience)
     answer = requests.post(handler_server, json={"job_id": job_id, "generation": 1},
@@ -453,7 +452,7 @@ def test_cleanup_goes_on_past_one_jobs_error(make_stack, http_gate, storage_host
 
     gate = http_gate(storage_host)
     gate.fail(lambda method, path: is_delete(method, path) and broken in path, status=403)
-    gated = Services(stack.settings.model_copy(update={"storage_emulator_host": gate.url}))
+    gated = Services(stack.settings.model_copy(update={"storage_emulator_host": gate.url}), stack.app.job_types())
     try:
         report = gated.cleanup.run(now=utcnow() + timedelta(days=stack.settings.retention_days + 1))
     finally:

@@ -21,11 +21,11 @@ from fixtures.tasks import wait_until
 from oncetask.errors import LeaseLost
 from oncetask.job import FAILED_TASKS, RESULTS, Job
 from oncetask.jobstore import StaleWrite, field
-from oncetask.jobtypes.builtin import TEST_PIPELINE, PipelinePayload
+from oncetask_dev.testjobs import PipelinePayload
 from oncetask.lease import lease_lapsed
 from oncetask.leasekeeper import LeaseKeeper
 from oncetask.processor import Processor, TaskDelivery
-from oncetask.stages import JobType, Stage, StageContext, StageOutput
+from oncetask.stages import Context, JobType, Stage, StageOutput
 from oncetask.states import JobState
 
 from .conftest import MAIN, Stack, mint_token
@@ -161,13 +161,14 @@ def test_a_zombie_workers_writes_are_refused_and_it_stops(stack: Stack) -> None:
     wake = threading.Event()
     entered = threading.Event()
 
-    def frozen(ctx: StageContext) -> StageOutput:
+    def frozen(ctx: Context) -> StageOutput:
         entered.set()
         wake.wait(10)
         ctx.artifacts.write("prepare.json", b"zombie was here")
         return {"zombie": True}
 
-    zombie_type = JobType("test.pipeline", PipelinePayload, (Stage("prepare", frozen), *TEST_PIPELINE.stages[1:]))
+    pipeline = stack.app.job_types()["test.pipeline"]
+    zombie_type = JobType("test.pipeline", PipelinePayload, (Stage("prepare", frozen), *pipeline.stages[1:]))
     zombie_settings = stack.settings.model_copy(update={"heartbeat_seconds": 3600.0})  # it never renews
     zombie = Processor(stack.services.store, stack.services.bucket, zombie_settings, {"test.pipeline": zombie_type})
     outcome: list = []
@@ -219,7 +220,8 @@ def test_worker_killed_mid_stage_is_recovered_and_completed_stages_are_skipped(
     env = {**os.environ, "ONCETASK_PROJECT_ID": project, "ONCETASK_QUEUE": queue,
            "ONCETASK_TASK_HANDLER_URL": worker_url, "ONCETASK_OIDC_CERTS_URL": tasks_emulator.certs_url,
            "ONCETASK_LEASE_TTL_SECONDS": "1.0", "FIRESTORE_EMULATOR_HOST": firestore_emulator.host,
-           "CLOUD_TASKS_EMULATOR_HOST": tasks_emulator.host, "STORAGE_EMULATOR_HOST": storage_host}
+           "CLOUD_TASKS_EMULATOR_HOST": tasks_emulator.host, "STORAGE_EMULATOR_HOST": storage_host,
+           "PYTHONPATH": str(ROOT / "tests")}
     worker = subprocess.Popen(
         [sys.executable, "-m", "functions_framework", "--target", "process_task", "--source", MAIN,
          "--host", "127.0.0.1", "--port", str(port)],

@@ -37,12 +37,11 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore, storage
 
 from oncetask.job import FAILED_TASKS, JOBS, RESULTS
-from oncetask.jobtypes.builtin import STAGE_RUNS, TEST_PIPELINE
+from oncetask_dev.testjobs import PIPELINE_STAGES, STAGE_RUNS
 from oncetask.artifacts import artifact_uris, checkpoint_uris
 from oncetask.states import TERMINAL
 from oncetask_dev.stack import LocalStack
 
-PIPELINE_STAGES = TEST_PIPELINE.stage_names()
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,7 @@ def _terminal_state(job_id: str, job: dict[str, Any], snap: Snapshot) -> list[st
                 f"expected result={expected[0]}, dead letter={expected[1]}"]
     if state == "completed":
         missing = [s for s in PIPELINE_STAGES if s not in (job.get("checkpoints") or {})]
-        if missing and job.get("job_type") == TEST_PIPELINE.name:
+        if missing and job.get("job_type") == "test.pipeline":
             return [f"{job_id}: completed without checkpoints of {missing}"]
     return []
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from oncetask.clients import tasks_client
 from oncetask.job import JOBS
 from oncetask.jobstore import JobStore
-from oncetask.jobtypes.builtin import STAGE_RUNS
+from oncetask_dev.testjobs import STAGE_RUNS
 from oncetask.states import JobState
 from oncetask_dev.scheduler import SCHEDULER_QUEUE, cleanup_task
 from oncetask_dev.stack import LocalStack

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from oncetask.errors import PermanentError
 from oncetask.jobstore import JobStore
 from oncetask.processor import Processor, TaskDelivery
-from oncetask.stages import JobType, Stage, StageContext, StageOutput
+from oncetask.stages import Context, JobType, Stage, StageOutput
 from oncetask_dev.stack import LocalStack
 
 from .conftest import unique
@@ -20,7 +20,7 @@ class Empty(BaseModel):
     pass
 
 
-def _writes_then_fails(ctx: StageContext) -> StageOutput:
+def _writes_then_fails(ctx: Context[Empty]) -> StageOutput:
     ctx.artifacts.write("part-1.bin", b"half of the output")
     raise PermanentError("BROKEN_INPUT", "the second half cannot be made")
 

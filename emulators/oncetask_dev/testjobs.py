@@ -1,4 +1,5 @@
-"""Built-in job types: `noop` (one stage, does nothing) and `test.pipeline`, a three-stage job with test hooks.
+"""Job types for tests, the local stack, the demo and the benchmarks (never deployed): `noop` (one stage, does
+nothing) and `test.pipeline`, a three-stage job with test hooks. Written with oncetask's public API only.
 
 `test.pipeline` is for tests, the demo and the benchmark: each stage sleeps `sleep_ms` (checking the lease and
 cancellation every few milliseconds), writes one small artifact, and the stage named `fail_stage` fails on the
@@ -16,9 +17,8 @@ from typing import Literal
 from google.cloud import firestore
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import PermanentError, RetryableError
-from ..job import JOBS
-from ..stages import JobType, Stage, StageContext, StageOutput
+import oncetask
+from oncetask import Context, PermanentError, RetryableError
 
 
 class NoopPayload(BaseModel):
@@ -27,13 +27,13 @@ class NoopPayload(BaseModel):
     note: str = Field("", max_length=1000, description="Free text, echoed in the output.")
 
 
-def _noop(ctx: StageContext) -> StageOutput:
-    payload = ctx.payload
-    assert isinstance(payload, NoopPayload)
-    return {"note": payload.note}
+app = oncetask.App("testjobs")
+noop = app.job("noop", payload=NoopPayload, description="One stage that does nothing: for tests and benchmarks.")
 
 
-NOOP = JobType(name="noop", payload_model=NoopPayload, stages=(Stage("noop", _noop),))
+@noop.stage(name="noop")
+def _noop(ctx: Context[NoopPayload]) -> dict:
+    return {"note": ctx.payload.note}
 
 
 class PipelinePayload(BaseModel):
@@ -47,16 +47,18 @@ class PipelinePayload(BaseModel):
 
 
 STAGE_RUNS = "stage_runs"
+JOBS = "jobs"  # oncetask's collection of job records, read here to see the checkpoint a stage already has
+PIPELINE_STAGES = ("prepare", "work", "finish")
 
 
-def _checkpoint_attempt(ctx: StageContext) -> int | None:
+def _checkpoint_attempt(ctx: Context[PipelinePayload]) -> int | None:
     """The attempt of the checkpoint this stage already has, if any (read before the work, for the marker)."""
     snapshot = ctx.firestore.collection(JOBS).document(ctx.job_id).get(field_paths=["checkpoints"])
     checkpoint = ((snapshot.to_dict() or {}).get("checkpoints") or {}).get(ctx.stage)
     return int(checkpoint["attempt"]) if checkpoint else None
 
 
-def _record_run(ctx: StageContext, checkpoint_attempt: int | None) -> None:
+def _record_run(ctx: Context[PipelinePayload], checkpoint_attempt: int | None) -> None:
     # Append-only (a new document per run, never an overwrite), so a stage done twice leaves two markers. Fenced
     # like any write a stage makes: a worker that lost its lease leaves none.
     marker = ctx.firestore.collection(STAGE_RUNS).document()
@@ -65,10 +67,13 @@ def _record_run(ctx: StageContext, checkpoint_attempt: int | None) -> None:
         "checkpoint_attempt_at_start": checkpoint_attempt, "at": firestore.SERVER_TIMESTAMP}).commit()
 
 
-def _pipeline_stage(name: str) -> Stage:
-    def run(ctx: StageContext) -> StageOutput:
+test_pipeline = app.job("test.pipeline", payload=PipelinePayload,
+                        description="Three stages that can sleep and fail on chosen attempts: for tests.")
+
+
+def _pipeline_stage(name: str) -> None:
+    def run(ctx: Context[PipelinePayload]) -> dict:
         payload = ctx.payload
-        assert isinstance(payload, PipelinePayload)
         seen = _checkpoint_attempt(ctx) if payload.record_runs else None
         deadline = time.monotonic() + payload.sleep_ms / 1000
         while time.monotonic() < deadline:  # work in slices, so a lost lease or a cancel stops us promptly
@@ -77,17 +82,14 @@ def _pipeline_stage(name: str) -> Stage:
         if name == payload.fail_stage and ctx.attempt <= payload.fail_times:
             error = RetryableError if payload.fail_kind == "retryable" else PermanentError
             raise error("INJECTED_FAILURE", f"{name} fails on attempt {ctx.attempt} of the first {payload.fail_times}")
-        body = json.dumps({"stage": name, "inputs": sorted(ctx.outputs_so_far)}).encode()
+        body = json.dumps({"stage": name, "inputs": sorted(ctx.outputs)}).encode()
         uri = ctx.artifacts.write(f"{name}.json", body, "application/json")
         if payload.record_runs:
             _record_run(ctx, seen)
         return {"artifact": uri, "bytes": len(body)}
 
-    return Stage(name, run)
+    test_pipeline.stage(run, name=name)
 
 
-TEST_PIPELINE = JobType(
-    name="test.pipeline",
-    payload_model=PipelinePayload,
-    stages=tuple(_pipeline_stage(name) for name in ("prepare", "work", "finish")),
-)
+for _name in PIPELINE_STAGES:
+    _pipeline_stage(_name)

@@ -1,8 +1,8 @@
 """`image.thumbnails`: an image in Cloud Storage -> `probe` -> `resize` (WebP per width) -> `manifest` (JSON).
 
-Artifacts are named by the requested width (`resize/w128.webp`, `manifest/manifest.json`), so a rerun writes the
-same objects. The source is read again by `resize`; if it changed since `probe` the job fails rather than
-producing thumbnails of a file the probe never saw.
+Artifacts are named by the requested width (`w128.webp`, `manifest.json`, under the stage's run prefix). The source
+is read again by `resize`; if it changed since `probe` the job fails rather than producing thumbnails of a file the
+probe never saw. Written with oncetask's public API only.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import json
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..errors import PermanentError
-from ..stages import JobType, Stage, StageContext, StageOutput
+import oncetask
+from oncetask import Context, PermanentError
+
 from . import images
 from .sources import GsUri, read_source
 
@@ -43,23 +44,25 @@ class ThumbnailsPayload(BaseModel):
         return unique
 
 
-def _payload(ctx: StageContext) -> ThumbnailsPayload:
-    assert isinstance(ctx.payload, ThumbnailsPayload)
-    return ctx.payload
+app = oncetask.App("catalog.thumbnails")
+thumbnails = app.job("image.thumbnails", payload=ThumbnailsPayload, stage_timeout=300,
+                     description="An image in Cloud Storage -> WebP thumbnails per width and a JSON manifest.")
 
 
-def probe(ctx: StageContext) -> StageOutput:
-    payload = _payload(ctx)
+@thumbnails.stage
+def probe(ctx: Context[ThumbnailsPayload]) -> dict:
+    payload = ctx.payload
     data = read_source(ctx, payload.source, MAX_SOURCE_BYTES)
     info = images.probe(data)
     return {"source": payload.source, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
             **info.to_dict()}
 
 
-def resize(ctx: StageContext) -> StageOutput:
-    payload = _payload(ctx)
+@thumbnails.stage
+def resize(ctx: Context[ThumbnailsPayload]) -> dict:
+    payload = ctx.payload
     data = read_source(ctx, payload.source, MAX_SOURCE_BYTES)
-    probed = ctx.outputs_so_far["probe"]
+    probed = ctx.outputs["probe"]
     if hashlib.sha256(data).hexdigest() != probed["sha256"]:
         raise PermanentError("SOURCE_CHANGED", f"{payload.source} changed after it was probed; submit a new job")
     ctx.check()
@@ -72,10 +75,11 @@ def resize(ctx: StageContext) -> StageOutput:
     return {"thumbnails": written}
 
 
-def manifest(ctx: StageContext) -> StageOutput:
-    payload = _payload(ctx)
-    probed = ctx.outputs_so_far["probe"]
-    thumbs = ctx.outputs_so_far["resize"]["thumbnails"]
+@thumbnails.stage
+def manifest(ctx: Context[ThumbnailsPayload]) -> dict:
+    payload = ctx.payload
+    probed = ctx.outputs["probe"]
+    thumbs = ctx.outputs["resize"]["thumbnails"]
     document = {
         "job_id": ctx.job_id,
         "source": {key: probed[key] for key in ("source", "bytes", "sha256", "format", "width", "height")},
@@ -84,10 +88,3 @@ def manifest(ctx: StageContext) -> StageOutput:
     }
     body = json.dumps(document, indent=2, sort_keys=True).encode()
     return {"manifest": ctx.artifacts.write("manifest.json", body, "application/json"), "count": len(thumbs)}
-
-
-IMAGE_THUMBNAILS = JobType(
-    name="image.thumbnails",
-    payload_model=ThumbnailsPayload,
-    stages=(Stage("probe", probe), Stage("resize", resize), Stage("manifest", manifest)),
-)

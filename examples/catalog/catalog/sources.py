@@ -7,8 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from ..errors import PermanentError
-from ..stages import StageContext
+from oncetask import Context, PermanentError
 
 # Cloud Storage's bucket naming rules (the dotted, domain-named form aside): lowercase letters, digits, - and _.
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]")
@@ -33,7 +32,7 @@ GsUri = Annotated[str, Field(json_schema_extra={"pattern": r"^gs://[a-z0-9][a-z0
                   AfterValidator(check_gs_uri)]
 
 
-def read_source(ctx: StageContext, uri: str, max_bytes: int) -> bytes:
+def read_source(ctx: Context, uri: str, max_bytes: int) -> bytes:
     """The job's input file, refusing (permanently) one that is missing or larger than `max_bytes`."""
     ctx.check()
     try:

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..errors import PermanentError
+from oncetask import PermanentError
 from .sheets import Cells, Sheet
 
 REQUIRED_COLUMNS = ("sku", "name", "quantity", "price")

@@ -18,7 +18,7 @@ from typing import Literal
 
 import openpyxl
 
-from ..errors import PermanentError
+from oncetask import PermanentError
 
 SheetFormat = Literal["csv", "xlsx"]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps
 
-from ..errors import PermanentError
+from oncetask import PermanentError
 
 # Only these decoders ever see the bytes: Pillow would otherwise try every plugin it has, including ones that
 # shell out (EPS runs Ghostscript) or parse rarely audited formats.

@@ -16,15 +16,16 @@ from typing import Any
 from google.cloud import firestore
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..job import FAILED_TASKS, JOBS, RESULTS
-from ..stages import JobType, Stage, StageContext, StageOutput
+import oncetask
+from oncetask import Context
+
 from . import product_rows, sheets
 from .sources import GsUri, read_source
 
 MAX_SOURCE_BYTES = 20 * 1024 * 1024
 BATCH_SIZE = 499  # Firestore's limit of writes in one commit, less the one that fences the batch
 ERRORS_IN_OUTPUT = 20  # errors kept in the stage output (the job document); all of them are in errors.csv
-RESERVED_COLLECTIONS = frozenset({JOBS, RESULTS, FAILED_TASKS})
+RESERVED_COLLECTIONS = frozenset({"jobs", "results", "failed_tasks"})  # oncetask's own records
 
 
 class SheetImportPayload(BaseModel):
@@ -45,13 +46,14 @@ class SheetImportPayload(BaseModel):
         return collection
 
 
-def _payload(ctx: StageContext) -> SheetImportPayload:
-    assert isinstance(ctx.payload, SheetImportPayload)
-    return ctx.payload
+app = oncetask.App("catalog.products")
+sheet_import = app.job("sheet.import", payload=SheetImportPayload, stage_timeout=300,
+                       description="A product CSV/XLSX in Cloud Storage -> validated rows upserted into Firestore.")
 
 
-def parse(ctx: StageContext) -> StageOutput:
-    payload = _payload(ctx)
+@sheet_import.stage
+def parse(ctx: Context[SheetImportPayload]) -> dict:
+    payload = ctx.payload
     data = read_source(ctx, payload.source, MAX_SOURCE_BYTES)
     sheet = sheets.read_sheet(data, payload.sheet)
     ignored = product_rows.check_columns(sheet.header)
@@ -74,9 +76,10 @@ def parse(ctx: StageContext) -> StageOutput:
     }
 
 
-def upsert(ctx: StageContext) -> StageOutput:
-    payload = _payload(ctx)
-    parsed = ctx.outputs_so_far["parse"]
+@sheet_import.stage
+def upsert(ctx: Context[SheetImportPayload]) -> dict:
+    payload = ctx.payload
+    parsed = ctx.outputs["parse"]
     records = [json.loads(line) for line in ctx.artifacts.read(parsed["rows"]).splitlines() if line]
     collection = ctx.firestore.collection(payload.collection)
     batches = 0
@@ -92,10 +95,11 @@ def upsert(ctx: StageContext) -> StageOutput:
     return {"collection": payload.collection, "upserted": len(records), "batches": batches}
 
 
-def report(ctx: StageContext) -> StageOutput:
-    payload = _payload(ctx)
-    parsed = ctx.outputs_so_far["parse"]
-    upserted = ctx.outputs_so_far["upsert"]
+@sheet_import.stage
+def report(ctx: Context[SheetImportPayload]) -> dict:
+    payload = ctx.payload
+    parsed = ctx.outputs["parse"]
+    upserted = ctx.outputs["upsert"]
     summary = {
         "job_id": ctx.job_id,
         "source": payload.source,
@@ -125,8 +129,3 @@ def _short(error: dict[str, Any]) -> dict[str, Any]:
     return {key: value[:300] if isinstance(value, str) else value for key, value in error.items()}
 
 
-SHEET_IMPORT = JobType(
-    name="sheet.import",
-    payload_model=SheetImportPayload,
-    stages=(Stage("parse", parse), Stage("upsert", upsert), Stage("report", report)),
-)
