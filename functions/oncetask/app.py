@@ -183,6 +183,35 @@ class App:
                                       "would give up on the delivery first")
         return job_types
 
+    def manifest(self) -> dict[str, Any]:
+        """What the infrastructure must create for this app, derived from the definitions (the single source the
+        Terraform module and the local stack read, so code and infrastructure cannot drift apart): the queue with
+        its retry and rate settings, and every job type with its stages and options. JSON-able."""
+        s = self.settings
+        job_types = self.job_types()
+        return {
+            "manifest_version": 1,
+            "app": self.name,
+            "queues": [{
+                "name": s.queue,
+                "max_attempts": s.max_attempts,
+                "min_backoff_seconds": s.min_backoff_seconds,
+                "max_backoff_seconds": s.max_backoff_seconds,
+                "max_doublings": s.max_doublings,
+                "max_retry_duration_seconds": s.max_retry_duration_seconds,
+                "max_dispatches_per_second": s.max_dispatches_per_second,
+                "max_concurrent_dispatches": s.max_concurrent_dispatches,
+            }],
+            "job_types": [{
+                "name": job_type.name,
+                "description": job_type.description,
+                "stages": [stage.name for stage in job_type.stages],
+                "stage_timeout_seconds": job_type.stage_timeout_seconds or s.effective_stage_timeout_seconds,
+                "max_attempts": job_type.retry.max_attempts if job_type.retry else s.max_attempts,
+                "queue": s.queue,
+            } for job_type in sorted(job_types.values(), key=lambda t: t.name)],
+        }
+
     def validate(self) -> App:
         """Check every definition now (the entry points do it when they are made)."""
         self.job_types()
