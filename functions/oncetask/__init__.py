@@ -27,7 +27,9 @@ Define job types in your own package, serve them from your `main.py`, test them 
 Everything a user may rely on is listed in `__all__`; other modules are internal and may change.
 """
 
-from .app import App, EntryPoints, JobDefinition, Retry, load_app
+from .app import App, Callback, EntryPoints, JobDefinition, Retry, load_app
+from .callbacks import JobEnded, verify_signature
+from .children import ChildOutcome
 from .errors import Cancelled, DefinitionError, LeaseLost, PermanentError, RetryableError, StageTimeout
 from .settings import Settings
 from .stages import Context, FencedBatch
@@ -39,7 +41,11 @@ __all__ = [
     "Retry",  # a job type's retry policy (attempts and backoff)
     "EntryPoints",  # api, process_task, cleanup_stale_locks: unpack them in main.py
     "load_app",  # the App named by "module:attribute"
-    "Context",  # what a stage gets: payload, earlier outputs, artifacts, batch(), check(), log, idempotency_key
+    "Context",  # what a stage gets: payload, outputs, artifacts, batch(), check(), log, children, sleep, ...
+    "ChildOutcome",  # how one child job ended, as ctx.children() tells a later stage
+    "Callback",  # tell a URL, or start a job, when a job ends
+    "JobEnded",  # the payload of a job a callback starts
+    "verify_signature",  # check a callback's X-Oncetask-Signature on the receiving side
     "FencedBatch",  # writes to your own collections that commit only while the worker holds the job
     "Settings",  # the deployment's settings, read from ONCETASK_* environment variables
     "JobState",  # queued, running, retrying, completed, failed, cancelled

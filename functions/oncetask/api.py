@@ -11,7 +11,7 @@ import flask
 import pydantic
 
 from .auth import Unauthenticated
-from .commands import InvalidRequest
+from .errors import InvalidRequest
 from .errors import is_retryable
 from .job import Job
 from .httputil import HttpError, error_response, json_response, read_json, to_response
@@ -67,7 +67,9 @@ def _create(services: Services, request: flask.Request, owner: str, _: dict[str,
         parsed = CreateJobRequest.model_validate(body)
     except pydantic.ValidationError as exc:
         raise _invalid(exc) from exc
-    submitted = services.commands.submit(owner, parsed.job_type, parsed.payload, parsed.idempotency_key)
+    submitted = services.commands.submit(
+        owner, parsed.job_type, parsed.payload, parsed.idempotency_key, delay_seconds=parsed.delay_seconds,
+        run_at=parsed.run_at, callback=parsed.callback.model_dump(exclude_none=True) if parsed.callback else None)
     response = CreateJobResponse(job_id=submitted.job_id, status=submitted.status,  # type: ignore[arg-type]
                                  task_name=submitted.task_name)
     return json_response(202, response.model_dump(mode="json"))

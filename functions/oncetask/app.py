@@ -58,16 +58,35 @@ class Retry:
             raise DefinitionError("Retry: max_doublings and max_retry_duration must not be negative")
 
 
+@dataclass(frozen=True)
+class Callback:
+    """Where to tell that a job ended: an https `url` (called through Cloud Tasks, signed, with retries) or a
+    `job_type` to start (its payload is a `JobEnded`), for the endings listed in `on`."""
+
+    url: str | None = None
+    job_type: str | None = None
+    on: tuple[str, ...] = ("completed", "failed")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in (("url", self.url), ("job_type", self.job_type), ("on", list(self.on))) if v}
+
+
+DELIVERIES = ("single", "per_stage")
+
+
 class JobDefinition:
     """One job type of an app, as returned by `App.job()`: decorate its stages with `@definition.stage`, in order."""
 
     def __init__(self, name: str, payload: type[pydantic.BaseModel], retry: Retry | None,
-                 stage_timeout: float | None, description: str) -> None:
+                 stage_timeout: float | None, description: str, delivery: str = "single",
+                 callback: Callback | None = None) -> None:
         self.name = name
         self.payload = payload
         self.retry = retry
         self.stage_timeout = stage_timeout
         self.description = description
+        self.delivery = delivery
+        self.callback = callback
         self._stages: list[Stage] = []
 
     @overload
@@ -111,7 +130,7 @@ class JobDefinition:
             raise DefinitionError(f"job type {self.name!r} has no stages: decorate at least one function with "
                                   f"@{_identifier(self.name)}.stage")
         return JobType(self.name, self.payload, tuple(self._stages), self.stage_timeout, self.retry,
-                       self.description)
+                       self.description, self.delivery, self.callback.as_dict() if self.callback else None)
 
     def __repr__(self) -> str:
         return f"<JobDefinition {self.name!r} stages={list(self.stage_names)}>"
@@ -142,8 +161,12 @@ class App:
     # Definitions --------------------------------------------------------------------------------------------
 
     def job(self, name: str, *, payload: type[pydantic.BaseModel], retry: Retry | None = None,
-            stage_timeout: float | None = None, description: str = "") -> JobDefinition:
-        """Declare a job type: its name (what callers submit), its payload model, and its options. Then add its
+            stage_timeout: float | None = None, delivery: str = "single", callback: Callback | None = None,
+            description: str = "") -> JobDefinition:
+        """Declare a job type: its name (what callers submit), its payload model, and its options: `retry`,
+        `stage_timeout` (seconds), `delivery` ("single": all stages in one delivery, the cheapest; "per_stage":
+        each stage in its own, so a job may last hours while no stage outlasts the dispatch deadline), and a
+        `callback` every job of this type makes when it ends (unless its submission names its own). Then add its
         stages with `@definition.stage`."""
         if not isinstance(name, str) or not JOB_TYPE_NAME.match(name):
             raise DefinitionError(f"job type name {name!r} must be 1-100 letters, digits, '_', '.' or '-', "
@@ -156,9 +179,14 @@ class App:
         if stage_timeout is not None and not (isinstance(stage_timeout, (int, float)) and
                                               math.isfinite(stage_timeout) and stage_timeout > 0):
             raise DefinitionError(f"job type {name!r}: stage_timeout must be a positive number of seconds")
+        if delivery not in DELIVERIES:
+            raise DefinitionError(f"job type {name!r}: delivery must be one of {list(DELIVERIES)}, not {delivery!r}")
+        if callback is not None and not (isinstance(callback, Callback) and callback.job_type and not callback.url):
+            raise DefinitionError(f"job type {name!r}: callback must be an oncetask.Callback naming a job_type (URL "
+                                  "callbacks are given per submission)")
         if name in self._definitions:
             raise DefinitionError(f"job type {name!r} is defined twice in app {self.name!r}")
-        definition = JobDefinition(name, payload, retry, stage_timeout, description)
+        definition = JobDefinition(name, payload, retry, stage_timeout, description, delivery, callback)
         self._definitions[name] = definition
         return definition
 
@@ -176,6 +204,7 @@ class App:
         """Every job type, finished and checked against the settings (`DefinitionError` naming the problem)."""
         job_types = {name: definition.job_type() for name, definition in self._definitions.items()}
         deadline = self.settings.dispatch_deadline_seconds
+        _check_follow_ups(job_types)
         for job_type in job_types.values():
             if job_type.stage_timeout_seconds is not None and job_type.stage_timeout_seconds > deadline:
                 raise DefinitionError(f"job type {job_type.name!r}: stage_timeout ({job_type.stage_timeout_seconds:g}"
@@ -250,10 +279,11 @@ class App:
         import functions_framework  # noqa: PLC0415
 
         from . import api as public_api  # noqa: PLC0415
-        from . import logs, taskhandler  # noqa: PLC0415
+        from . import logs, shutdown, taskhandler  # noqa: PLC0415
 
         self.validate()
         logs.configure()
+        shutdown.install()
 
         def api(request: flask.Request) -> flask.Response:
             return public_api.handle(self.services, request)
@@ -292,6 +322,30 @@ def load_app(reference: str) -> App:
     if not isinstance(found, App):
         raise LookupError(f"{module_name}:{attribute} is a {type(found).__name__}, not an oncetask.App")
     return found
+
+
+def _check_follow_ups(job_types: dict[str, JobType]) -> None:
+    """Each job type's callback names a job type of the app that can follow it, and no chain of them comes back
+    to where it started (jobs that would start each other forever)."""
+    from .callbacks import check_follow_up_model  # noqa: PLC0415
+    from .errors import InvalidRequest  # noqa: PLC0415
+
+    follows = {name: (t.callback or {}).get("job_type") for name, t in job_types.items()}
+    for name, target in follows.items():
+        if target is None:
+            continue
+        if target not in job_types:
+            raise DefinitionError(f"job type {name!r}: its callback starts unknown job type {target!r}")
+        try:
+            check_follow_up_model(job_types[target])
+        except InvalidRequest as exc:
+            raise DefinitionError(f"job type {name!r}: {exc.message}") from None
+        seen, current = [name], target
+        while current is not None:
+            if current in seen:
+                raise DefinitionError(f"job types start each other in a cycle: {' -> '.join([*seen, current])}")
+            seen.append(current)
+            current = follows.get(current)
 
 
 def _identifier(name: str) -> str:

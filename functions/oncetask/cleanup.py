@@ -13,13 +13,15 @@ crash between the write and the enqueue, followed by a second run, cannot produc
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from google.cloud import firestore, storage
 
 from .artifacts import JobArtifacts
+from .callbacks import Callbacks
+from .children import Children
 from .errors import ClassifiedError
 from .job import MAX_ERRORS_KEPT, Job
 from .jobstore import JobStore, StaleWrite
@@ -27,7 +29,8 @@ from .lease import lease_lapsed
 from .leasekeeper import RENEWED
 from .logs import get_logger, log
 from .settings import Settings
-from .states import JobState
+from .stages import JobType
+from .states import TERMINAL, JobState
 from .taskqueue import TaskQueue
 
 LOG = get_logger("cleanup")
@@ -50,11 +53,14 @@ def utcnow() -> datetime:
 
 
 class Cleanup:
-    def __init__(self, store: JobStore, queue: TaskQueue, bucket: storage.Bucket, settings: Settings) -> None:
+    def __init__(self, store: JobStore, queue: TaskQueue, bucket: storage.Bucket, settings: Settings,
+                 registry: Mapping[str, JobType] | None = None) -> None:
         self.store = store
         self.queue = queue
         self.bucket = bucket
         self.settings = settings
+        self.children = Children(store, queue, settings, registry or {})
+        self.callbacks = Callbacks(store, queue, settings, registry or {})
 
     def run(self, now: datetime | None = None) -> CleanupReport:
         """One pass. `now` is this machine's clock, used only for retention (days); leases and lost tasks are
@@ -74,6 +80,15 @@ class Cleanup:
         for job in self.store.untouched_waiting(cutoff, s.cleanup_page_size):
             report.scanned += 1
             self._guarded(report, job, lambda j=job: self._recover_lost_task(j, report))
+        for job in self.store.scheduled_overdue(cutoff, s.cleanup_page_size):
+            report.scanned += 1
+            self._guarded(report, job, lambda j=job: self._recover_lost_task(j, report))
+        for job in self.store.waiting_untouched(cutoff, s.cleanup_page_size):
+            report.scanned += 1
+            self._guarded(report, job, lambda j=job: self._wake_if_done(j, report))
+        for job in self.store.callbacks_pending(cutoff, s.cleanup_page_size):
+            report.scanned += 1
+            self._guarded(report, job, lambda j=job: self._send_callback(j, report))
         for job in self.store.expired(now, s.cleanup_page_size):
             report.scanned += 1
             self._guarded(report, job, lambda j=job: self._purge(j, report))
@@ -98,6 +113,23 @@ class Cleanup:
         # hence the new generation.
         if not self.queue.exists(job.job_id, job.generation, job.incarnation):
             self._requeue(job, report, "TASK_LOST", "the job's task no longer exists")
+
+    def _wake_if_done(self, job: Job, report: CleanupReport) -> None:
+        """A parent waiting for children that have all ended, whose wake-up was lost (its wakers died first)."""
+        waiting = job.waiting or {}
+        if not waiting:
+            return
+        done, failed = self.children.joined(job.job_id, waiting["stage"], {"count": waiting.get("expected", 0)})
+        if done or (failed and waiting.get("policy") == "fail"):
+            self.children.wake(job, waiting["stage"])
+            report.requeued += 1
+            log(LOG, logging.WARNING, "waiting job woken", job_id=job.job_id, stage=waiting["stage"])
+
+    def _send_callback(self, job: Job, report: CleanupReport) -> None:
+        """A finished job whose callback its worker did not get to send (the task's name makes a repeat harmless)."""
+        if job.state in TERMINAL:
+            self.callbacks.fire(job, job.state)
+            report.requeued += 1
 
     def _requeue(self, job: Job, report: CleanupReport, code: str, message: str) -> None:
         error = ClassifiedError(code, message, True, job.current_stage, job.attempts, utcnow()).to_dict()

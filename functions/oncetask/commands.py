@@ -14,8 +14,10 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore, storage
 
 from .artifacts import JobArtifacts
-from .errors import Conflict, JobNotFound, OncetaskError
-from .job import FAILED_TASKS, Job
+from .callbacks import Callbacks, check_callback
+from .children import Children
+from .errors import Conflict, InvalidRequest, JobNotFound
+from .job import FAILED_TASKS, Job, new_job_data
 from .jobstore import JobStore, StaleWrite
 from .logs import get_logger, log
 from .naming import job_id_for, new_incarnation, payload_hash
@@ -28,14 +30,28 @@ LOG = get_logger("commands")
 DELETE = firestore.DELETE_FIELD
 
 
-class InvalidRequest(OncetaskError):
-    """Bad input: names the field at fault."""
+MAX_DELAY = timedelta(days=30) - timedelta(minutes=5)  # Cloud Tasks refuses a schedule time past 720 h
 
-    code = "INVALID_ARGUMENT"
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(self.code, message)
-        self.field = field
+def scheduled_time(delay_seconds: float | None, run_at: datetime | None,
+                   now: datetime | None = None) -> datetime | None:
+    """When a submission asks to run, or None for now; `InvalidRequest` naming the field for what Cloud Tasks
+    would refuse (a past or too distant time) or a request that gives both (pure)."""
+    if delay_seconds is not None and run_at is not None:
+        raise InvalidRequest("delay_seconds", "give delay_seconds or run_at, not both")
+    now = now or datetime.now(timezone.utc)
+    if delay_seconds is not None:
+        if not 0 <= delay_seconds <= MAX_DELAY.total_seconds():
+            raise InvalidRequest("delay_seconds", f"delay_seconds must be between 0 and "
+                                                  f"{int(MAX_DELAY.total_seconds())} (30 days less 5 minutes)")
+        return now + timedelta(seconds=delay_seconds) if delay_seconds > 0 else None
+    if run_at is not None:
+        if run_at.tzinfo is None:
+            raise InvalidRequest("run_at", "run_at needs a timezone (e.g. 2026-12-01T09:00:00Z)")
+        if run_at - now > MAX_DELAY:
+            raise InvalidRequest("run_at", "run_at must be at most 30 days (less 5 minutes) from now")
+        return run_at if run_at > now else None
+    return None
 
 
 @dataclass(frozen=True)
@@ -68,21 +84,27 @@ class Commands:
         self.bucket = bucket
         self.settings = settings
         self.registry = registry
+        self.children = Children(store, queue, settings, registry)
+        self.callbacks = Callbacks(store, queue, settings, registry)
 
-    def submit(self, owner: str, job_type_name: str, payload: dict[str, Any], idempotency_key: str | None) -> Submitted:
+    def submit(self, owner: str, job_type_name: str, payload: dict[str, Any], idempotency_key: str | None, *,
+               delay_seconds: float | None = None, run_at: datetime | None = None,
+               callback: dict[str, Any] | None = None) -> Submitted:
+        """Create the job (once per key) and its task; with a delay or a run-at time the job is `scheduled` until
+        then; with a callback, its end is told to a URL or starts a follow-up job."""
         job_type, normalized = validate_payload(job_type_name, payload, self.registry)
+        when = scheduled_time(delay_seconds, run_at)
+        spec = check_callback(callback, self.settings, self.registry) if callback else job_type.callback
         job_id = job_id_for(owner, job_type.name, idempotency_key)
-        fingerprint = payload_hash(job_type.name, normalized)
+        # The request's content, as given (a retried request with the same delay computes another time, which is
+        # not a different request).
+        fingerprint = payload_hash(job_type.name, {"payload": normalized, "delay_seconds": delay_seconds,
+                                                   "run_at": run_at.isoformat() if run_at else None,
+                                                   "callback": callback} if (when or callback) else normalized)
         incarnation = new_incarnation()
         task_name = self.queue.name_for(job_id, 1, incarnation)
-        now = firestore.SERVER_TIMESTAMP
-        data = {
-            "job_type": job_type.name, "payload": normalized, "payload_hash": fingerprint, "owner": owner,
-            "idempotency_key": idempotency_key, "state": JobState.QUEUED.value, "generation": 1, "attempts": 0,
-            "retry_base": 0, "fencing": 0, "cancel_requested": False, "checkpoints": {}, "errors": [],
-            "incarnation": incarnation, "task_name": task_name, "created_at": now, "updated_at": now,
-            "state_changed_at": now,
-        }
+        data = new_job_data(job_type.name, normalized, fingerprint, owner, idempotency_key, incarnation, task_name,
+                            run_at=when, callback=spec)
         try:
             # Layer one of de-duplication: the document is created only if absent, and lasts (until retention),
             # long after Cloud Tasks forgets a task name.
@@ -90,9 +112,10 @@ class Commands:
         except gexc.AlreadyExists:
             return self._existing(job_id, fingerprint)
         # Layer two: the task's name is fixed by (job, generation); a retried request cannot make a second task.
-        self.queue.enqueue(job_id, 1, incarnation)
-        log(LOG, logging.INFO, "job submitted", job_id=job_id, job_type=job_type.name, task=task_name)
-        return Submitted(job_id, "queued", task_name)
+        self.queue.enqueue(job_id, 1, incarnation, run_at=when)
+        log(LOG, logging.INFO, "job submitted", job_id=job_id, job_type=job_type.name, task=task_name,
+            run_at=when.isoformat() if when else None)
+        return Submitted(job_id, "scheduled" if when else "queued", task_name)
 
     def _existing(self, job_id: str, fingerprint: str) -> Submitted:
         job = self.store.get(job_id)
@@ -100,11 +123,11 @@ class Commands:
             raise Conflict(message="the job was removed while being submitted; retry the request")
         if job.payload_hash != fingerprint:
             raise Conflict(message="this idempotency key was used with a different payload")
-        if job.state is JobState.QUEUED:
+        if job.state in (JobState.QUEUED, JobState.SCHEDULED):
             # The first request may have crashed between the job write and the task create: create it now (the
             # deterministic name makes this a no-op when the task exists).
-            self.queue.enqueue(job_id, job.generation, job.incarnation)
-            return Submitted(job_id, "already_queued", job.task_name)
+            self.queue.enqueue(job_id, job.generation, job.incarnation, run_at=job.run_at)
+            return Submitted(job_id, f"already_{job.state.value}", job.task_name)
         status = "already_queued" if job.state is JobState.RETRYING else f"already_{job.state.value}"
         return Submitted(job_id, status, job.task_name)
 
@@ -153,13 +176,32 @@ class Commands:
                     return Submitted(job_id, "cancel_requested", job.task_name)
                 if job.fencing > 0:
                     JobArtifacts(self.bucket, job_id).sweep(job.checkpoints, up_to_fencing=job.fencing)
-                self.store.update(job, {"cancel_requested": True, "expire_at": self._expire_at()},
-                                  JobState.CANCELLED)
-                return Submitted(job_id, "cancelled", job.task_name)
+                extra, writes = self.callbacks.for_ending(job, JobState.CANCELLED) if job.callback else ({}, ())
+                if job.parent:
+                    writes = (*writes, self.children.outcome_write(job, JobState.CANCELLED, None, None))
+                ended = self.store.commit(job, {"cancel_requested": True, "expire_at": self._expire_at(),
+                                                "waiting": DELETE, **extra}, JobState.CANCELLED, writes=writes)
             except StaleWrite:
                 continue  # a worker took or released it meanwhile: decide again on the new version
+            self._after_cancel(job, ended)
+            return Submitted(job_id, "cancelled", job.task_name)
         raise Conflict(message="the job keeps changing; retry the request")
 
+    def _after_cancel(self, before: Job, ended: Job) -> None:
+        """What follows a waiting job's cancel: its task goes (a scheduled one would otherwise still be dispatched,
+        and find nothing to do), its children stop, its parent and callback hear of it. Best effort: the cleanup
+        finishes the parent's wake-up and the callback."""
+        try:
+            if before.state is JobState.SCHEDULED:
+                self.queue.delete(before.job_id, before.generation, before.incarnation)
+            if before.state is JobState.WAITING or any(cp.get("children") for cp in before.checkpoints.values()):
+                self.children.cancel(before)
+            if ended.parent:
+                self.children.notify_parent(ended, JobState.CANCELLED)
+            if ended.callback_pending:
+                self.callbacks.fire(ended, JobState.CANCELLED)
+        except Exception as exc:  # noqa: BLE001 - the cancel itself is written; the rest is the cleanup's backstop
+            log(LOG, logging.WARNING, "could not finish what follows a cancel", job_id=before.job_id, error=str(exc))
 
     def _expire_at(self) -> datetime:
         return datetime.now(timezone.utc) + timedelta(days=self.settings.retention_days)

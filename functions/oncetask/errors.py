@@ -78,6 +78,16 @@ class IllegalTransition(OncetaskError):
     code = "ILLEGAL_TRANSITION"
 
 
+class InvalidRequest(OncetaskError):
+    """Bad input from a caller: names the field at fault."""
+
+    code = "INVALID_ARGUMENT"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(self.code, message)
+        self.field = field
+
+
 class JobNotFound(OncetaskError):
     code = "NOT_FOUND"
 

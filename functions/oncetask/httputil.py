@@ -9,7 +9,7 @@ import flask
 from google.api_core import exceptions as gexc
 
 from .auth import Forbidden, Unauthenticated
-from .commands import InvalidRequest
+from .errors import InvalidRequest
 from .errors import Conflict, JobNotFound, OncetaskError
 
 

@@ -6,13 +6,34 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from google.cloud.firestore import SERVER_TIMESTAMP
+
 from .lease import LeaseView
 from .states import JobState
 
 JOBS = "jobs"
 RESULTS = "results"
 FAILED_TASKS = "failed_tasks"
+CHILDREN = "children"  # jobs/{parent}/children/{child}: each child's outcome, written by its terminal commit
 MAX_ERRORS_KEPT = 20  # the error history is bounded: a document is at most 1 MiB
+
+
+def new_job_data(job_type: str, payload: dict[str, Any], payload_hash: str, owner: str, idempotency_key: str | None,
+                 incarnation: str, task_name: str, *, run_at: datetime | None = None,
+                 parent: dict[str, Any] | None = None, depth: int = 0,
+                 callback: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A new job document, as submission, a parent's stage (children) and a callback (follow-up jobs) create it."""
+    data: dict[str, Any] = {
+        "job_type": job_type, "payload": payload, "payload_hash": payload_hash, "owner": owner,
+        "idempotency_key": idempotency_key, "state": "scheduled" if run_at else "queued", "generation": 1,
+        "attempts": 0, "retry_base": 0, "fencing": 0, "cancel_requested": False, "checkpoints": {}, "errors": [],
+        "incarnation": incarnation, "task_name": task_name, "created_at": SERVER_TIMESTAMP,
+        "updated_at": SERVER_TIMESTAMP, "state_changed_at": SERVER_TIMESTAMP, "depth": depth,
+    }
+    for key, value in (("run_at", run_at), ("parent", parent), ("callback", callback)):
+        if value is not None:
+            data[key] = value
+    return data
 
 
 @dataclass(frozen=True)
@@ -42,6 +63,12 @@ class Job:
     state_changed_at: datetime | None = None  # when `state` last changed (updated_at also moves with heartbeats)
     completed_at: datetime | None = None
     expire_at: datetime | None = None
+    run_at: datetime | None = None  # a scheduled job's (or a sleeping one's next stage's) time
+    parent: dict[str, Any] | None = None  # a child job's parent: job_id, incarnation, stage, index, expected, policy
+    depth: int = 0  # 0 for a submitted job, parent's + 1 for a child
+    waiting: dict[str, Any] | None = None  # a waiting job's join: stage, expected, policy
+    callback: dict[str, Any] | None = None  # where to say the job ended: url or job_type, and on which states
+    callback_pending: bool = False  # the terminal commit asked for a callback that is not enqueued yet
     update_time: datetime | None = None  # the document's own: every fenced write names it as its precondition
     read_time: datetime | None = None  # server time of the read this value came from: leases are judged by it
 
@@ -74,6 +101,12 @@ class Job:
             state_changed_at=data.get("state_changed_at"),
             completed_at=data.get("completed_at"),
             expire_at=data.get("expire_at"),
+            run_at=data.get("run_at"),
+            parent=data.get("parent"),
+            depth=int(data.get("depth", 0)),
+            waiting=data.get("waiting"),
+            callback=data.get("callback"),
+            callback_pending=bool(data.get("callback_pending", False)),
             update_time=update_time,
             read_time=read_time,
         )
@@ -111,4 +144,8 @@ class Job:
             "updated_at": iso(self.updated_at),
             "state_changed_at": iso(self.state_changed_at),
             "completed_at": iso(self.completed_at),
+            "run_at": iso(self.run_at),
+            "parent_job_id": (self.parent or {}).get("job_id"),
+            "waiting_for": ({"stage": self.waiting.get("stage"), "children": self.waiting.get("expected")}
+                            if self.waiting else None),
         }

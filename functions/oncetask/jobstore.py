@@ -25,7 +25,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 
 from .errors import OncetaskError
-from .job import FAILED_TASKS, JOBS, RESULTS, Job
+from .job import CHILDREN, FAILED_TASKS, JOBS, RESULTS, Job
 from .policy import transient_retry
 from .states import JobState, transition
 
@@ -40,9 +40,17 @@ QUERY_SHAPES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     (JOBS, (("state", "ASCENDING"), ("updated_at", "ASCENDING"))),
     # Cleanup: anything past its retention (single field, also the TTL policy's field).
     (JOBS, (("expire_at", "ASCENDING"),)),
+    # Cleanup: waiting parents untouched for a while (state == waiting: the same index as the one above it).
+    # Cleanup: scheduled jobs whose time has passed.
+    (JOBS, (("state", "ASCENDING"), ("run_at", "ASCENDING"))),
+    # Cleanup: callbacks a terminal commit asked for and nobody enqueued.
+    (JOBS, (("callback_pending", "ASCENDING"), ("updated_at", "ASCENDING"))),
+    # A parent's children of one stage, in order (jobs/{parent}/children).
+    (CHILDREN, (("stage", "ASCENDING"), ("index", "ASCENDING"))),
 )
 
 
+FENCED_BATCH = 499  # writes per commit, less the one that fences it
 CLOCK = "_oncetask_clock"  # a collection never written: reading its (missing) document tells the server's time
 Write = Callable[[firestore.WriteBatch], None]  # adds one write to a batch
 
@@ -114,10 +122,11 @@ class JobStore:
     def commit(self, job: Job, changes: dict[str, Any], to: JobState | None = None,
                creates: tuple[tuple[str, dict[str, Any]], ...] = (),
                sets: tuple[tuple[str, dict[str, Any]], ...] = (),
-               deletes: tuple[str, ...] = ()) -> Job:
+               deletes: tuple[str, ...] = (), writes: tuple[Write, ...] = ()) -> Job:
         """Atomically: a fenced update of the job, plus creates/sets/deletes of `{collection}/{job_id}` documents
-        (e.g. completion and its result record: no completed job without its result, no result twice).
-        Returns the job as written (with its new update_time), or raises `StaleWrite`."""
+        (e.g. completion and its result record: no completed job without its result, no result twice) and any
+        other `writes` (a child's outcome on its parent, a follow-up job). Returns the job as written (with its new
+        update_time), or raises `StaleWrite`."""
         changes = dict(changes)
         if to is not None:
             changes["state"] = transition(job.state, to).value
@@ -132,11 +141,13 @@ class JobStore:
             batch.set(self.ref(job.job_id, collection), data)
         for collection in deletes:
             batch.delete(self.ref(job.job_id, collection))
+        for write in writes:
+            write(batch)
         try:
             results = _commit(batch)
         except (gexc.FailedPrecondition, gexc.NotFound) as exc:
             raise StaleWrite(message=f"job {job.job_id} changed since it was read: {exc.message}") from exc
-        except gexc.AlreadyExists as exc:  # a result record exists: someone completed the job before us
+        except gexc.AlreadyExists as exc:  # a record this commit creates exists: someone ended the job before us
             raise StaleWrite(message=f"job {job.job_id}: {exc.message}") from exc
         return _apply(job, changes, results[0].update_time)
 
@@ -154,6 +165,52 @@ class JobStore:
             _commit(batch)
         except (gexc.FailedPrecondition, gexc.NotFound) as exc:
             raise StaleWrite(message=f"job {job.job_id} changed since it was read: {exc.message}") from exc
+
+    # Child jobs -------------------------------------------------------------------------------------------
+
+    def outcome_ref(self, parent_id: str, child_id: str) -> firestore.DocumentReference:
+        return self.ref(parent_id).collection(CHILDREN).document(child_id)
+
+    def create_children(self, commit: Callable[[list[Write]], None],
+                        children: list[tuple[str, dict[str, Any]]]) -> None:
+        """Create the child job documents that do not exist yet, through `commit`: the parent's lease holder's
+        fenced commit, so a parent worker that lost its lease starts no child. A rerun of the stage finds them
+        existing: nothing is created twice."""
+        for start in range(0, len(children), FENCED_BATCH):
+            chunk = children[start:start + FENCED_BATCH]
+            try:
+                commit([_creator(self.ref(child_id), data) for child_id, data in chunk])
+            except gexc.AlreadyExists:
+                existing = {s.id for s in self.client.get_all([self.ref(c) for c, _ in chunk], field_paths=[],
+                                                               retry=None, timeout=CALL_TIMEOUT) if s.exists}
+                missing = [_creator(self.ref(c), d) for c, d in chunk if c not in existing]
+                if missing:
+                    commit(missing)
+
+    @transient_retry()
+    def children_done(self, parent_id: str, stage: str) -> tuple[int, bool]:
+        """How many children started by `stage` have ended, and whether one of them failed or was cancelled."""
+        outcomes = self.ref(parent_id).collection(CHILDREN).where(
+            filter=firestore.FieldFilter("stage", "==", stage))
+        count = outcomes.count().get(retry=None, timeout=CALL_TIMEOUT)[0][0].value
+        failed = outcomes.where(filter=firestore.FieldFilter("state", "in", ["failed", "cancelled"])).limit(1)
+        return int(count), bool(list(failed.stream(retry=None, timeout=CALL_TIMEOUT)))
+
+    def children_outcomes(self, parent_id: str, stage: str) -> list[dict[str, Any]]:
+        query = self.ref(parent_id).collection(CHILDREN).where(
+            filter=firestore.FieldFilter("stage", "==", stage)).order_by("index")
+        return [s.to_dict() or {} for s in query.stream(retry=None, timeout=CALL_TIMEOUT)]
+
+    def request_cancel(self, job_ids: list[str]) -> None:
+        """Ask each of these jobs to stop (independent writes, as many at once as Firestore takes): a running one
+        stops at its worker's next check, a waiting one is closed by its next delivery."""
+        if not job_ids:
+            return
+        writer = self.client.bulk_writer()
+        writer.on_write_error(lambda error: False)  # a job that does not exist (any more) has nothing to stop
+        for job_id in job_ids:
+            writer.update(self.ref(job_id), {"cancel_requested": True})  # an update needs the document to exist
+        writer.close()
 
     def delete_job(self, job: Job) -> None:
         """Delete the job with its result and dead letter, only if it is still the version `job` was read at (a
@@ -192,6 +249,24 @@ class JobStore:
         query = query.where(filter=firestore.FieldFilter("updated_at", "<", cutoff))
         yield from self._pages(query.order_by("updated_at"), page_size)
 
+    def waiting_untouched(self, cutoff: datetime, page_size: int = 100) -> Iterator[Job]:
+        """Jobs waiting for their children, not written since `cutoff`: their wake may have been lost."""
+        query = self.client.collection(JOBS).where(filter=firestore.FieldFilter("state", "==", "waiting"))
+        query = query.where(filter=firestore.FieldFilter("updated_at", "<", cutoff))
+        yield from self._pages(query.order_by("updated_at"), page_size)
+
+    def scheduled_overdue(self, cutoff: datetime, page_size: int = 100) -> Iterator[Job]:
+        """Scheduled jobs whose time passed before `cutoff`: their task should have run by now."""
+        query = self.client.collection(JOBS).where(filter=firestore.FieldFilter("state", "==", "scheduled"))
+        query = query.where(filter=firestore.FieldFilter("run_at", "<", cutoff))
+        yield from self._pages(query.order_by("run_at"), page_size)
+
+    def callbacks_pending(self, cutoff: datetime, page_size: int = 100) -> Iterator[Job]:
+        """Finished jobs whose callback was asked for by their terminal commit and not enqueued since."""
+        query = self.client.collection(JOBS).where(filter=firestore.FieldFilter("callback_pending", "==", True))
+        query = query.where(filter=firestore.FieldFilter("updated_at", "<", cutoff))
+        yield from self._pages(query.order_by("updated_at"), page_size)
+
     def expired(self, now: datetime, page_size: int = 100) -> Iterator[Job]:
         query = self.client.collection(JOBS).where(filter=firestore.FieldFilter("expire_at", "<", now))
         yield from self._pages(query.order_by("expire_at"), page_size)
@@ -207,6 +282,10 @@ class JobStore:
             if len(page) < page_size:
                 return
             last = page[-1]
+
+
+def _creator(ref: firestore.DocumentReference, data: dict[str, Any]) -> Write:
+    return lambda batch: batch.create(ref, data)
 
 
 @transient_retry()

@@ -26,6 +26,7 @@ from typing import Any
 from google.cloud import firestore
 
 from .errors import Cancelled, LeaseLost, StageTimeout
+from .shutdown import SHUTTING_DOWN, ShuttingDown
 from .job import Job
 from .jobstore import JobStore, StaleWrite, Write
 from .lease import local_deadline
@@ -84,6 +85,8 @@ class LeaseKeeper:
             raise LeaseLost(message="the job left this worker's hands")
         if self._cancelled:
             raise Cancelled(message="the job was cancelled")
+        if SHUTTING_DOWN.is_set():
+            raise ShuttingDown(message="this instance is shutting down")
         now = time.monotonic()
         if now > self._deadline:
             # Paused past the lease (or the heartbeat cannot reach Firestore): another worker may own the job now.

@@ -3,14 +3,25 @@ document is generated from them, so the two cannot drift apart."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from .states import JobState
 
-SubmitStatus = Literal["queued", "already_queued", "already_running", "already_completed", "already_failed",
-                       "already_cancelled"]
+SubmitStatus = Literal["queued", "scheduled", "already_queued", "already_scheduled", "already_running",
+                       "already_waiting", "already_completed", "already_failed", "already_cancelled"]
+
+
+class CallbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(None, max_length=2048, description="An https:// URL called (signed) when the job ends.")
+    job_type: str | None = Field(None, max_length=100,
+                                 description="A job type started when the job ends (its payload is a JobEnded).")
+    on: list[Literal["completed", "failed", "cancelled"]] = Field(
+        default_factory=lambda: ["completed", "failed"], min_length=1, description="Which endings to tell.")
 
 
 class CreateJobRequest(BaseModel):
@@ -21,6 +32,10 @@ class CreateJobRequest(BaseModel):
     idempotency_key: str | None = Field(
         None, min_length=1, max_length=256,
         description="The same key (per caller and job type) returns the same job; null: no de-duplication.")
+    delay_seconds: float | None = Field(None, ge=0, allow_inf_nan=False,
+                                        description="Run no earlier than this many seconds from now (at most 30 days).")
+    run_at: AwareDatetime | None = Field(None, description="Run no earlier than this time (at most 30 days ahead).")
+    callback: CallbackRequest | None = Field(None, description="Tell a URL, or start a job, when this one ends.")
 
 
 class CreateJobResponse(BaseModel):
@@ -57,6 +72,9 @@ class JobView(BaseModel):
     updated_at: str | None = None
     state_changed_at: str | None = Field(None, description="When the job entered its current state.")
     completed_at: str | None = None
+    run_at: str | None = Field(None, description="When a scheduled job (or a sleeping job's next stage) runs.")
+    parent_job_id: str | None = Field(None, description="The job whose stage started this one, if any.")
+    waiting_for: dict[str, Any] | None = Field(None, description="A waiting job's join: stage and child count.")
 
 
 class JobList(BaseModel):

@@ -24,6 +24,8 @@ from typing import Any
 from google.cloud import firestore, storage
 
 from .artifacts import JobArtifacts, RunArtifacts, checkpoint_uris, new_run
+from .callbacks import Callbacks
+from .children import ChildOutcome, Children
 from .errors import Cancelled, ClassifiedError, LeaseLost, PermanentError, StageTimeout, classify
 from .job import FAILED_TASKS, MAX_ERRORS_KEPT, RESULTS, Job
 from .jobstore import JobStore, StaleWrite, field as fpath
@@ -32,12 +34,15 @@ from .leasekeeper import RENEWED, LeaseKeeper
 from .logs import bound, get_logger, log
 from .policy import attempts_spent
 from .settings import Settings
+from .shutdown import ShuttingDown
 from .stages import Context, JobType, StageOutput
 from .states import JobState
+from .taskqueue import TaskQueue
 
 LOG = get_logger("processor")
 DELETE = firestore.DELETE_FIELD
 LEASE_FIELDS = ("lease_owner", RENEWED, "lease_ttl")
+MAX_SLEEP = timedelta(days=30)  # Cloud Tasks schedules a task at most 720 hours ahead
 
 # A job's own transient failure: not 2xx, so Cloud Tasks retries the task with the queue's backoff, and neither 429
 # nor 503, which Cloud Tasks takes as the handler being overloaded and answers by throttling the whole queue.
@@ -62,6 +67,7 @@ class Outcome:
     status: int
     outcome: str
     detail: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
 
     def body(self) -> dict[str, Any]:
         return {"outcome": self.outcome, **self.detail}
@@ -84,11 +90,14 @@ def worker_id() -> str:
 
 class Processor:
     def __init__(self, store: JobStore, bucket: storage.Bucket, settings: Settings,
-                 registry: Mapping[str, JobType]) -> None:
+                 registry: Mapping[str, JobType], queue: TaskQueue | None = None) -> None:
         self.store = store
         self.bucket = bucket
         self.settings = settings
         self.registry = registry
+        self.queue = queue  # needed to park a job (next stage, sleep), start children and send callbacks
+        self.children = Children(store, queue, settings, registry) if queue else None
+        self.callbacks = Callbacks(store, queue, settings, registry) if queue else None
 
     def max_attempts(self, job_type_name: str) -> int:
         job_type = self.registry.get(job_type_name)
@@ -111,7 +120,17 @@ class Processor:
                 # Another worker holds a live lease. Not 2xx: if that worker dies, this task's retry takes over.
                 log(LOG, logging.INFO, "job is running under another worker's lease")
                 return Outcome(409, "busy")
+            if job.state is JobState.WAITING and not job.cancel_requested and not self._join_ready(job):
+                # An early or duplicate wake-up: the children it waits for are not all done. Nothing to write.
+                return Outcome(200, "still_waiting")
             return self._acquire_and_run(job, delivery)
+
+    def _join_ready(self, job: Job) -> bool:
+        waiting = job.waiting or {}
+        if self.children is None or not waiting:
+            return True
+        done, failed = self.children.joined(job.job_id, waiting["stage"], {"count": waiting.get("expected", 0)})
+        return done or (failed and waiting.get("policy") == "fail")
 
     # The lease -------------------------------------------------------------------------------------------------
 
@@ -136,8 +155,10 @@ class Processor:
                 "lease_owner": me,
                 RENEWED: firestore.SERVER_TIMESTAMP,
                 "lease_ttl": self.settings.lease_ttl_seconds,
-                "current_stage": todo[0] if todo else None,
+                "current_stage": job.current_stage if job.current_stage in todo else (todo[0] if todo else None),
                 "errors": errors,
+                "waiting": DELETE,
+                "run_at": DELETE,
             }, JobState.RUNNING)
         except StaleWrite:
             # Someone wrote the job between our read and our write (another delivery, a cancel, cleanup).
@@ -154,16 +175,20 @@ class Processor:
         """End a job nobody holds (its lease lapsed, or it waits): cancelled as asked, or failed because its last
         attempt's worker died. Fenced on the version read, after sweeping what no checkpoint names."""
         JobArtifacts(self.bucket, job.job_id).sweep(job.checkpoints, up_to_fencing=job.fencing)
-        changes: dict[str, Any] = {**_clear_lease(), "errors": errors, "expire_at": self._expire_at()}
+        last = errors[-1] if errors else ClassifiedError("TIMEOUT", "no attempts left", False).to_dict()
+        error = last if to is JobState.FAILED else None
+        extra, writes = self._ending(job, to, None, error)
+        changes: dict[str, Any] = {**_clear_lease(), "errors": errors, "expire_at": self._expire_at(), **extra,
+                                   "waiting": DELETE, "run_at": DELETE}
         sets: tuple[tuple[str, dict[str, Any]], ...] = ()
         if to is JobState.FAILED:
-            last = errors[-1] if errors else ClassifiedError("TIMEOUT", "no attempts left", False).to_dict()
             sets = ((FAILED_TASKS, self._dead_letter(job, errors, last, delivery.task_name if delivery else "")),)
         try:
-            self.store.commit(job, changes, to, sets=sets)
+            ended = self.store.commit(job, changes, to, sets=sets, writes=writes)
         except StaleWrite:
             return CONFLICT
         log(LOG, logging.INFO, f"job {to.value} without running", stage=job.current_stage)
+        self._ended(ended, to, None, error)
         return Outcome(200, to.value)
 
     # The stages ------------------------------------------------------------------------------------------------
@@ -171,6 +196,7 @@ class Processor:
     def _run(self, keeper: LeaseKeeper, job_type: JobType | None, delivery: TaskDelivery) -> Outcome:
         job = keeper.job
         stage_name: str | None = None
+        started: list[str] = []  # children started in this delivery: stopped too if the job ends badly
         try:
             if job.fencing > 1:
                 # Earlier runs may have stopped mid-stage: their objects that no checkpoint names are garbage.
@@ -181,8 +207,8 @@ class Processor:
             timeout = job_type.stage_timeout_seconds or self.settings.effective_stage_timeout_seconds
             run = new_run(job.fencing)
             outputs: dict[str, StageOutput] = {}
-            last = job_type.stages[-1].name
-            for index, stage in enumerate(job_type.stages):
+            stages = job_type.stages
+            for index, stage in enumerate(stages):
                 stage_name = stage.name
                 keeper.check()
                 checkpoint = keeper.job.checkpoints.get(stage.name)
@@ -191,41 +217,126 @@ class Processor:
                     log(LOG, logging.INFO, "stage skipped: checkpoint and artifacts exist", stage=stage.name)
                     outputs[stage.name] = checkpoint["output"]
                     continue
+                if index > 0 and (parked := self._join(keeper, stages[index - 1].name, stage.name)):
+                    return parked
                 with bound(stage=stage.name):
                     keeper.begin_stage(stage.name, timeout)
                     artifacts = RunArtifacts(self.bucket, job.job_id, stage.name, run, keeper.check, keeper.time_left,
                                              min_seconds=min(1.0, self.settings.lease_ttl_seconds / 10))
+                    runtime = _StageRuntime(self, keeper, stage.name, stages[index - 1].name if index else None,
+                                            started)
                     context = Context(job.job_id, payload, stage.name, keeper.job.attempts, dict(outputs), artifacts,
                                       self.store.client, idempotency_key(job, stage.name), job_logger(job.job_type),
-                                      keeper.check, keeper.commit_writes)
+                                      keeper.check, keeper.commit_writes, runtime)
                     output = _json_output(stage.run(context), stage.name)
                     outputs[stage.name] = output
                     log(LOG, logging.INFO, "stage done")
                 keeper.check()
-                done = _checkpoint(output, artifacts.written, keeper.job)
-                if stage.name == last:
+                done = _checkpoint(output, artifacts.written, keeper.job, runtime.join)
+                following = stages[index + 1].name if index + 1 < len(stages) else None
+                if runtime.join is not None:  # its children must end before anything follows
+                    return self._park_waiting(keeper, stage.name, done, runtime.join, following)
+                if following is None:
                     return self._complete(keeper, outputs, job_type, done)
-                keeper.write({fpath("checkpoints", stage.name): done,
-                              "current_stage": job_type.stages[index + 1].name})
-            # Every stage was skipped: only the completing commit is left (an earlier run lost it).
+                if runtime.sleep_until is not None:
+                    return self._park(keeper, stage.name, done, following, run_at=runtime.sleep_until)
+                if job_type.delivery == "per_stage":
+                    return self._park(keeper, stage.name, done, following)
+                keeper.write({fpath("checkpoints", stage.name): done, "current_stage": following})
+            # Every stage was skipped: woken after the last stage's children, or an earlier run lost its completion.
+            if parked := self._join(keeper, stages[-1].name, None):
+                return parked
             return self._complete(keeper, outputs, job_type, None)
         except Cancelled:
-            return self._cancel(keeper, stage_name)
+            return self._cancel(keeper, stage_name, started)
+        except ShuttingDown:
+            return self._release(keeper, stage_name)
         except LeaseLost as exc:
             log(LOG, logging.WARNING, "lease lost: stopping without writing", reason=exc.message)
             return LEASE_LOST
         except Exception as exc:  # noqa: BLE001 - every failure is classified and recorded, none escapes
-            return self._fail(keeper, classify(exc, stage_name, keeper.job.attempts), delivery, exc)
+            return self._fail(keeper, classify(exc, stage_name, keeper.job.attempts), delivery, exc, started)
+
+    # Parking: the job leaves this delivery without ending ------------------------------------------------------
+
+    def _join(self, keeper: LeaseKeeper, stage: str, following: str | None) -> Outcome | None:
+        """Before what follows `stage`: None when the children it started (if any) have all ended; otherwise the
+        job waits for them. Under the `fail` policy a child that failed for good fails the job."""
+        join = (keeper.job.checkpoints.get(stage) or {}).get("children")
+        if not join:
+            return None
+        children = self._composition()
+        done, failed = children.joined(keeper.job.job_id, stage, join)
+        if failed and join.get("policy") == "fail":
+            bad = next(o for o in children.outcomes(keeper.job.job_id, stage) if o.state != "completed")
+            reason = (bad.error or {}).get("message") or bad.state
+            raise PermanentError("CHILD_FAILED", f"child {bad.index} ({bad.job_type} {bad.job_id}) of stage {stage} "
+                                                 f"ended {bad.state}: {reason}")
+        return None if done else self._park_waiting(keeper, stage, None, join, following)
+
+    def _park_waiting(self, keeper: LeaseKeeper, stage: str, done: dict[str, Any] | None, join: dict[str, Any],
+                      following: str | None) -> Outcome:
+        waiting = {"stage": stage, "expected": int(join["count"]), "policy": join.get("policy", "fail")}
+        changes: dict[str, Any] = {**_clear_lease(), "waiting": waiting, "current_stage": following,
+                                   "retry_base": keeper.job.attempts}
+        if done is not None:
+            changes[fpath("checkpoints", stage)] = done
+        job = keeper.write(changes, JobState.WAITING)
+        # Count again now that we wait: the last child may have ended before, and found this job still running.
+        children = self._composition()
+        ready, failed = children.joined(job.job_id, stage, join)
+        if ready or (failed and waiting["policy"] == "fail"):
+            children.wake(job, stage)
+        log(LOG, logging.INFO, "job waits for its children", stage=stage, children=waiting["expected"])
+        return Outcome(200, "waiting")
+
+    def _park(self, keeper: LeaseKeeper, stage: str, done: dict[str, Any], following: str,
+              run_at: datetime | None = None) -> Outcome:
+        """Checkpoint `stage` and leave the next one to a new delivery (now, or at `run_at`): a new generation,
+        whose task is created after the write (a crash in between leaves the cleanup a job without its task)."""
+        queue = self._queue()
+        job = keeper.job
+        generation = job.generation + 1
+        changes: dict[str, Any] = {
+            **_clear_lease(), fpath("checkpoints", stage): done, "current_stage": following,
+            "generation": generation, "retry_base": job.attempts,
+            "task_name": queue.name_for(job.job_id, generation, job.incarnation),
+        }
+        if run_at is not None:
+            changes["run_at"] = run_at
+        job = keeper.write(changes, JobState.SCHEDULED if run_at is not None else JobState.QUEUED)
+        queue.enqueue(job.job_id, generation, job.incarnation, run_at=run_at)
+        log(LOG, logging.INFO, "next stage in its own delivery", stage=following,
+            run_at=run_at.isoformat() if run_at else None)
+        return Outcome(200, "sleeping" if run_at is not None else "next_stage")
+
+    def _release(self, keeper: LeaseKeeper, stage: str | None) -> Outcome:
+        """This instance is shutting down: keep nothing of the stage cut short, give the attempt back, and release
+        the lease, so the task's retry takes the job over at once."""
+        job = keeper.job
+        try:
+            JobArtifacts(self.bucket, job.job_id).sweep(job.checkpoints, up_to_fencing=job.fencing)
+            keeper.write({**_clear_lease(), "attempts": job.attempts - 1, "current_stage": stage}, JobState.RETRYING)
+        except (LeaseLost, Cancelled):
+            return LEASE_LOST
+        except Exception as exc:  # noqa: BLE001 - the lease lapses anyway; the retry takes over after it
+            log(LOG, logging.WARNING, "could not release the job while shutting down", error=str(exc))
+        log(LOG, logging.INFO, "job released: this instance is shutting down", stage=stage)
+        return Outcome(503, "shutting_down", headers={"Retry-After": "1"})
+
+    # Endings -----------------------------------------------------------------------------------------------------
 
     def _complete(self, keeper: LeaseKeeper, outputs: dict[str, StageOutput], job_type: JobType,
                   last_checkpoint: dict[str, Any] | None) -> Outcome:
         job = keeper.job
         now = utcnow()
+        extra, writes = self._ending(job, JobState.COMPLETED, outputs, None)
         changes: dict[str, Any] = {
             **_clear_lease(),
             "current_stage": None,
             "completed_at": now,
             "expire_at": self._expire_at(now),
+            **extra,
         }
         if last_checkpoint is not None:
             changes[fpath("checkpoints", job_type.stages[-1].name)] = last_checkpoint
@@ -234,24 +345,27 @@ class Processor:
         # One commit: the job completes and its result appears together, or neither does. The result is set, not
         # created: only the one write that completes the job can succeed (it is fenced), and a result an earlier
         # incarnation of this job ID left behind must not block this one.
-        keeper.write(changes, JobState.COMPLETED, sets=((RESULTS, result),))
+        ended = keeper.write(changes, JobState.COMPLETED, sets=((RESULTS, result),), writes=writes)
         log(LOG, logging.INFO, "job completed")
+        self._ended(ended, JobState.COMPLETED, outputs, None)
         return Outcome(200, "completed")
 
-    def _cancel(self, keeper: LeaseKeeper, stage_name: str | None) -> Outcome:
+    def _cancel(self, keeper: LeaseKeeper, stage_name: str | None, started: list[str] = ()) -> Outcome:
         job = keeper.job
         try:
             # The stage cut short left partial objects that no checkpoint names: none of them may stay.
             JobArtifacts(self.bucket, job.job_id).sweep(job.checkpoints, up_to_fencing=job.fencing)
-            keeper.write({**_clear_lease(), "current_stage": stage_name, "expire_at": self._expire_at()},
-                         JobState.CANCELLED)
+            extra, writes = self._ending(job, JobState.CANCELLED, None, None)
+            ended = keeper.write({**_clear_lease(), "current_stage": stage_name, "expire_at": self._expire_at(),
+                                  **extra}, JobState.CANCELLED, writes=writes)
         except LeaseLost:
             return LEASE_LOST
         log(LOG, logging.INFO, "job cancelled", stage=stage_name)
+        self._ended(ended, JobState.CANCELLED, None, None, started)
         return Outcome(200, "cancelled")
 
     def _fail(self, keeper: LeaseKeeper, error: ClassifiedError, delivery: TaskDelivery,
-              exc: BaseException) -> Outcome:
+              exc: BaseException, started: list[str] = ()) -> Outcome:
         job = keeper.job
         errors = _with_error(job.errors, error)
         last = not error.retryable or attempts_spent(job.attempts_since_retry, self.max_attempts(job.job_type))
@@ -265,21 +379,60 @@ class Processor:
                 return Outcome(RETRY_LATER, "retrying", {"error": _public(error)})
             # What the failed stage wrote has no checkpoint naming it, and no rerun will come to replace it.
             JobArtifacts(self.bucket, job.job_id).sweep(job.checkpoints, up_to_fencing=job.fencing)
-            expire_at = self._expire_at()
+            extra, writes = self._ending(job, JobState.FAILED, None, error.to_dict())
             # The job fails and its dead-letter record appears in one commit.
-            keeper.write({**_clear_lease(), "errors": errors, "expire_at": expire_at}, JobState.FAILED,
-                         sets=((FAILED_TASKS, self._dead_letter(job, errors, error.to_dict(), delivery.task_name)),))
+            ended = keeper.write({**_clear_lease(), "errors": errors, "expire_at": self._expire_at(), **extra},
+                                 JobState.FAILED, writes=writes,
+                                 sets=((FAILED_TASKS, self._dead_letter(job, errors, error.to_dict(),
+                                                                        delivery.task_name)),))
         except Cancelled:
-            return self._cancel(keeper, error.stage)
+            return self._cancel(keeper, error.stage, started)
         except LeaseLost:
             return LEASE_LOST
+        self._ended(ended, JobState.FAILED, None, error.to_dict(), started)
         return Outcome(200, "failed", {"error": _public(error)})
+
+    def _ending(self, job: Job, state: JobState, outputs: dict[str, Any] | None,
+                error: dict[str, Any] | None) -> tuple[dict[str, Any], tuple[Any, ...]]:
+        """What a terminal commit carries besides the job's own fields: its callback's flag (and follow-up job),
+        and, for a child, its outcome on its parent."""
+        extra: dict[str, Any] = {}
+        writes: tuple[Any, ...] = ()
+        if job.callback and self.callbacks is not None:
+            extra, writes = self.callbacks.for_ending(job, state)
+        if job.parent and self.children is not None:
+            writes = (*writes, self.children.outcome_write(job, state, outputs, error))
+        return extra, writes
+
+    def _ended(self, job: Job, state: JobState, outputs: dict[str, Any] | None, error: dict[str, Any] | None,
+               started: list[str] = ()) -> None:
+        """After a terminal commit: wake the parent, send the callback, stop this job's children if it ended badly.
+        Each is best effort here, and finished by the cleanup if this worker dies first."""
+        try:
+            if job.parent and self.children is not None:
+                self.children.notify_parent(job, state)
+            if job.callback_pending and self.callbacks is not None:
+                self.callbacks.fire(job, state, outputs, error)
+            if state is not JobState.COMPLETED and self.children is not None and (started or _has_children(job)):
+                self.children.cancel(job, list(started))
+        except Exception as exc:  # noqa: BLE001 - the job has ended; the cleanup finishes what is left
+            log(LOG, logging.WARNING, "could not finish what follows the job's end", error=str(exc))
 
     def _timed_out(self, keeper: LeaseKeeper, delivery: TaskDelivery) -> None:
         """Called by the heartbeat when a stage hangs past its deadline: end the attempt as its failure."""
         stage = keeper.job.current_stage
         self._fail(keeper, classify(StageTimeout(message=f"stage {stage} ran past its deadline"), stage,
                                     keeper.job.attempts), delivery, StageTimeout())
+
+    def _composition(self) -> Children:
+        if self.children is None:
+            raise PermanentError("NO_QUEUE", "this processor has no task queue: it cannot run child jobs")
+        return self.children
+
+    def _queue(self) -> TaskQueue:
+        if self.queue is None:
+            raise PermanentError("NO_QUEUE", "this processor has no task queue: it cannot park a job")
+        return self.queue
 
     def _dead_letter(self, job: Job, errors: list[dict[str, Any]], last_error: dict[str, Any],
                      task_name: str) -> dict[str, Any]:
@@ -292,6 +445,57 @@ class Processor:
         return (now or utcnow()) + timedelta(days=self.settings.retention_days)
 
 
+class _StageRuntime:
+    """What `ctx.start_children`, `ctx.children` and `ctx.sleep` do inside one stage of one delivery."""
+
+    def __init__(self, processor: Processor, keeper: LeaseKeeper, stage: str, previous: str | None,
+                 started: list[str]) -> None:
+        self.processor = processor
+        self.keeper = keeper
+        self.stage = stage
+        self.previous = previous
+        self.started = started
+        self.join: dict[str, Any] | None = None  # set once the stage started children
+        self.sleep_until: datetime | None = None
+
+    def start_children(self, stage: str, job_type: str, payloads: list[Any], on_failure: str) -> list[str]:
+        if self.join is not None:
+            raise PermanentError("INVALID_CHILDREN", f"stage {stage} starts children twice; a stage starts its "
+                                                     "children in one call")
+        ids = self.processor._composition().start(self.keeper.job, stage, job_type, payloads, on_failure,
+                                                  self.keeper.commit_writes)
+        self.started.extend(ids)
+        self.join = {"count": len(ids), "policy": on_failure, "job_type": job_type}
+        return ids
+
+    def children(self, stage: str | None) -> list[ChildOutcome]:
+        stage = stage or self.previous
+        if stage is None:
+            return []
+        return self.processor._composition().outcomes(self.keeper.job.job_id, stage)
+
+    def sleep(self, seconds: float | None, until: datetime | None) -> None:
+        if (seconds is None) == (until is None):
+            raise PermanentError("INVALID_SLEEP", "ctx.sleep takes seconds or until=, one of them")
+        now = utcnow()
+        if until is not None:
+            if until.tzinfo is None:
+                raise PermanentError("INVALID_SLEEP", "ctx.sleep(until=...) needs a timezone-aware datetime")
+            run_at = until
+        else:
+            if not isinstance(seconds, (int, float)) or seconds != seconds or seconds < 0:
+                raise PermanentError("INVALID_SLEEP", f"ctx.sleep needs a number of seconds >= 0, not {seconds!r}")
+            run_at = now + timedelta(seconds=float(min(seconds, MAX_SLEEP.total_seconds() + 1)))
+        if run_at - now > MAX_SLEEP:
+            raise PermanentError("INVALID_SLEEP", f"ctx.sleep can wait at most {MAX_SLEEP.days} days (Cloud Tasks' "
+                                                  "limit); chain sleeps across stages for longer")
+        self.sleep_until = max(run_at, now)
+
+
+def _has_children(job: Job) -> bool:
+    return any(cp.get("children") for cp in job.checkpoints.values())
+
+
 def _clear_lease() -> dict[str, Any]:
     return {name: DELETE for name in LEASE_FIELDS}
 
@@ -300,9 +504,13 @@ def _with_error(errors: list[dict[str, Any]], error: ClassifiedError) -> list[di
     return [*errors, error.to_dict()][-MAX_ERRORS_KEPT:]
 
 
-def _checkpoint(output: StageOutput, written: list[str], job: Job) -> dict[str, Any]:
-    return {"output": output, "artifacts": list(written), "at": utcnow(), "attempt": job.attempts,
-            "fencing": job.fencing}
+def _checkpoint(output: StageOutput, written: list[str], job: Job,
+                join: dict[str, Any] | None = None) -> dict[str, Any]:
+    checkpoint = {"output": output, "artifacts": list(written), "at": utcnow(), "attempt": job.attempts,
+                  "fencing": job.fencing}
+    if join is not None:
+        checkpoint["children"] = join
+    return checkpoint
 
 
 def idempotency_key(job: Job, stage: str) -> str:

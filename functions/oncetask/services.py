@@ -57,7 +57,7 @@ class Services:
 
     @cached_property
     def processor(self) -> Processor:
-        return Processor(self.store, self.bucket, self.settings, self.job_types)
+        return Processor(self.store, self.bucket, self.settings, self.job_types, self.queue)
 
     @cached_property
     def openapi(self) -> dict[str, Any]:
@@ -65,4 +65,4 @@ class Services:
 
     @cached_property
     def cleanup(self) -> Cleanup:
-        return Cleanup(self.store, self.queue, self.bucket, self.settings)
+        return Cleanup(self.store, self.queue, self.bucket, self.settings, self.job_types)

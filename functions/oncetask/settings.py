@@ -6,7 +6,7 @@ stack's queue and the handler's "is this the last attempt?" decision all read th
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v3/certs"
@@ -51,6 +51,16 @@ class Settings(BaseSettings):
     # How long verified OIDC certificates are reused before they are fetched again.
     certs_cache_seconds: float = 300.0
 
+    # Composition: child jobs per stage and levels of children below a submitted job.
+    max_children_per_stage: int = Field(1000, ge=1, le=10_000)
+    max_child_depth: int = Field(5, ge=1, le=50)
+
+    # Completion callbacks: their own queue; URL callbacks are signed with this secret (Secret Manager in
+    # production); plain-http callbacks to this machine only when explicitly allowed (local development).
+    callback_queue: str = "oncetask-callbacks"
+    callback_secret: SecretStr = SecretStr("")
+    allow_local_callbacks: bool = False
+
     # Retention: finished jobs, their results and artifacts are purged after this many days.
     retention_days: int = 30
 
@@ -86,6 +96,10 @@ class Settings(BaseSettings):
     @property
     def queue_path(self) -> str:
         return f"projects/{self.project_id}/locations/{self.location}/queues/{self.queue}"
+
+    @property
+    def callback_queue_path(self) -> str:
+        return f"projects/{self.project_id}/locations/{self.location}/queues/{self.callback_queue}"
 
     @property
     def effective_task_audience(self) -> str:

@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import pydantic
 from google.cloud import firestore
@@ -86,6 +87,7 @@ class Context(Generic[P]):
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("oncetask.jobs"), repr=False)
     check_fn: Callable[[], None] = field(default=lambda: None, repr=False)
     commit_fn: Callable[[list[Write]], None] | None = field(default=None, repr=False)
+    runtime: StageRuntime | None = field(default=None, repr=False)
 
     def check(self) -> None:
         """Raise `LeaseLost`, `Cancelled` or `StageTimeout` if this worker must stop; cheap (no network)."""
@@ -96,6 +98,40 @@ class Context(Generic[P]):
         if self.commit_fn is None:
             raise RuntimeError("this context has no lease to fence writes on")
         return FencedBatch(self.commit_fn)
+
+    def start_children(self, job_type: str | Any, payloads: list[Any], *, on_failure: str = "fail") -> list[str]:
+        """Start one child job per payload (any job type; a name or its definition); their IDs, in order.
+
+        Idempotent: a rerun of this stage starts no second copy. The next stage runs once every child has ended, and
+        sees them with `ctx.children()`; until then the job waits without holding a worker. `on_failure="fail"`
+        fails this job (and stops the other children) when one fails for good; `"collect"` goes on with every
+        outcome. A stage starts its children in one call."""
+        return self._runtime().start_children(self.stage, getattr(job_type, "name", job_type), list(payloads),
+                                              on_failure)
+
+    def children(self, stage: str | None = None) -> list[Any]:
+        """How the children of `stage` (default: the stage before this one) ended: `ChildOutcome`s, by index."""
+        return self._runtime().children(stage)
+
+    def sleep(self, seconds: float | None = None, *, until: datetime | None = None) -> None:
+        """Run the next stage no earlier than `seconds` from now (or `until` a time), without holding a worker
+        meanwhile: the job shows `scheduled`, and its next stage runs in a later delivery (at most 30 days ahead)."""
+        self._runtime().sleep(seconds, until)
+
+    def _runtime(self) -> StageRuntime:
+        if self.runtime is None:
+            raise RuntimeError("this context runs outside a worker: it cannot start children or sleep")
+        return self.runtime
+
+
+class StageRuntime(Protocol):
+    """What the processor gives a stage beyond its inputs (children, sleep); implemented in processor.py."""
+
+    def start_children(self, stage: str, job_type: str, payloads: list[Any], on_failure: str) -> list[str]: ...
+
+    def children(self, stage: str | None) -> list[Any]: ...
+
+    def sleep(self, seconds: float | None, until: datetime | None) -> None: ...
 
 
 StageFunction = Callable[[Context[Any]], "StageOutput | None"]
@@ -115,6 +151,8 @@ class JobType:
     stage_timeout_seconds: float | None = None  # None: the deployment's setting
     retry: Retry | None = None  # None: the deployment's settings
     description: str = ""
+    delivery: str = "single"  # "single": every stage in one delivery; "per_stage": each stage in its own
+    callback: dict[str, Any] | None = None  # a follow-up job type started when a job of this type ends
 
     def __post_init__(self) -> None:
         names = [stage.name for stage in self.stages]

@@ -9,7 +9,9 @@ from .errors import IllegalTransition
 
 class JobState(StrEnum):
     QUEUED = "queued"  # a task for the job's current generation exists (or is about to)
+    SCHEDULED = "scheduled"  # its task runs at a later time: a delayed submission, or a sleep between stages
     RUNNING = "running"  # a worker holds the lease
+    WAITING = "waiting"  # its next stage waits for the child jobs a stage started; the last child wakes it
     RETRYING = "retrying"  # an attempt failed transiently; Cloud Tasks retries it after the queue's backoff
     COMPLETED = "completed"
     FAILED = "failed"
@@ -24,7 +26,13 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
         JobState.RUNNING,  # a worker took the lease
         JobState.QUEUED,  # cleanup re-enqueued an orphan under a new generation
         JobState.CANCELLED,
-        JobState.FAILED,  # cleanup: the orphan has no attempts left
+        JobState.FAILED,  # a delivery found its last attempt's worker dead
+    }),
+    JobState.SCHEDULED: frozenset({
+        JobState.RUNNING,  # its time came
+        JobState.QUEUED,  # cleanup: its task vanished
+        JobState.CANCELLED,
+        JobState.FAILED,  # a delivery found its last attempt's worker dead
     }),
     JobState.RUNNING: frozenset({
         JobState.RUNNING,  # a new worker took a lapsed lease (the fencing token grows)
@@ -32,13 +40,20 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
         JobState.COMPLETED,
         JobState.FAILED,
         JobState.CANCELLED,
-        JobState.QUEUED,  # cleanup re-enqueued a lapsed lease
+        JobState.QUEUED,  # cleanup re-enqueued a lapsed lease; or the next stage runs in its own delivery
+        JobState.SCHEDULED,  # a stage asked to sleep before the next one
+        JobState.WAITING,  # the next stage needs the child jobs this one started
+    }),
+    JobState.WAITING: frozenset({
+        JobState.RUNNING,  # every child is done: the parent goes on
+        JobState.CANCELLED,
+        JobState.FAILED,  # a delivery found its last attempt's worker dead
     }),
     JobState.RETRYING: frozenset({
         JobState.RUNNING,
         JobState.QUEUED,  # cleanup: the retry's task vanished
         JobState.CANCELLED,
-        JobState.FAILED,  # cleanup: no attempts left
+        JobState.FAILED,  # a delivery found its last attempt's worker dead
     }),
     JobState.FAILED: frozenset({JobState.QUEUED}),  # manual retry
     JobState.COMPLETED: frozenset(),  # a completed job is never processed again

@@ -63,7 +63,7 @@ def _process_task(services: Services, request: flask.Request) -> flask.Response:
             execution_count=_int_header(request, "X-CloudTasks-TaskExecutionCount"),
         )
         outcome = services.processor.handle(delivery)
-        return json_response(outcome.status, outcome.body())
+        return json_response(outcome.status, outcome.body(), outcome.headers)
     except Exception as exc:  # noqa: BLE001 - mapped to HTTP in one place
         response = to_response(exc)
         if response is not None:

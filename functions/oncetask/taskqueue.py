@@ -1,9 +1,10 @@
-"""The Cloud Tasks adapter: create a job's task under its deterministic name, and ask whether it still exists."""
+"""The Cloud Tasks adapter: create a job's task under its deterministic name, ask whether it still exists, and send
+the HTTP tasks that carry completion callbacks."""
 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from google.api_core import exceptions as gexc
@@ -24,16 +25,17 @@ class TaskQueue:
         self.client = client
         self.settings = settings
 
-    def name_for(self, job_id: str, generation: int, incarnation: str = "") -> str:
-        return task_name(self.settings.queue_path, job_id, generation, incarnation)
+    def name_for(self, job_id: str, generation: int, incarnation: str = "", suffix: str = "") -> str:
+        return task_name(self.settings.queue_path, job_id, generation, incarnation) + suffix
 
-    @transient_retry()
-    def enqueue(self, job_id: str, generation: int, incarnation: str = "") -> Enqueued:
-        """Create the task for one generation of a job. A retried request or a second cleanup run names the same
-        task, so Cloud Tasks answers ALREADY_EXISTS instead of creating a second one."""
+    def enqueue(self, job_id: str, generation: int, incarnation: str = "", *, suffix: str = "",
+                run_at: datetime | None = None) -> Enqueued:
+        """Create the task for one generation of a job (to run at `run_at`, or now). A retried request or a second
+        cleanup run names the same task, so Cloud Tasks answers ALREADY_EXISTS instead of creating a second one.
+        `suffix` names a second kind of task for the same generation (a parent's wake-up by its children)."""
         s = self.settings
         task = tasks_v2.Task(
-            name=self.name_for(job_id, generation, incarnation),
+            name=self.name_for(job_id, generation, incarnation, suffix),
             http_request=tasks_v2.HttpRequest(
                 http_method=tasks_v2.HttpMethod.POST,
                 url=s.task_handler_url,
@@ -46,8 +48,25 @@ class TaskQueue:
             # Tasks enforces, not the service's own 10-minute default.
             dispatch_deadline=timedelta(seconds=s.dispatch_deadline_seconds),
         )
+        if run_at is not None:
+            task.schedule_time = run_at
+        return self._create(s.queue_path, task)
+
+    def enqueue_http(self, name: str, url: str, body: bytes, headers: dict[str, str]) -> Enqueued:
+        """An HTTP task to a URL outside oncetask (a completion callback), on the callbacks queue, named so that a
+        second attempt to send the same callback creates nothing."""
+        queue = self.settings.callback_queue_path
+        task = tasks_v2.Task(
+            name=f"{queue}/tasks/{name}",
+            http_request=tasks_v2.HttpRequest(http_method=tasks_v2.HttpMethod.POST, url=url, body=body,
+                                              headers={"Content-Type": "application/json", **headers}),
+        )
+        return self._create(queue, task)
+
+    @transient_retry()
+    def _create(self, parent: str, task: tasks_v2.Task) -> Enqueued:
         try:
-            self.client.create_task(parent=s.queue_path, task=task)
+            self.client.create_task(parent=parent, task=task)
         except gexc.AlreadyExists:
             return Enqueued.ALREADY_EXISTS
         return Enqueued.CREATED
@@ -57,6 +76,15 @@ class TaskQueue:
         """Whether the generation's task is still in the queue (NOT_FOUND once it ran, was deleted or gave up)."""
         try:
             self.client.get_task(name=self.name_for(job_id, generation, incarnation))
+        except gexc.NotFound:
+            return False
+        return True
+
+    @transient_retry()
+    def delete(self, job_id: str, generation: int, incarnation: str = "") -> bool:
+        """Delete a task that has not run (a scheduled job cancelled while it waits); whether one was deleted."""
+        try:
+            self.client.delete_task(name=self.name_for(job_id, generation, incarnation))
         except gexc.NotFound:
             return False
         return True

@@ -164,6 +164,7 @@ def make_stack(firestore_emulator: FirestoreEmulator, tasks_emulator: TasksEmula
             "cleanup_audience": "http://cleanup.test/", "lease_ttl_seconds": LEASE_TTL,
             "FIRESTORE_EMULATOR_HOST": firestore_emulator.host, "CLOUD_TASKS_EMULATOR_HOST": tasks_emulator.host,
             "STORAGE_EMULATOR_HOST": storage_host, "orphan_grace_seconds": 0.5,
+            "callback_queue": f"cb-{uuid.uuid4().hex[:10]}",
         }
         values.update(overrides)
         settings = Settings(**values)
@@ -181,7 +182,9 @@ def make_stack(firestore_emulator: FirestoreEmulator, tasks_emulator: TasksEmula
                             "max_concurrent_dispatches": s.max_concurrent_dispatches},
         }
         if create_queue:
-            services.queue.client.create_queue(parent=f"projects/{s.project_id}/locations/{LOCATION}", queue=queue)
+            parent = f"projects/{s.project_id}/locations/{LOCATION}"
+            services.queue.client.create_queue(parent=parent, queue=queue)
+            services.queue.client.create_queue(parent=parent, queue={"name": s.callback_queue_path})
         if paused:
             services.queue.client.pause_queue(name=s.queue_path)
         try:
