@@ -93,3 +93,55 @@ def _pipeline_stage(name: str) -> None:
 
 for _name in PIPELINE_STAGES:
     _pipeline_stage(_name)
+
+
+class FanoutPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    parts: int = Field(4, ge=1, le=1000, description="How many child jobs the split stage starts.")
+    sleep_ms: int = Field(0, ge=0, le=60_000, description="Time each part spends working.")
+    record_runs: bool = Field(False, description="Tests: append a marker to stage_runs per completed stage run.")
+
+
+class PartPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = Field(ge=0)
+    sleep_ms: int = Field(0, ge=0, le=60_000)
+    record_runs: bool = False
+
+
+test_fanout = app.job("test.fanout", payload=FanoutPayload,
+                      description="Splits into child jobs, then stitches their outputs: for tests.")
+test_fanout_part = app.job("test.fanout.part", payload=PartPayload, description="One child of test.fanout.")
+
+
+@test_fanout_part.stage(name="work")
+def _part(ctx: Context[PartPayload]) -> dict:
+    deadline = time.monotonic() + ctx.payload.sleep_ms / 1000
+    while time.monotonic() < deadline:
+        ctx.check()
+        time.sleep(min(0.01, max(0.0, deadline - time.monotonic())))
+    if ctx.payload.record_runs:
+        _record_run(ctx, None)  # type: ignore[arg-type]
+    return {"index": ctx.payload.index, "value": ctx.payload.index * 10}
+
+
+@test_fanout.stage(name="split")
+def _split(ctx: Context[FanoutPayload]) -> dict:
+    p = ctx.payload
+    ids = ctx.start_children(test_fanout_part, [PartPayload(index=i, sleep_ms=p.sleep_ms, record_runs=p.record_runs)
+                                                for i in range(p.parts)])
+    if p.record_runs:
+        _record_run(ctx, None)  # type: ignore[arg-type]
+    return {"parts": len(ids)}
+
+
+@test_fanout.stage(name="stitch")
+def _stitch(ctx: Context[FanoutPayload]) -> dict:
+    outcomes = ctx.children()
+    if ctx.payload.record_runs:
+        _record_run(ctx, None)  # type: ignore[arg-type]
+    # What the stitch saw: every child's state when it ran, so the fault suite can check none was still running.
+    return {"total": sum(o.outputs.get("work", {}).get("value", 0) for o in outcomes),
+            "seen": [{"job_id": o.job_id, "state": o.state} for o in outcomes]}

@@ -530,9 +530,26 @@ def _json_output(output: object, stage: str) -> StageOutput:
     if not isinstance(output, dict):
         raise PermanentError("BAD_STAGE_OUTPUT", f"stage {stage} returned {type(output).__name__}, not a dict")
     try:
-        return json.loads(json.dumps(output))
+        stored = json.loads(json.dumps(output, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise PermanentError("BAD_STAGE_OUTPUT", f"stage {stage} returned output that is not JSON: {exc}") from exc
+    if where := _array_in_array(stored):
+        raise PermanentError("BAD_STAGE_OUTPUT", f"stage {stage} returned a list directly inside a list at {where}, "
+                                                 "which Firestore cannot store: use a list of objects")
+    return stored
+
+
+def _array_in_array(value: object, path: str = "output") -> str | None:
+    """Where an array sits directly inside an array (Firestore refuses it), or None."""
+    if isinstance(value, dict):
+        return next((found for key, item in value.items() if (found := _array_in_array(item, f"{path}.{key}"))), None)
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if isinstance(item, list):
+                return f"{path}[{index}]"
+            if found := _array_in_array(item, f"{path}[{index}]"):
+                return found
+    return None
 
 
 def _public(error: ClassifiedError) -> dict[str, Any]:

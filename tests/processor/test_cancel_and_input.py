@@ -10,6 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 import oncetask
+from oncetask.processor import TaskDelivery
 from oncetask.openapi import openapi_document
 from oncetask.stages import Context, StageOutput
 from oncetask.states import JobState
@@ -185,3 +186,20 @@ def test_cancel_that_wins_against_the_completing_commit_leaves_no_artifacts_of_t
                                                                                      ("one", "part-2")]
     assert stack.artifact_problems(job_id) == []
     assert stack.doc("results", job_id) is None
+
+
+def _nested_list(ctx: Context[SlowPayload]) -> StageOutput:
+    return {"pairs": [["a", 1], ["b", 2]]}
+
+
+nested = extra.job("test.nested_output", payload=SlowPayload)
+nested.stage(_nested_list, name="pairs")
+
+
+def test_a_stage_output_firestore_cannot_store_fails_the_job_at_once_naming_where(make_stack) -> None:
+    stack = make_stack(paused=True, apps=(extra,))
+    job_id = stack.submit_ok("test.nested_output", {}, key="nested")
+    assert stack.services.processor.handle(TaskDelivery(job_id, 1, "t")).outcome == "failed"
+    error = stack.job(job_id).errors[-1]
+    assert (error["code"], error["attempt"]) == ("BAD_STAGE_OUTPUT", 1)
+    assert "output.pairs[0]" in error["message"]

@@ -148,6 +148,34 @@ def _attempts_within_budget(job_id: str, job: dict[str, Any], max_attempts: int)
     return problems
 
 
+def fan_in_violations(parents: dict[str, dict[str, Any]], children: dict[str, dict[str, Any]]) -> list[str]:
+    """What breaks the promises of child jobs (`test.fanout`): every child started once, each ended, and a parent's
+    stitch ran only after every child had ended, seeing all of them (pure)."""
+    problems: list[str] = []
+    for parent_id, parent in sorted(parents.items()):
+        mine = {cid: c for cid, c in children.items() if (c.get("parent") or {}).get("job_id") == parent_id}
+        parts = int((parent.get("payload") or {}).get("parts", 0))
+        indexes = sorted(int(c["parent"]["index"]) for c in mine.values())
+        if indexes != list(range(parts)):
+            problems.append(f"{parent_id}: children by index {indexes}, expected 0..{parts - 1} once each")
+        for cid, child in sorted(mine.items()):
+            if child.get("state") not in {s.value for s in TERMINAL}:
+                problems.append(f"{parent_id}: child {cid} not terminal ({child.get('state')})")
+        stitch = (parent.get("checkpoints") or {}).get("stitch")
+        if parent.get("state") == "completed":
+            if stitch is None:
+                problems.append(f"{parent_id}: completed without its stitch")
+                continue
+            seen = {entry["job_id"]: entry["state"] for entry in stitch["output"]["seen"]}
+            if set(seen) != set(mine) or any(state != "completed" for state in seen.values()):
+                problems.append(f"{parent_id}: the stitch saw {seen}, not every child completed")
+            late = [cid for cid, c in mine.items()
+                    if isinstance(c.get("state_changed_at"), datetime) and c["state_changed_at"] > stitch["at"]]
+            if late:
+                problems.append(f"{parent_id}: the stitch ran before children {late} ended")
+    return problems
+
+
 def _stages_done_once(job_id: str, job: dict[str, Any], runs: list[dict[str, Any]]) -> list[str]:
     problems = []
     per_lease = Counter((r["stage"], r["attempt"]) for r in runs)
@@ -217,6 +245,16 @@ class Observer:
             job_id = blob.name.split("/")[1]
             if job_id in found:
                 found[job_id][f"gs://{self.bucket_name}/{blob.name}"] = blob.time_created
+        return found
+
+    def children_of(self, parent_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The child jobs of these parents (jobs whose parent.job_id is one of them)."""
+        wanted = sorted(set(parent_ids))
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(wanted), 30):  # "in" takes at most 30 values
+            query = self.db.collection(JOBS).where(
+                filter=firestore.FieldFilter("parent.job_id", "in", wanted[start:start + 30]))
+            found.update(retrying(lambda q=query: {s.id: s.to_dict() or {} for s in q.stream()}))
         return found
 
     def snapshot(self, job_ids: Iterable[str]) -> Snapshot:
