@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
@@ -31,7 +32,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from .apierrors import (ApiError, InvalidRequestError, UnauthenticatedError, UnavailableError, from_exception,
                         from_response)
 from .app import App, JobDefinition
-from .models import JobList, JobView
+from .models import CreateJobRequest, JobList, JobView
 from .states import TERMINAL, JobState
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ class WaitTimeout(TimeoutError):
         self.timeout = timeout
 
 
-class _Client:
+class _Client(ABC):
     """What both clients share: the public methods, payload encoding, the transient retry and wait(). A subclass
     only says how each call reaches the jobs (`_submit`, `_get`, `_list`, `_retry`, `_cancel`)."""
 
@@ -125,33 +126,35 @@ class _Client:
         return self._call(lambda: self._cancel(job_id))
 
     def _call(self, call: Callable[[], T], retry: bool = True) -> T:
+        """Run `call`, again after a transient failure (UnavailableError) when it is safe to repeat (`retry`)."""
         if not retry or not self.retries:
             return call()
         retrying = Retrying(retry=retry_if_exception_type(UnavailableError), stop=stop_after_attempt(self.retries + 1),
                             wait=wait_random_exponential(multiplier=0.5, max=8.0), reraise=True)
         return retrying(call)
 
-    def _submit(self, body: dict[str, Any], data: bytes) -> Submission:
-        raise NotImplementedError
+    @abstractmethod
+    def _submit(self, body: dict[str, Any], data: bytes) -> Submission: ...
 
-    def _get(self, job_id: str) -> JobView:
-        raise NotImplementedError
+    @abstractmethod
+    def _get(self, job_id: str) -> JobView: ...
 
-    def _list(self, state: str | None, limit: int, cursor: str | None) -> JobList:
-        raise NotImplementedError
+    @abstractmethod
+    def _list(self, state: str | None, limit: int, cursor: str | None) -> JobList: ...
 
-    def _retry(self, job_id: str) -> Submission:
-        raise NotImplementedError
+    @abstractmethod
+    def _retry(self, job_id: str) -> Submission: ...
 
-    def _cancel(self, job_id: str) -> Submission:
-        raise NotImplementedError
+    @abstractmethod
+    def _cancel(self, job_id: str) -> Submission: ...
 
 
 class Client(_Client):
     """A client of the HTTP API at `base_url`. It sends `token` (a string, or a function called before each request)
     when given; otherwise a Google ID token for `audience` (default: `base_url`) from the credentials google-auth
     finds (a service account key in GOOGLE_APPLICATION_CREDENTIALS, the metadata server on Cloud Run...), for an
-    https URL or when `audience` is given. Without credentials it sends none, and a 401 says why."""
+    https URL or when `audience` is given. Without credentials it sends none, and a 401 says why; `token=""` sends
+    none at all."""
 
     def __init__(self, base_url: str, *, audience: str | None = None, token: Token | None = None,
                  timeout: float = 30.0, retries: int = 3) -> None:
@@ -211,7 +214,8 @@ class Client(_Client):
         if response.status_code >= 400:
             error = from_response(response.status_code, response.text, response.reason)
             if isinstance(error, UnauthenticatedError) and not token:
-                error.message += f" (no token was sent: {self._why_no_token()})"
+                raise UnauthenticatedError(f"{error.message} (no token was sent: {self._why_no_token()})",
+                                           status=error.status, code=error.code, field=error.field)
             raise error
         try:
             return response.json()
@@ -230,7 +234,10 @@ class DirectClient(_Client):
     in the same project), as `owner`: the caller the API would see, by default the anonymous caller of an API that
     requires no token; with tokens required, the `sub` of the caller's ID token, to share its jobs and keys."""
 
-    def __init__(self, app: App, *, owner: str | None = None, retries: int = 3) -> None:
+    # Fewer retries than over HTTP: the store and the queue already retry each of their calls a few times.
+    def __init__(self, app: App, *, owner: str | None = None, retries: int = 1) -> None:
+        if owner is not None and not (isinstance(owner, str) and owner):
+            raise ValueError(f"owner must be a non-empty string (the caller's name), not {owner!r}")
         super().__init__(retries)
         self.app = app
         self.owner = owner
@@ -245,8 +252,6 @@ class DirectClient(_Client):
         return self.owner if self.owner is not None else ANONYMOUS
 
     def _submit(self, body: dict[str, Any], data: bytes) -> Submission:
-        from .models import CreateJobRequest  # noqa: PLC0415
-
         def submit() -> Submission:
             # The checks the API makes of a request body, in its order, so a request refused over HTTP is refused
             # here too: its size, text a UTF-8 store accepts, the request model.

@@ -22,7 +22,7 @@ Connect = Callable[..., "oncetask.Client | oncetask.DirectClient"]
 
 
 @pytest.fixture(scope="session")
-def api_server(api_app: Any) -> Iterator[str]:
+def api_server(api_app: Any) -> Iterator[str]:  # noqa: F811 - the imported fixture
     """The real `api` entry point (of whichever app the current stack installed), served over loopback HTTP."""
     server = make_server("127.0.0.1", 0, api_app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
