@@ -32,7 +32,9 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from .apierrors import (ApiError, InvalidRequestError, UnauthenticatedError, UnavailableError, from_exception,
                         from_response)
 from .app import App, JobDefinition
+from .errors import JobNotFound
 from .models import CreateJobRequest, JobList, JobView
+from .naming import is_job_id
 from .states import TERMINAL, JobState
 
 if TYPE_CHECKING:
@@ -280,8 +282,7 @@ class DirectClient(_Client):
         return self._direct(get)
 
     def _list(self, state: str | None, limit: int, cursor: str | None) -> JobList:
-        from .api import MAX_LIST_LIMIT  # noqa: PLC0415
-        from .naming import is_job_id  # noqa: PLC0415
+        from .api import MAX_LIST_LIMIT  # noqa: PLC0415 - api imports the Google clients
 
         def list_jobs() -> JobList:
             # The API's checks of its query parameters, with its messages.
@@ -384,9 +385,6 @@ def _invalid(exc: pydantic.ValidationError) -> InvalidRequestError:
 
 
 def _job_id(job_id: str) -> str:
-    from .errors import JobNotFound  # noqa: PLC0415
-    from .naming import is_job_id  # noqa: PLC0415
-
     if not is_job_id(job_id):  # the API answers 404 for anything that is not a job ID, before any read
         raise JobNotFound(message=f"no job {job_id}")
     return job_id
