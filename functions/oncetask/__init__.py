@@ -24,15 +24,23 @@ Define job types in your own package, serve them from your `main.py`, test them 
     # main.py
     api, process_task, cleanup_stale_locks = app.entry_points()
 
+    # a backend: over the HTTP API with a Google ID token, or straight into Firestore and Cloud Tasks
+    client = oncetask.Client("https://oncetask-api-xyz.a.run.app")  # or app.client()
+    job = client.wait(client.submit(greet, Greeting(name="Ada"), key="greet-ada").job_id, timeout=60)
+
 Everything a user may rely on is listed in `__all__`; other modules are internal and may change.
 """
 
+from .apierrors import (ApiError, ConflictError, InvalidRequestError, NotFoundError, PermissionDeniedError,
+                        UnauthenticatedError, UnavailableError)
 from .app import App, Callback, EntryPoints, JobDefinition, Retry, load_app
 from .callbacks import JobEnded, verify_signature
 from .children import ChildOutcome
+from .client import Client, DirectClient, Submission, WaitTimeout
 from .errors import Cancelled, DefinitionError, LeaseLost, PermanentError, RetryableError, StageTimeout
 from .settings import Settings
 from .stages import Context, FencedBatch
+from .models import JobList, JobView
 from .states import JobState
 
 __all__ = [
@@ -55,6 +63,19 @@ __all__ = [
     "Cancelled",  # raised by ctx.check(): the job was cancelled; stop
     "StageTimeout",  # raised by ctx.check(): the stage ran past its deadline
     "DefinitionError",  # a job definition that cannot work, found where it is written or when the app starts
+    "Client",  # submit, get, list, wait, retry, cancel jobs over the HTTP API, with a Google ID token
+    "DirectClient",  # the same methods, straight into Firestore and Cloud Tasks through an app (app.client())
+    "Submission",  # what submit, retry and cancel answer: job_id, status, task_name
+    "JobView",  # a job as the API and the clients show it: state, stages done, outputs, errors
+    "JobList",  # one page of jobs and the cursor of the next
+    "WaitTimeout",  # a TimeoutError from client.wait(): the job did not finish in time (.job as last seen)
+    "ApiError",  # base of the clients' errors: status, code, message, field
+    "InvalidRequestError",  # 400/413/422: unknown job type, a payload the model refuses, a body too large
+    "UnauthenticatedError",  # 401: no token, or one the API refuses
+    "PermissionDeniedError",  # 403: a known caller that may not call
+    "NotFoundError",  # 404: no such job for this caller
+    "ConflictError",  # 409: a key reused with another payload, a retry of a job that has not failed...
+    "UnavailableError",  # 5xx, 429 or unreachable, after the clients' own retries
 ]
 
 __version__ = "0.2.0"

@@ -23,7 +23,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import flask
 import pydantic
@@ -31,6 +31,9 @@ import pydantic
 from .errors import DefinitionError
 from .settings import Settings
 from .stages import JobType, Stage, StageFunction
+
+if TYPE_CHECKING:
+    from .client import DirectClient
 
 JOB_TYPE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$")
 STAGE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
@@ -295,6 +298,12 @@ class App:
             return taskhandler.cleanup_stale_locks(self.services, request)
 
         return EntryPoints(*(functions_framework.http(f) for f in (api, process_task, cleanup_stale_locks)))
+
+    def client(self, *, owner: str | None = None) -> DirectClient:
+        """A `DirectClient`: submit and follow this app's jobs straight into Firestore and Cloud Tasks."""
+        from .client import DirectClient  # noqa: PLC0415 - client.py imports this module
+
+        return DirectClient(self, owner=owner)
 
     def __repr__(self) -> str:
         return f"<App {self.name!r} job types={sorted(self._definitions)}>"
