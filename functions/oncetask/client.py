@@ -21,6 +21,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
@@ -31,7 +32,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from .apierrors import (ApiError, InvalidRequestError, UnauthenticatedError, UnavailableError, from_exception,
                         from_response)
-from .app import App, JobDefinition
+from .app import App, Callback, JobDefinition
 from .errors import JobNotFound
 from .models import CreateJobRequest, JobList, JobView
 from .naming import is_job_id
@@ -77,12 +78,21 @@ class _Client(ABC):
         self.retries = retries
 
     def submit(self, job_type: str | JobDefinition, payload: BaseModel | dict[str, Any] | None = None, *,
-               key: str | None = None) -> Submission:
+               key: str | None = None, delay_seconds: float | None = None, run_at: datetime | None = None,
+               callback: Callback | None = None) -> Submission:
         """Submit a job: `job_type` by name or definition, `payload` as a dict or the job type's model. The same
         `key` (per caller and job type) gives the same job however often it is submitted, and a submit with a key
-        is safe to retry; without one each submit is a new job, so a failed one is not retried automatically."""
+        is safe to retry; without one each submit is a new job, so a failed one is not retried automatically.
+        `delay_seconds` or `run_at` schedule it (at most 30 days ahead); `callback` tells a URL, or starts a job,
+        when it ends."""
         name = job_type.name if isinstance(job_type, JobDefinition) else job_type
-        body = {"job_type": name, "payload": _payload(job_type, payload), "idempotency_key": key}
+        body: dict[str, Any] = {"job_type": name, "payload": _payload(job_type, payload), "idempotency_key": key}
+        if delay_seconds is not None:
+            body["delay_seconds"] = delay_seconds
+        if run_at is not None:
+            body["run_at"] = run_at.isoformat()
+        if callback is not None:
+            body["callback"] = callback.as_dict()
         data = _encode(body)
         return self._call(lambda: self._submit(body, data), retry=key is not None)
 
@@ -270,8 +280,10 @@ class DirectClient(_Client):
                 request = CreateJobRequest.model_validate(body)
             except pydantic.ValidationError as exc:
                 raise _invalid(exc) from exc
-            return _submission(self._services.commands.submit(self._owner(), request.job_type, request.payload,
-                                                              request.idempotency_key))
+            return _submission(self._services.commands.submit(
+                self._owner(), request.job_type, request.payload, request.idempotency_key,
+                delay_seconds=request.delay_seconds, run_at=request.run_at,
+                callback=request.callback.model_dump(exclude_none=True) if request.callback else None))
 
         return self._direct(submit)
 

@@ -187,3 +187,19 @@ def test_the_client_names_are_public() -> None:
     for error in (oncetask.InvalidRequestError, oncetask.NotFoundError, oncetask.ConflictError,
                   oncetask.UnauthenticatedError, oncetask.PermissionDeniedError, oncetask.UnavailableError):
         assert issubclass(error, oncetask.ApiError)
+
+
+def test_a_delayed_submit_is_scheduled_and_a_bad_delay_names_its_field(make_stack, connect: Connect) -> None:
+    client = connect(make_stack(paused=True))
+    submitted = client.submit("noop", key=KEY, delay_seconds=600)
+    assert submitted.status == "scheduled" and client.get(submitted.job_id).run_at is not None
+    with pytest.raises(InvalidRequestError) as refused:
+        client.submit("noop", key="another", delay_seconds=-5)
+    assert refused.value.field == "delay_seconds"
+
+
+def test_a_callback_to_a_follow_up_job_is_accepted_and_an_unknown_one_refused(make_stack, connect: Connect) -> None:
+    client = connect(make_stack(paused=True))
+    with pytest.raises(InvalidRequestError) as refused:
+        client.submit("noop", key=KEY, callback=oncetask.Callback(job_type="no.such.type"))
+    assert refused.value.field == "callback.job_type"
