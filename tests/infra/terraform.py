@@ -24,7 +24,7 @@ REFERENCE_ROOT = REPO / "infra" / "terraform"
 EXAMPLE_ROOT = REPO / "examples" / "catalog" / "infra"
 ROOTS = (REFERENCE_ROOT, EXAMPLE_ROOT)
 FIXTURE_BUNDLE = Path(__file__).resolve().parent / "fixture_bundle"
-_META_KEYS = frozenset({"__is_block__", "__comments__"})
+_META_KEYS = frozenset({"__is_block__", "__comments__", "__inline_comments__"})
 
 
 def unquote(label: str) -> str:
