@@ -1,7 +1,7 @@
 # One identity per role in the system, each granted only what its code calls:
 #
 #   api        runs the API: Firestore; creates tasks on the queue; mints tasks' OIDC tokens as `tasks`;
-#              deletes a cancelled job's partial objects
+#              lists and deletes the partial objects of a job cancelled while it waits
 #   worker     runs the task handler: Firestore; objects of the artifact bucket
 #   cleanup    runs the scheduled cleanup: Firestore; the artifact bucket (purges expired jobs' artifacts);
 #              re-enqueues lapsed jobs, so creates and reads tasks on the queue and mints tokens as `tasks`
@@ -117,7 +117,7 @@ resource "google_service_account_iam_member" "cleanup_acts_as_tasks" {
 }
 
 # Artifacts: the task handler writes and deletes a job's objects; the cleanup purges expired jobs' objects; the
-# API removes the partial objects of a job cancelled while it waits.
+# API removes the partial objects of a job cancelled while it waits (it lists the job's prefix and deletes).
 
 resource "google_storage_bucket_iam_member" "api_artifacts" {
   bucket = google_storage_bucket.artifacts.name
