@@ -128,7 +128,7 @@ def test_every_moved_block_of_the_reference_root_lands_on_a_resource_of_the_modu
         assert ref(move["from"]) == f"{kind}.{name}", f"{move['from']} moves to a resource of another name"
         if "count" in body:
             assert index == "[0]", target
-        elif "for_each" in body and ref(body["for_each"]) == "local.queues":
+        elif "for_each" in body and ref(body["for_each"]) in {"local.queues", "google_cloud_tasks_queue.jobs"}:
             assert index == '["oncetask-jobs"]', target  # the catalog manifest's one queue
         else:
             assert index is None, target  # a plain resource, or a for_each moved whole (same keys)
