@@ -1,41 +1,29 @@
 output "api_url" {
-  description = "The public API (POST /jobs, GET /jobs/{id}, /openapi.json)."
-  value       = google_cloudfunctions2_function.api.url
+  description = "The API (POST /jobs, GET /jobs/{id}, /openapi.json)."
+  value       = module.oncetask.api_url
+}
+
+output "api_audience" {
+  description = "The audience of callers' ID tokens."
+  value       = module.oncetask.api_audience
 }
 
 output "task_handler_url" {
   description = "The task handler Cloud Tasks calls (not publicly invocable)."
-  value       = google_cloudfunctions2_function.process_task.url
+  value       = module.oncetask.task_handler_url
 }
 
-output "cleanup_url" {
-  description = "The cleanup function Cloud Scheduler calls (not publicly invocable)."
-  value       = google_cloudfunctions2_function.cleanup.url
+output "scheduler_job" {
+  description = "The cleanup's scheduler job."
+  value       = module.oncetask.scheduler_job
 }
 
-output "queue_path" {
-  description = "The Cloud Tasks queue."
-  value       = google_cloud_tasks_queue.jobs.id
-}
-
-output "artifact_bucket" {
-  description = "Bucket of the stages' artifacts."
-  value       = google_storage_bucket.artifacts.name
+output "queue_ids" {
+  description = "The Cloud Tasks queues."
+  value       = module.oncetask.queue_ids
 }
 
 output "service_accounts" {
   description = "Each identity's email."
-  value = {
-    api       = google_service_account.api.email
-    worker    = google_service_account.worker.email
-    cleanup   = google_service_account.cleanup.email
-    tasks     = google_service_account.tasks.email
-    scheduler = google_service_account.scheduler.email
-    build     = google_service_account.build.email
-  }
-}
-
-output "scheduler_job" {
-  description = "The cleanup's scheduler job (run it now: gcloud scheduler jobs run NAME --location REGION)."
-  value       = google_cloud_scheduler_job.cleanup.name
+  value       = module.oncetask.service_accounts
 }

@@ -1,3 +1,5 @@
+# Written and checked against Terraform 1.11 and hashicorp/google v5.40.0 and v6.50.0 (infra/README.md, "What
+# was verified offline"); the module states its own constraints, a root pins what it deploys with.
 terraform {
   required_version = ">= 1.5"
 
@@ -8,7 +10,11 @@ terraform {
     }
     archive = {
       source  = "hashicorp/archive"
-      version = ">= 2.4"
+      version = ">= 2.5"
+    }
+    time = {
+      source  = "hashicorp/time"
+      version = ">= 0.9"
     }
   }
 

@@ -1,4 +1,7 @@
-"""A static reading of infra/terraform/*.tf (python-hcl2), with the value quirks of python-hcl2 v7/v8 undone.
+"""A static reading of Terraform directories (python-hcl2), with the value quirks of python-hcl2 v7/v8 undone.
+
+MODULE_DIR is the reusable oncetask module; ROOTS are the directories that deploy it (the reference deployment
+and the example project's root). FIXTURE_BUNDLE is a hand-made bundle, laid out as `oncetask bundle` writes one.
 
 python-hcl2 v8 keeps a string literal's quotes (`'"us-central1"'`), writes an expression as `'${var.region}'`,
 quotes block labels (`'"jobs"'`) and adds `__is_block__`/`__comments__` keys. `Module` strips the metadata
@@ -16,8 +19,12 @@ from typing import Any
 import hcl2
 
 REPO = Path(__file__).resolve().parents[2]
-TERRAFORM_DIR = REPO / "infra" / "terraform"
-_META_KEYS = frozenset({"__is_block__", "__comments__"})
+MODULE_DIR = REPO / "infra" / "modules" / "oncetask"
+REFERENCE_ROOT = REPO / "infra" / "terraform"
+EXAMPLE_ROOT = REPO / "examples" / "catalog" / "infra"
+ROOTS = (REFERENCE_ROOT, EXAMPLE_ROOT)
+FIXTURE_BUNDLE = Path(__file__).resolve().parent / "fixture_bundle"
+_META_KEYS = frozenset({"__is_block__", "__comments__", "__inline_comments__"})
 
 
 def unquote(label: str) -> str:
@@ -61,13 +68,17 @@ def block(body: dict[str, Any], name: str) -> dict[str, Any]:
 
 @dataclass
 class Module:
+    directory: Path = MODULE_DIR
     variables: dict[str, dict[str, Any]] = field(default_factory=dict)
     resources: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     data: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     locals: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    modules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    terraform: list[dict[str, Any]] = field(default_factory=list)
 
     def resource(self, kind: str, name: str) -> dict[str, Any]:
-        assert (kind, name) in self.resources, f"no resource {kind}.{name} in {TERRAFORM_DIR}"
+        assert (kind, name) in self.resources, f"no resource {kind}.{name} in {self.directory}"
         return self.resources[(kind, name)]
 
     def of_type(self, kind: str) -> dict[str, dict[str, Any]]:
@@ -95,9 +106,9 @@ def _labelled(entries: list[dict[str, Any]], depth: int) -> dict[tuple[str, ...]
     return found
 
 
-def load_module(directory: Path = TERRAFORM_DIR) -> Module:
-    """Every .tf file of the root module, merged."""
-    module = Module()
+def load_module(directory: Path = MODULE_DIR) -> Module:
+    """Every .tf file of one directory (a module or a root), merged."""
+    module = Module(directory=directory)
     files = sorted(directory.glob("*.tf"))
     assert files, f"no .tf files in {directory}"
     for path in files:
@@ -111,5 +122,17 @@ def load_module(directory: Path = TERRAFORM_DIR) -> Module:
         for (kind, name), body in _labelled(parsed.get("data", []), 2).items():
             module.data[(kind, name)] = body
         for entry in parsed.get("locals", []):
-            module.locals.update(clean(entry))
+            for name, value in clean(entry).items():
+                assert name not in module.locals, f"local.{name} is defined twice"
+                module.locals[name] = value
+        for (name,), body in _labelled(parsed.get("output", []), 1).items():
+            module.outputs[name] = body
+        for (name,), body in _labelled(parsed.get("module", []), 1).items():
+            module.modules[name] = body
+        module.terraform += [clean(entry) for entry in parsed.get("terraform", [])]
     return module
+
+
+def squash(expression: str) -> str:
+    """An expression's text without whitespace, to compare expressions however they are wrapped."""
+    return re.sub(r"\s+", "", expression)

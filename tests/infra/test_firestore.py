@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from .terraform import REPO, Module, block, load_module, ref, text
+from .terraform import MODULE_DIR, REPO, Module, block, load_module, ref, text
 
-INDEXES = REPO / "firestore.indexes.json"
+INDEXES = MODULE_DIR / "firestore.indexes.json"
 RULES = REPO / "firestore.rules"
 # The processor keeps every query in one module with a module-level QUERY_SHAPES tuple:
 # (collection, ((field, "ASCENDING" | "DESCENDING"), ...)), equality fields first.
@@ -99,10 +99,21 @@ def test_terraform_reads_the_indexes_from_the_json_file(module: Module) -> None:
     index = module.resource("google_firestore_index", "composite")
     assert ref(index["for_each"]) == "local.composite_indexes"
     source = ref(module.locals["composite_indexes"])
-    assert 'jsondecode(file("${local.repo_root}/firestore.indexes.json")).indexes' in source
+    assert 'jsondecode(file("${path.module}/firestore.indexes.json")).indexes' in source
     content = block(block(index, "dynamic")["fields"], "content")
     assert ref(content["field_path"]) == "fields.value.fieldPath"
     assert ref(content["order"]) == "fields.value.order"
+
+
+def test_everything_goes_into_the_database_the_functions_are_told(module: Module) -> None:
+    assert ref(module.locals["module_env"]["ONCETASK_DATABASE"]) == "local.database"
+    for kind in ("google_firestore_index", "google_firestore_field"):
+        for name, body in module.of_type(kind).items():
+            assert ref(body["database"]) == "local.database", f"{kind}.{name}"
+    database = module.resource("google_firestore_database", "main")
+    assert ref(database["name"]) == "var.firestore_database"
+    assert text(database["delete_protection_state"]) == "DELETE_PROTECTION_ENABLED"
+    assert text(database["deletion_policy"]) == "ABANDON"
 
 
 @pytest.mark.parametrize("collection", ["jobs", "results", "failed_tasks"])

@@ -1,4 +1,5 @@
-"""The three functions: entry points that exist, their source, runtime, environment, timeouts and ingress."""
+"""The three functions: entry points that exist in a bundle's main.py, their source (the bundle, zipped without
+byte code), runtime, environment, timeouts, ingress, and the API's authentication defaults."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from functions_framework._function_registry import REGISTRY_MAP
 
 from oncetask.settings import Settings
 
-from .terraform import REPO, Module, block, load_module, ref, text
+from .terraform import FIXTURE_BUNDLE, REPO, Module, block, load_module, ref, squash, text
 
 FUNCTIONS = {"api": "api", "process_task": "process_task", "cleanup": "cleanup_stale_locks"}  # resource -> entry
 
@@ -23,7 +24,8 @@ def module() -> Module:
 
 
 def http_functions_in_main() -> set[str]:
-    """The HTTP functions functions/main.py exposes, as functions-framework finds them (the module is imported)."""
+    """The HTTP functions the reference deployment's main.py exposes, as functions-framework finds them (the module
+    is imported); a bundle's main.py is written the same way."""
     spec = importlib.util.spec_from_file_location("reference_main", REPO / "functions" / "main.py")
     assert spec is not None and spec.loader is not None
     main = importlib.util.module_from_spec(spec)
@@ -58,39 +60,82 @@ def test_entry_point_is_an_http_function_in_main(module: Module, resource: str) 
     assert entry_point in http_functions_in_main(), f"functions/main.py exposes no HTTP function {entry_point}"
 
 
+def test_the_fixture_bundle_exposes_the_three_entry_points() -> None:
+    tree = ast.parse((FIXTURE_BUNDLE / "main.py").read_text())
+    targets = {t.id for node in ast.walk(tree) if isinstance(node, ast.Assign)
+               for e in node.targets if isinstance(e, ast.Tuple) for t in e.elts if isinstance(t, ast.Name)}
+    assert set(FUNCTIONS.values()) <= targets
+
+
 @pytest.mark.parametrize("resource", sorted(FUNCTIONS))
-def test_function_is_built_from_the_uploaded_functions_zip(module: Module, resource: str) -> None:
+def test_function_is_built_from_the_zipped_bundle(module: Module, resource: str) -> None:
     build = block(module.resource("google_cloudfunctions2_function", resource), "build_config")
     assert ref(build["runtime"]) == "var.python_runtime"
+    assert ref(build["service_account"]) == "google_service_account.build.id"
     source = block(block(build, "source"), "storage_source")
-    assert ref(source["object"]) == "google_storage_bucket_object.functions.name"
-    archive = module.data[("archive_file", "functions")]
-    assert text(archive["source_dir"]) == "${local.repo_root}/functions"
+    assert ref(source["object"]) == "local.source_object"
+    assert ref(module.locals["source_object"]) == "google_storage_bucket_object.source.name"
+    archive = module.data[("archive_file", "source")]
+    assert ref(archive["source_dir"]) == "var.source_dir"
     assert text(archive["type"]) == "zip"
 
 
+def test_the_zip_leaves_byte_code_out_and_is_named_by_its_content(module: Module) -> None:
+    archive = module.data[("archive_file", "source")]
+    excludes = [text(e) for e in archive["excludes"]]
+    # Glob patterns (archive >= 2.5): a directory that matches is skipped whole, at any depth.
+    assert "**/__pycache__" in excludes and "**/*.pyc" in excludes
+    assert text(archive["output_file_mode"]) == "0644"
+    obj = module.resource("google_storage_bucket_object", "source")
+    assert text(obj["name"]) == "source-${data.archive_file.source.output_md5}.zip"
+
+
+def test_source_dir_must_be_a_bundle(module: Module) -> None:
+    validation = block(module.variables["source_dir"], "validation")
+    for name in ("main.py", "requirements.txt", "oncetask.json", "oncetask/__init__.py"):
+        assert f'"{name}"' in validation["condition"]
+        assert (FIXTURE_BUNDLE / name).is_file(), f"the fixture bundle lacks {name}"
+
+
 def test_python_runtime_default_is_supported(module: Module) -> None:
-    assert module.default("python_runtime") in {"python311", "python312"}
+    assert module.default("python_runtime") in {"python311", "python312", "python313"}
 
 
-@pytest.mark.parametrize("resource", sorted(FUNCTIONS))
-def test_function_environment_names_are_settings_fields(module: Module, resource: str) -> None:
+def env_of(module: Module, resource: str) -> str:
     service = block(module.resource("google_cloudfunctions2_function", resource), "service_config")
-    assert ref(service["environment_variables"]) == "local.function_env"
-    unknown = set(module.locals["function_env"]) - env_names_of_settings()
+    return ref(service["environment_variables"])
+
+
+def test_function_environment_names_are_settings_fields(module: Module) -> None:
+    unknown = set(module.locals["module_env"]) - env_names_of_settings()
     assert not unknown, f"environment variables no Settings field reads: {sorted(unknown)}"
+    assert squash(ref(module.locals["common_env"])) == "merge(var.environment_variables,local.module_env)"
+
+
+@pytest.mark.parametrize(("resource", "env"), [("api", "local.enqueuer_env"), ("cleanup", "local.enqueuer_env"),
+                                               ("process_task", "local.handler_env")])
+def test_each_function_gets_the_common_environment(module: Module, resource: str, env: str) -> None:
+    assert env_of(module, resource) == env
+    assert squash(ref(module.locals[env.split(".")[1]])).startswith("merge(local.common_env,{ONCETASK_TASK_HANDLER_URL=")
 
 
 def test_environment_points_the_code_at_the_deployed_resources(module: Module) -> None:
-    env = module.locals["function_env"]
-    assert ref(env["ONCETASK_TASK_HANDLER_URL"]) == "local.function_urls.process_task"
-    assert ref(env["ONCETASK_CLEANUP_AUDIENCE"]) == "local.function_urls.cleanup"
+    env = module.locals["module_env"]
     assert ref(env["ONCETASK_TASKS_SERVICE_ACCOUNT"]) == "google_service_account.tasks.email"
     assert ref(env["ONCETASK_SCHEDULER_SERVICE_ACCOUNT"]) == "google_service_account.scheduler.email"
-    assert ref(env["ONCETASK_QUEUE"]) == "google_cloud_tasks_queue.jobs.name"
     assert ref(env["ONCETASK_BUCKET"]) == "google_storage_bucket.artifacts.name"
-    # The handler's "last attempt?" decision must see the queue's real max_attempts.
-    assert ref(env["ONCETASK_MAX_ATTEMPTS"]) == "tostring(var.max_attempts)"
+    assert ref(env["ONCETASK_DATABASE"]) == "local.database"
+    assert ref(env["ONCETASK_LEASE_TTL_SECONDS"]) == "tostring(var.lease_ttl_seconds)"
+    assert ref(env["ONCETASK_RETENTION_DAYS"]) == "tostring(var.retention_days)"
+    assert ref(env["ONCETASK_DISPATCH_DEADLINE_SECONDS"]) == "tostring(var.dispatch_deadline_seconds)"
+
+
+def test_the_api_requires_a_token_unless_unauthenticated_calls_are_explicitly_allowed(module: Module) -> None:
+    env = module.locals["module_env"]
+    assert ref(env["ONCETASK_API_REQUIRE_AUTH"]) == "tostring(!var.allow_unauthenticated_api_calls)"
+    assert module.default("allow_unauthenticated_api_calls") is False
+    # The audience is never empty (an empty audience would accept a Google ID token minted for anything).
+    assert squash(ref(env["ONCETASK_API_AUDIENCE"])) == 'var.api_audience!=""?var.api_audience:local.run_app_urls.api'
 
 
 @pytest.mark.parametrize(("resource", "identity"), [("api", "api"), ("process_task", "worker"),
@@ -100,11 +145,11 @@ def test_each_function_runs_as_its_own_identity(module: Module, resource: str, i
     assert ref(service["service_account_email"]) == f"google_service_account.{identity}.email"
 
 
-def test_task_handler_timeout_covers_the_dispatch_deadline(module: Module) -> None:
+def test_task_handler_timeout_covers_the_dispatch_deadline_and_its_cap_the_queues_concurrency(module: Module) -> None:
     service = block(module.resource("google_cloudfunctions2_function", "process_task"), "service_config")
     assert ref(service["timeout_seconds"]) == "var.dispatch_deadline_seconds"
     # One request per instance: the instance cap must admit every concurrent dispatch (else 429s burn attempts).
-    assert ref(service["max_instance_count"]) == "var.max_concurrent_dispatches"
+    assert ref(service["max_instance_count"]) == "local.queue.max_concurrent_dispatches"
 
 
 @pytest.mark.parametrize("resource", ["process_task", "cleanup"])
@@ -114,18 +159,11 @@ def test_service_to_service_targets_use_private_ingress(module: Module, resource
     assert module.default("private_ingress") == "ALLOW_INTERNAL_ONLY"
 
 
-@pytest.mark.parametrize("resource", sorted(FUNCTIONS))
-def test_function_url_is_checked_against_the_derived_one(module: Module, resource: str) -> None:
-    function = module.resource("google_cloudfunctions2_function", resource)
-    assert ref(function["name"]) == f"local.function_names.{resource}"
-    condition = ref(block(block(function, "lifecycle"), "postcondition")["condition"])
-    assert condition == f"self.url == local.function_urls.{resource}"
-
-
 def test_the_apis_of_every_managed_service_are_enabled(module: Module) -> None:
     services = ref(module.resource("google_project_service", "apis")["for_each"])
     enabled = set(re.findall(r'"([a-z]+\.googleapis\.com)"', services))
     needed = {"cloudfunctions.googleapis.com", "run.googleapis.com", "cloudbuild.googleapis.com",
               "artifactregistry.googleapis.com", "cloudtasks.googleapis.com", "cloudscheduler.googleapis.com",
-              "firestore.googleapis.com", "storage.googleapis.com", "iam.googleapis.com"}
+              "firestore.googleapis.com", "storage.googleapis.com", "iam.googleapis.com",
+              "cloudresourcemanager.googleapis.com"}  # data.google_project reads the project number
     assert needed <= enabled, f"APIs not enabled: {sorted(needed - enabled)}"

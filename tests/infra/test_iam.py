@@ -1,4 +1,5 @@
-"""Least privilege: every IAM grant of the stack, grouped by member, is exactly the table below."""
+"""Least privilege: every IAM grant of the module, grouped by member, is exactly the table below; nobody outside
+IAM may invoke anything unless an explicitly named opt-in variable is set."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ import re
 
 import pytest
 
-from .terraform import Module, load_module, ref, text
+from .terraform import Module, block, load_module, ref, squash, text
 
 # The attribute naming the resource each kind of IAM member resource grants on.
 TARGET_ATTRIBUTE = {
-    "google_project_iam_member": None,  # the project
+    "google_project_iam_member": None,  # the project (narrowed by a condition where one is set)
     "google_cloud_tasks_queue_iam_member": "name",
     "google_service_account_iam_member": "service_account_id",
     "google_storage_bucket_iam_member": "bucket",
@@ -21,6 +22,7 @@ TARGET_ATTRIBUTE = {
 QUEUE = "google_cloud_tasks_queue.jobs"
 TASKS_SA = "google_service_account.tasks"
 ARTIFACTS = "google_storage_bucket.artifacts"
+GCF_SOURCES = "project, if gcf-v2-sources bucket"
 
 EXPECTED = {
     "api": {
@@ -46,9 +48,13 @@ EXPECTED = {
     "build": {
         ("roles/logging.logWriter", "project"),
         ("roles/storage.objectViewer", "google_storage_bucket.source"),
+        # Cloud Functions copies the upload to gcf-v2-sources-<number>-<region>; the build reads it from there.
+        ("roles/storage.objectViewer", GCF_SOURCES),
         ("roles/artifactregistry.writer", "google_artifact_registry_repository.functions"),
     },
+    # Only behind an opt-in (count) or for the principals the deployer names (for_each): see the tests below.
     "allUsers": {("roles/run.invoker", "google_cloudfunctions2_function.api")},
+    "each.value": {("roles/run.invoker", "google_cloudfunctions2_function.api")},
 }
 
 
@@ -62,6 +68,8 @@ def member_key(value: str) -> str:
     match = re.fullmatch(r"\$\{google_service_account\.(\w+)\.member\}", value)
     if match:
         return match.group(1)
+    if value == "${each.value}":
+        return "each.value"
     literal = text(value)
     assert not literal.startswith("serviceAccount:"), f"grant to a service account outside this stack: {literal}"
     return literal
@@ -70,8 +78,14 @@ def member_key(value: str) -> str:
 def target(kind: str, body: dict) -> str:
     attribute = TARGET_ATTRIBUTE[kind]
     if attribute is None:
+        if "condition" in body:
+            expression = text(block(body, "condition")["expression"])
+            assert "local.gcf_sources_bucket" in expression, f"an unexpected IAM condition: {expression}"
+            return GCF_SOURCES
         return "project"
     expression = ref(body[attribute])
+    if expression == "each.value.name" and ref(body["for_each"]) == QUEUE:
+        return QUEUE  # one grant per queue of the manifest
     assert expression.endswith((".name", ".id")), f"{kind} grants on {expression}, not on a resource of this stack"
     return expression.rsplit(".", 1)[0]
 
@@ -89,6 +103,11 @@ def grants_by_member(module: Module) -> dict[str, set[tuple[str, str]]]:
     return grants
 
 
+def public_grants(module: Module) -> dict[str, dict]:
+    return {name: body for (kind, name), body in module.resources.items()
+            if kind.endswith("_iam_member") and text(body["member"]) in {"allUsers", "allAuthenticatedUsers"}}
+
+
 def test_no_authoritative_iam_resources(module: Module) -> None:
     # *_iam_binding / *_iam_policy replace every other grant of the role or resource: not ours to do.
     authoritative = [f"{k}.{n}" for k, n in module.resources if k.endswith(("_iam_binding", "_iam_policy"))]
@@ -97,7 +116,7 @@ def test_no_authoritative_iam_resources(module: Module) -> None:
 
 def test_every_service_account_of_the_stack_is_accounted_for(module: Module) -> None:
     accounts = set(module.of_type("google_service_account"))
-    assert accounts == set(EXPECTED) - {"allUsers"}
+    assert accounts == set(EXPECTED) - {"allUsers", "each.value"}
 
 
 @pytest.mark.parametrize("member", sorted(EXPECTED))
@@ -109,7 +128,40 @@ def test_no_grant_to_anyone_else(module: Module) -> None:
     assert set(grants_by_member(module)) == set(EXPECTED)
 
 
-def test_only_the_public_api_is_invocable_by_all_users(module: Module) -> None:
-    public = {target(k, b) for (k, _), b in module.resources.items()
-              if k.endswith("_iam_member") and text(b["member"]) in {"allUsers", "allAuthenticatedUsers"}}
-    assert public == {"google_cloudfunctions2_function.api"}
+def test_the_only_public_grant_is_the_apis_invoker_and_it_exists_only_by_opt_in(module: Module) -> None:
+    public = public_grants(module)
+    assert set(public) == {"api_public"}
+    grant = public["api_public"]
+    assert target("google_cloud_run_service_iam_member", grant) == "google_cloudfunctions2_function.api"
+    # count = 0 unless one of the two opt-ins is true; both default to false.
+    assert squash(ref(grant["count"])) == "var.allow_unauthenticated_api_calls||var.allow_public_api_invoker?1:0"
+    assert module.default("allow_unauthenticated_api_calls") is False
+    assert module.default("allow_public_api_invoker") is False
+
+
+def test_api_invokers_are_the_named_principals_and_cannot_be_public(module: Module) -> None:
+    invokers = module.resource("google_cloud_run_service_iam_member", "api_invokers")
+    assert ref(invokers["for_each"]) == "toset(var.api_invoker_members)"
+    assert module.default("api_invoker_members") == []
+    validation = block(module.variables["api_invoker_members"], "validation")
+    assert '"allUsers"' in validation["condition"] and '"allAuthenticatedUsers"' in validation["condition"]
+
+
+def test_the_build_reads_only_the_cloud_functions_source_bucket_of_its_region(module: Module) -> None:
+    grant = module.resource("google_project_iam_member", "build_reads_gcf_sources")
+    expression = text(block(grant, "condition")["expression"])
+    assert expression == ('resource.name == "projects/_/buckets/${local.gcf_sources_bucket}" || '
+                          'resource.name.startsWith("projects/_/buckets/${local.gcf_sources_bucket}/objects/")')
+    assert text(module.locals["gcf_sources_bucket"]) == \
+        "gcf-v2-sources-${data.google_project.this.number}-${var.region}"
+
+
+def test_functions_are_built_only_after_the_build_grants_had_time_to_propagate(module: Module) -> None:
+    wait = module.resource("time_sleep", "build_grants_propagate")
+    assert text(wait["create_duration"]) == "${var.iam_propagation_seconds}s"
+    assert module.default("iam_propagation_seconds") >= 60
+    build_grants = {f"${{{kind}.{name}}}" for (kind, name), body in module.resources.items()
+                    if kind.endswith("_iam_member") and member_key(body["member"]) == "build"}
+    assert set(wait["depends_on"]) == build_grants
+    for name, function in module.of_type("google_cloudfunctions2_function").items():
+        assert function["depends_on"] == ["${time_sleep.build_grants_propagate}"], name

@@ -1,43 +1,50 @@
 # One identity per role in the system, each granted only what its code calls:
 #
-#   api        runs the public API: Firestore; creates tasks on the one queue; mints tasks' OIDC tokens as `tasks`;
-#              lists and deletes a cancelled job's partial objects
+#   api        runs the API: Firestore; creates tasks on the queue; mints tasks' OIDC tokens as `tasks`;
+#              lists and deletes the partial objects of a job cancelled while it waits
 #   worker     runs the task handler: Firestore; objects of the artifact bucket
 #   cleanup    runs the scheduled cleanup: Firestore; the artifact bucket (purges expired jobs' artifacts);
 #              re-enqueues lapsed jobs, so creates and reads tasks on the queue and mints tokens as `tasks`
 #   tasks      the identity in Cloud Tasks' OIDC tokens: may invoke the task handler, nothing else
 #   scheduler  the identity in Cloud Scheduler's OIDC token: may invoke the cleanup function, nothing else
-#   build      builds the functions' images: writes logs, reads the source bucket, pushes to its repository
+#   build      builds the functions' images: writes logs, reads the uploaded source, pushes to its repository
 #
 # Grants are on the resource (queue, bucket, service, service account), never project-wide, except
-# roles/datastore.user (Firestore has no per-collection IAM) and log writing.
+# roles/datastore.user (Firestore has no per-collection IAM), log writing, and the build's read of the Cloud
+# Functions source bucket (a project grant with a condition naming that one bucket, see below).
 
 resource "google_service_account" "api" {
+  project      = var.project_id
   account_id   = "${var.name_prefix}-api"
-  display_name = "oncetask public API"
+  display_name = "oncetask API"
 }
 
 resource "google_service_account" "worker" {
+  project      = var.project_id
   account_id   = "${var.name_prefix}-worker"
   display_name = "oncetask task handler"
 }
 
 resource "google_service_account" "cleanup" {
+  project      = var.project_id
   account_id   = "${var.name_prefix}-cleanup"
-  display_name = "oncetask stale-lease cleanup"
+  display_name = "oncetask cleanup"
 }
 
 resource "google_service_account" "tasks" {
+  project      = var.project_id
   account_id   = "${var.name_prefix}-tasks"
   display_name = "oncetask Cloud Tasks caller (OIDC identity)"
 }
 
 resource "google_service_account" "scheduler" {
+  project      = var.project_id
   account_id   = "${var.name_prefix}-scheduler"
   display_name = "oncetask Cloud Scheduler caller (OIDC identity)"
 }
 
 resource "google_service_account" "build" {
+  project      = var.project_id
   account_id   = "${var.name_prefix}-build"
   display_name = "oncetask function builds"
 }
@@ -62,26 +69,35 @@ resource "google_project_iam_member" "cleanup_datastore" {
   member  = google_service_account.cleanup.member
 }
 
-# The queue: only the API and the cleanup function create tasks, and only on this queue.
+# The queue: only the API and the cleanup function create tasks, and only on the stack's queue.
 
 resource "google_cloud_tasks_queue_iam_member" "api_enqueuer" {
-  name     = google_cloud_tasks_queue.jobs.name
-  location = google_cloud_tasks_queue.jobs.location
+  for_each = google_cloud_tasks_queue.jobs
+
+  project  = var.project_id
+  name     = each.value.name
+  location = each.value.location
   role     = "roles/cloudtasks.enqueuer"
   member   = google_service_account.api.member
 }
 
 resource "google_cloud_tasks_queue_iam_member" "cleanup_enqueuer" {
-  name     = google_cloud_tasks_queue.jobs.name
-  location = google_cloud_tasks_queue.jobs.location
+  for_each = google_cloud_tasks_queue.jobs
+
+  project  = var.project_id
+  name     = each.value.name
+  location = each.value.location
   role     = "roles/cloudtasks.enqueuer"
   member   = google_service_account.cleanup.member
 }
 
 # The cleanup asks whether a waiting job's task still exists (GetTask) before it re-enqueues.
 resource "google_cloud_tasks_queue_iam_member" "cleanup_viewer" {
-  name     = google_cloud_tasks_queue.jobs.name
-  location = google_cloud_tasks_queue.jobs.location
+  for_each = google_cloud_tasks_queue.jobs
+
+  project  = var.project_id
+  name     = each.value.name
+  location = each.value.location
   role     = "roles/cloudtasks.viewer"
   member   = google_service_account.cleanup.member
 }
@@ -101,7 +117,7 @@ resource "google_service_account_iam_member" "cleanup_acts_as_tasks" {
 }
 
 # Artifacts: the task handler writes and deletes a job's objects; the cleanup purges expired jobs' objects; the
-# API removes the partial objects of a job cancelled while it waits (it lists and deletes, never reads or writes).
+# API removes the partial objects of a job cancelled while it waits (it lists the job's prefix and deletes).
 
 resource "google_storage_bucket_iam_member" "api_artifacts" {
   bucket = google_storage_bucket.artifacts.name
@@ -121,17 +137,33 @@ resource "google_storage_bucket_iam_member" "cleanup_artifacts" {
   member = google_service_account.cleanup.member
 }
 
-# Invocation: the public API is open to all (it authenticates callers itself when api_require_auth is set);
-# the two service-to-service targets admit only their caller's Google-signed ID token.
+# Invocation. By default only api_invoker_members reach the API, each with a Google-signed ID token, which the
+# API checks again (ONCETASK_API_REQUIRE_AUTH=true). allUsers becomes an invoker only by an explicit opt-in:
+# allow_public_api_invoker (the API still requires a token, e.g. a browser's) or allow_unauthenticated_api_calls
+# (it does not). The service-to-service targets admit only their one caller.
 
 resource "google_cloud_run_service_iam_member" "api_public" {
+  count = var.allow_unauthenticated_api_calls || var.allow_public_api_invoker ? 1 : 0
+
+  project  = var.project_id
   location = google_cloudfunctions2_function.api.location
   service  = google_cloudfunctions2_function.api.name
   role     = "roles/run.invoker"
   member   = "allUsers"
 }
 
+resource "google_cloud_run_service_iam_member" "api_invokers" {
+  for_each = toset(var.api_invoker_members)
+
+  project  = var.project_id
+  location = google_cloudfunctions2_function.api.location
+  service  = google_cloudfunctions2_function.api.name
+  role     = "roles/run.invoker"
+  member   = each.value
+}
+
 resource "google_cloud_run_service_iam_member" "tasks_invokes_process_task" {
+  project  = var.project_id
   location = google_cloudfunctions2_function.process_task.location
   service  = google_cloudfunctions2_function.process_task.name
   role     = "roles/run.invoker"
@@ -139,13 +171,14 @@ resource "google_cloud_run_service_iam_member" "tasks_invokes_process_task" {
 }
 
 resource "google_cloud_run_service_iam_member" "scheduler_invokes_cleanup" {
+  project  = var.project_id
   location = google_cloudfunctions2_function.cleanup.location
   service  = google_cloudfunctions2_function.cleanup.name
   role     = "roles/run.invoker"
   member   = google_service_account.scheduler.member
 }
 
-# Builds: logs, the uploaded source, and pushing images to the stack's own repository.
+# Builds: logs, the source, and pushing images to the stack's own repository.
 
 resource "google_project_iam_member" "build_logs" {
   project = var.project_id
@@ -159,9 +192,40 @@ resource "google_storage_bucket_iam_member" "build_reads_source" {
   member = google_service_account.build.member
 }
 
+# Cloud Functions (2nd gen) copies the uploaded object to gcf-v2-sources-<project number>-<region>, and the build
+# downloads it from THERE: without this grant the first build fails with "Access to bucket gcf-v2-sources-...
+# denied" (hashicorp/terraform-provider-google#20571). That bucket is created by Cloud Functions on the first
+# deployment in the region, so a grant on the bucket itself could fail on a new project; a project-level grant
+# whose condition names the bucket and its objects works before the bucket exists and reaches nothing else.
+resource "google_project_iam_member" "build_reads_gcf_sources" {
+  project = var.project_id
+  role    = "roles/storage.objectViewer"
+  member  = google_service_account.build.member
+
+  condition {
+    title       = "${var.name_prefix}-gcf-v2-sources"
+    description = "Only the Cloud Functions source bucket of ${var.region}"
+    expression  = "resource.name == \"projects/_/buckets/${local.gcf_sources_bucket}\" || resource.name.startsWith(\"projects/_/buckets/${local.gcf_sources_bucket}/objects/\")"
+  }
+}
+
 resource "google_artifact_registry_repository_iam_member" "build_pushes_images" {
+  project    = var.project_id
   location   = google_artifact_registry_repository.functions.location
   repository = google_artifact_registry_repository.functions.name
   role       = "roles/artifactregistry.writer"
   member     = google_service_account.build.member
+}
+
+# IAM grants are eventually consistent: Cloud Build may not see them for a minute. The provider's own example
+# waits the same way before building a function with a custom build account; every function depends on this.
+resource "time_sleep" "build_grants_propagate" {
+  create_duration = "${var.iam_propagation_seconds}s"
+
+  depends_on = [
+    google_project_iam_member.build_logs,
+    google_storage_bucket_iam_member.build_reads_source,
+    google_project_iam_member.build_reads_gcf_sources,
+    google_artifact_registry_repository_iam_member.build_pushes_images,
+  ]
 }

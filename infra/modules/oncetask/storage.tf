@@ -1,15 +1,15 @@
-# The stages' artifacts: private, and bounded (seed 004) by a lifecycle rule matching the retention setting.
-# The cleanup purges a finished job's objects with its documents; the rule is the backstop for anything it
-# missed (a job document removed by the TTL policy first, an artifact of a crashed attempt).
+# The stages' artifacts: private, and bounded (seed 004) by a lifecycle rule one day longer than the retention.
+# The cleanup purges an expired job's artifacts first (it deletes the objects its checkpoints name); the rule
+# is the backstop for what a purge missed (a job document removed by the TTL policy first, an upload of a
+# worker that had lost its lease).
 resource "google_storage_bucket" "artifacts" {
+  project                     = var.project_id
   name                        = local.artifact_bucket
   location                    = var.region
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"
+  labels                      = local.labels
 
-  # The backstop of the cleanup's purge (which goes first: a job is purged `retention_days` after it ended),
-  # for objects a purge or a Firestore TTL deletion left behind, and for a late upload of a worker that had
-  # lost its lease.
   lifecycle_rule {
     condition {
       age = var.retention_days + 1
@@ -22,12 +22,14 @@ resource "google_storage_bucket" "artifacts" {
   depends_on = [google_project_service.apis]
 }
 
-# The zipped functions/ source, one object per content hash.
+# The zipped bundle, one object per content hash.
 resource "google_storage_bucket" "source" {
+  project                     = var.project_id
   name                        = "${var.project_id}-${var.name_prefix}-source"
   location                    = var.region
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"
+  labels                      = local.labels
 
   depends_on = [google_project_service.apis]
 }
@@ -35,10 +37,12 @@ resource "google_storage_bucket" "source" {
 # The functions' container images, in a repository of this stack so the build identity is granted on it
 # alone; old images are deleted, a few recent ones kept for rollback.
 resource "google_artifact_registry_repository" "functions" {
+  project       = var.project_id
   location      = var.region
   repository_id = "${var.name_prefix}-functions"
   format        = "DOCKER"
   description   = "oncetask function images"
+  labels        = local.labels
 
   cleanup_policies {
     id     = "keep-recent"

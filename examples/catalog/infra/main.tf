@@ -1,0 +1,26 @@
+# The catalog project's own deployment, as a user of oncetask writes it. From examples/catalog:
+#
+#   oncetask bundle --app catalog:app --out build/bundle      # main.py, requirements, oncetask/, catalog/, oncetask.json
+#   terraform -chdir=infra init -backend-config="bucket=<state bucket>" -backend-config="prefix=catalog"
+#   terraform -chdir=infra apply -var="project_id=<project>"
+#
+# In a repository of your own, point `source` at oncetask's module with a pinned ref instead of a path:
+#   source = "git::https://github.com/<owner>/oncetask.git//infra/modules/oncetask?ref=<tag>"
+
+module "oncetask" {
+  source = "../../../infra/modules/oncetask"
+
+  project_id  = var.project_id
+  region      = var.region
+  name_prefix = "catalog"
+  source_dir  = "${path.root}/../build/bundle"
+
+  # Your backends call the API with a Google ID token; nobody else reaches it.
+  api_invoker_members = var.api_invoker_members
+
+  # The thumbnails and imports read images and sheets from gs:// URIs: grant the worker read on those buckets
+  # where they are managed (module.oncetask.service_accounts.worker).
+}
+
+# A catalog job writes products into Firestore collections of its own; the worker's roles/datastore.user covers
+# them. Anything else your stages call (another API, a secret) is granted to the worker here.

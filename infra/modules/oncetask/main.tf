@@ -1,0 +1,69 @@
+# oncetask on Google Cloud, as a module: give it a bundle (`oncetask bundle`), get the whole stack. One file per
+# concern:
+#   main.tf        the bundle's manifest, derived names and URLs, the APIs
+#   identities.tf  service accounts and every IAM grant (least privilege, on the resource wherever possible)
+#   storage.tf     the artifact bucket (retention lifecycle), the source bucket, the image repository
+#   firestore.tf   the database, composite indexes (firestore.indexes.json beside this file), TTL policies
+#   queue.tf       the Cloud Tasks queue(s) of the manifest
+#   functions.tf   the three 2nd gen functions built from the bundle
+#   scheduler.tf   the cleanup's schedule
+
+data "google_project" "this" {
+  project_id = var.project_id
+}
+
+locals {
+  # The bundle's manifest (App.manifest() of the app it was built from): the single source of the queue's
+  # retry and rate settings and of the job types' stage timeouts.
+  manifest  = jsondecode(file("${var.source_dir}/oncetask.json"))
+  queues    = { for queue in local.manifest.queues : queue.name => queue }
+  job_types = { for job_type in local.manifest.job_types : job_type.name => job_type }
+  # The runtime reads one queue (ONCETASK_QUEUE); a precondition on the queue says so if a manifest has more.
+  queue = local.manifest.queues[0]
+
+  firestore_location = var.firestore_location != "" ? var.firestore_location : var.region
+  artifact_bucket    = var.artifact_bucket_name != "" ? var.artifact_bucket_name : "${var.project_id}-${var.name_prefix}-artifacts"
+
+  function_names = {
+    api          = "${var.name_prefix}-api"
+    process_task = "${var.name_prefix}-process-task"
+    cleanup      = "${var.name_prefix}-cleanup"
+  }
+
+  # Each function's deterministic run.app URL, https://SERVICE-PROJECT_NUMBER.REGION.run.app (Cloud Run's
+  # documented format, known before the service exists). The task handler and the cleanup check that an ID
+  # token's audience is their own URL, so they must know it at creation: it cannot come from their own
+  # attributes. Cloud Run's invoker check accepts a token for any of the service's run.app URLs, and requests
+  # to a run.app URL from Cloud Tasks and Cloud Scheduler of the same project count as internal ingress.
+  # (The cloudfunctions.net URL in the functions' `url` attribute does not: it is never used here.)
+  run_app_urls = {
+    for key, name in local.function_names :
+    key => "https://${name}-${data.google_project.this.number}.${var.region}.run.app"
+  }
+
+  # Where Cloud Functions (2nd gen) copies the uploaded source before the build reads it.
+  gcf_sources_bucket = "gcf-v2-sources-${data.google_project.this.number}-${var.region}"
+
+  labels = merge({ "managed-by" = "terraform", "oncetask-stack" = var.name_prefix }, var.labels)
+}
+
+resource "google_project_service" "apis" {
+  for_each = var.enable_apis ? toset([
+    "artifactregistry.googleapis.com",
+    "cloudbuild.googleapis.com",
+    "cloudfunctions.googleapis.com",
+    "cloudresourcemanager.googleapis.com",
+    "cloudscheduler.googleapis.com",
+    "cloudtasks.googleapis.com",
+    "firestore.googleapis.com",
+    "iam.googleapis.com",
+    "logging.googleapis.com",
+    "run.googleapis.com",
+    "storage.googleapis.com",
+  ]) : toset([])
+
+  project = var.project_id
+  service = each.key
+  # Destroying this stack must not switch APIs off for anything else in the project.
+  disable_on_destroy = false
+}

@@ -1,0 +1,199 @@
+# Inputs of the oncetask module. The queue's retry and rate settings are NOT inputs: they come from the bundle's
+# oncetask.json (App.manifest()), so the code that decides "was that the last attempt?" and the queue that
+# retries cannot disagree. The defaults below that the runtime also reads (retention, lease, deadline) equal
+# functions/oncetask/settings.py's; tests/infra checks that they do.
+
+variable "project_id" {
+  description = "The Google Cloud project to deploy into."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the functions, the queue, the scheduler job and the buckets."
+  type        = string
+  default     = "us-central1"
+}
+
+variable "source_dir" {
+  description = "A bundle directory written by `oncetask bundle` (main.py, requirements.txt, oncetask/, your packages, oncetask.json). It is zipped as the functions' source; its oncetask.json says which queue to create."
+  type        = string
+
+  validation {
+    condition = alltrue([
+      for file in ["main.py", "requirements.txt", "oncetask.json", "oncetask/__init__.py"] :
+      fileexists("${var.source_dir}/${file}")
+    ])
+    error_message = "source_dir must be a bundle directory holding main.py, requirements.txt, oncetask.json and oncetask/: build it first with `oncetask bundle --app MODULE:ATTR --out DIR`."
+  }
+}
+
+variable "name_prefix" {
+  description = "Prefix of every service account, function, bucket and scheduler job name; two stacks in one project need two prefixes."
+  type        = string
+  default     = "oncetask"
+
+  validation {
+    # Service account IDs are at most 30 characters ("<prefix>-scheduler"), and a function's deterministic
+    # run.app host label "<prefix>-process-task-<project number>" must stay within 63.
+    condition     = can(regex("^[a-z][a-z0-9-]{1,14}$", var.name_prefix))
+    error_message = "name_prefix must be 2-15 characters of lowercase letters, digits and '-', starting with a letter."
+  }
+}
+
+variable "labels" {
+  description = "Labels added to the functions and buckets."
+  type        = map(string)
+  default     = {}
+}
+
+variable "enable_apis" {
+  description = "Enable the Google APIs the stack uses (never disabled on destroy). Turn off where a platform team enables APIs."
+  type        = bool
+  default     = true
+}
+
+# Who may call the API. The defaults let no unauthenticated caller read, list, submit, retry or cancel anything.
+
+variable "allow_unauthenticated_api_calls" {
+  description = "DANGEROUS. Let anyone on the internet call the API without a token: grants roles/run.invoker to allUsers and sets ONCETASK_API_REQUIRE_AUTH=false. Every job then belongs to the anonymous owner. For demos only."
+  type        = bool
+  default     = false
+}
+
+variable "allow_public_api_invoker" {
+  description = "Grant roles/run.invoker on the API to allUsers while the API itself still requires a valid ID token (for callers outside Google IAM, such as browsers signed in with Firebase Authentication). Off: only api_invoker_members reach the API."
+  type        = bool
+  default     = false
+}
+
+variable "api_invoker_members" {
+  description = "IAM principals allowed to invoke the API, e.g. [\"serviceAccount:backend@PROJECT.iam.gserviceaccount.com\", \"group:ops@example.com\"]. They call it with a Google ID token whose audience is api_audience."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.api_invoker_members : !contains(["allUsers", "allAuthenticatedUsers"], m)])
+    error_message = "api_invoker_members must name principals; a public API is the explicit opt-in allow_public_api_invoker (or allow_unauthenticated_api_calls)."
+  }
+}
+
+variable "api_audience" {
+  description = "Audience the API requires in callers' ID tokens (ONCETASK_API_AUDIENCE). Empty: the API's deterministic run.app URL, which Cloud Run's invoker check also accepts."
+  type        = string
+  default     = ""
+}
+
+# Settings the runtime reads (ONCETASK_*). Defaults equal functions/oncetask/settings.py's.
+
+variable "retention_days" {
+  description = "Finished jobs, their results and artifacts are purged after this many days (settings.retention_days); the artifact bucket's lifecycle rule deletes a day later as a backstop."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.retention_days >= 1
+    error_message = "retention_days must be at least 1."
+  }
+}
+
+variable "lease_ttl_seconds" {
+  description = "A dead worker's job is free again after this long (settings.lease_ttl_seconds); the worker renews it every third of it."
+  type        = number
+  default     = 120
+
+  validation {
+    condition     = var.lease_ttl_seconds >= 10
+    error_message = "lease_ttl_seconds must be at least 10."
+  }
+}
+
+variable "dispatch_deadline_seconds" {
+  description = "How long Cloud Tasks waits for the task handler's answer (settings.dispatch_deadline_seconds); also the handler's timeout. Every job type's stage timeout in the manifest must fit in it."
+  type        = number
+  default     = 600
+
+  validation {
+    condition     = var.dispatch_deadline_seconds >= 15 && var.dispatch_deadline_seconds <= 1800
+    error_message = "dispatch_deadline_seconds must be between 15 and 1800 (Cloud Tasks' range for HTTP targets)."
+  }
+}
+
+variable "environment_variables" {
+  description = "Extra environment variables of all three functions (e.g. settings a newer runtime reads). The module's own ONCETASK_* values win over these."
+  type        = map(string)
+  default     = {}
+}
+
+# Storage and Firestore.
+
+variable "artifact_bucket_name" {
+  description = "Bucket of the stages' artifacts (settings.bucket). Empty: <project_id>-<name_prefix>-artifacts."
+  type        = string
+  default     = ""
+}
+
+variable "firestore_database" {
+  description = "Firestore database of the jobs (settings.database): \"(default)\" or a named database such as \"oncetask\"."
+  type        = string
+  default     = "(default)"
+}
+
+variable "create_firestore_database" {
+  description = "Create the Firestore database. Set false when it exists already (its mode must be Native; oncetask's leases are tested with pessimistic concurrency)."
+  type        = bool
+  default     = true
+}
+
+variable "firestore_location" {
+  description = "Firestore database location (a region such as us-central1, or a multi-region such as nam5); it cannot change after creation. Empty: region."
+  type        = string
+  default     = ""
+}
+
+# The functions.
+
+variable "python_runtime" {
+  description = "Cloud Run functions runtime."
+  type        = string
+  default     = "python312"
+
+  validation {
+    condition     = contains(["python311", "python312", "python313"], var.python_runtime)
+    error_message = "python_runtime must be python311, python312 or python313."
+  }
+}
+
+variable "function_memory" {
+  description = "Memory of each function instance."
+  type        = string
+  default     = "512Mi"
+}
+
+variable "api_max_instances" {
+  description = "Instance cap of the API."
+  type        = number
+  default     = 20
+}
+
+variable "private_ingress" {
+  description = "Ingress of the task handler and the cleanup function. ALLOW_INTERNAL_ONLY admits Cloud Tasks and Cloud Scheduler of the same project, which call the run.app URL; invoker IAM guards them either way."
+  type        = string
+  default     = "ALLOW_INTERNAL_ONLY"
+
+  validation {
+    condition     = contains(["ALLOW_INTERNAL_ONLY", "ALLOW_ALL"], var.private_ingress)
+    error_message = "private_ingress must be ALLOW_INTERNAL_ONLY or ALLOW_ALL."
+  }
+}
+
+variable "cleanup_schedule" {
+  description = "Cron schedule of the cleanup (frees lapsed leases, re-enqueues lost tasks, purges expired jobs), in UTC."
+  type        = string
+  default     = "*/15 * * * *"
+}
+
+variable "iam_propagation_seconds" {
+  description = "How long to wait after granting the build identity its roles before the functions are built: IAM grants take a while to reach Cloud Build, and a build that starts too early fails on the source download."
+  type        = number
+  default     = 60
+}

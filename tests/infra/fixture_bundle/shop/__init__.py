@@ -1,0 +1,1 @@
+"""Stands for the user's package of a real bundle."""
