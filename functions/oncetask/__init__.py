@@ -33,7 +33,7 @@ Everything a user may rely on is listed in `__all__`; other modules are internal
 
 from .apierrors import (ApiError, ConflictError, InvalidRequestError, NotFoundError, PermissionDeniedError,
                         UnauthenticatedError, UnavailableError)
-from .app import App, Callback, EntryPoints, JobDefinition, Retry, load_app
+from .app import App, Callback, EntryPoints, JobDefinition, Lane, Retry, Schedule, load_app
 from .callbacks import JobEnded, verify_signature
 from .children import ChildOutcome
 from .client import Client, DirectClient, Submission, WaitTimeout
@@ -47,6 +47,8 @@ __all__ = [
     "App",  # your job types and the three entry points that serve them
     "JobDefinition",  # one job type, returned by App.job(); add stages with @definition.stage
     "Retry",  # a job type's retry policy (attempts and backoff)
+    "Lane",  # a priority lane: queue(s) of its own with its rate, concurrency, backoff and shards
+    "Schedule",  # a recurring submission (App.schedule): cron, job type, payload
     "EntryPoints",  # api, process_task, cleanup_stale_locks: unpack them in main.py
     "load_app",  # the App named by "module:attribute"
     "Context",  # what a stage gets: payload, outputs, artifacts, batch(), check(), log, children, sleep, ...

@@ -69,7 +69,8 @@ def _create(services: Services, request: flask.Request, owner: str, _: dict[str,
         raise _invalid(exc) from exc
     submitted = services.commands.submit(
         owner, parsed.job_type, parsed.payload, parsed.idempotency_key, delay_seconds=parsed.delay_seconds,
-        run_at=parsed.run_at, callback=parsed.callback.model_dump(exclude_none=True) if parsed.callback else None)
+        run_at=parsed.run_at, callback=parsed.callback.model_dump(exclude_none=True) if parsed.callback else None,
+        lane=parsed.lane)
     response = CreateJobResponse(job_id=submitted.job_id, status=submitted.status,  # type: ignore[arg-type]
                                  task_name=submitted.task_name)
     return json_response(202, response.model_dump(mode="json"))

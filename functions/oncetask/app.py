@@ -29,6 +29,8 @@ import flask
 import pydantic
 
 from .errors import DefinitionError
+from .routing import (BUSY_ALLOWANCE, MAX_CONCURRENT_DISPATCHES, MAX_DISPATCHES_PER_SECOND, QueuePolicy, Route,
+                      Router)
 from .settings import Settings
 from .stages import JobType, Stage, StageFunction
 
@@ -61,6 +63,55 @@ class Retry:
             raise DefinitionError("Retry: max_doublings and max_retry_duration must not be negative")
 
 
+def _check_rate(where: str, rate: float | None, concurrency: int | None) -> None:
+    if rate is not None and not (isinstance(rate, (int, float)) and math.isfinite(rate)
+                                 and 0 < rate <= MAX_DISPATCHES_PER_SECOND):
+        raise DefinitionError(f"{where}: rate must be above 0 and at most {MAX_DISPATCHES_PER_SECOND:g} dispatches "
+                              "per second (Cloud Tasks' limit for a queue of HTTP tasks)")
+    if concurrency is not None and not (isinstance(concurrency, int) and 1 <= concurrency <= MAX_CONCURRENT_DISPATCHES):
+        raise DefinitionError(f"{where}: concurrency must be 1 to {MAX_CONCURRENT_DISPATCHES} tasks in flight")
+
+
+@dataclass(frozen=True)
+class Lane:
+    """A priority lane: its own Cloud Tasks queue(s), so a burst in one lane never delays another. `rate`
+    (dispatches per second, at most 500 per queue) and `concurrency` (tasks in flight) apply per shard; `shards`
+    spreads the lane over several queues, for more than one queue's ceiling; `retry` is its backoff (a job type's
+    own `retry` attempts still count per job)."""
+
+    name: str
+    rate: float = 50.0
+    concurrency: int = 50
+    retry: Retry = Retry()
+    shards: int = 1
+
+    def __post_init__(self) -> None:
+        where = f"lane {self.name!r}"
+        if not isinstance(self.name, str) or not re.match(r"^[a-z][a-z0-9-]{0,39}$", self.name):
+            raise DefinitionError(f"{where}: a lane's name is 1-40 lowercase letters, digits or '-'")
+        _check_rate(where, self.rate, self.concurrency)
+        if not isinstance(self.retry, Retry):
+            raise DefinitionError(f"{where}: retry must be an oncetask.Retry")
+        if not (isinstance(self.shards, int) and 1 <= self.shards <= 100):
+            raise DefinitionError(f"{where}: shards must be 1 to 100")
+
+
+DEFAULT_LANES = (Lane("interactive"), Lane("batch", rate=10.0, concurrency=10))
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A recurring submission: a job of `job_type` with `payload`, at the times `cron` names (unix-cron, five
+    fields, in `time_zone`), each run de-duplicated by its scheduled time (Cloud Scheduler may retry a call)."""
+
+    name: str
+    cron: str
+    job_type: str
+    payload: dict[str, Any]
+    time_zone: str = "UTC"
+    lane: str | None = None
+
+
 @dataclass(frozen=True)
 class Callback:
     """Where to tell that a job ended: an https `url` (called through Cloud Tasks, signed, with retries) or a
@@ -82,7 +133,8 @@ class JobDefinition:
 
     def __init__(self, name: str, payload: type[pydantic.BaseModel], retry: Retry | None,
                  stage_timeout: float | None, description: str, delivery: str = "single",
-                 callback: Callback | None = None) -> None:
+                 callback: Callback | None = None, lane: str | None = None, rate: float | None = None,
+                 concurrency: int | None = None) -> None:
         self.name = name
         self.payload = payload
         self.retry = retry
@@ -90,6 +142,9 @@ class JobDefinition:
         self.description = description
         self.delivery = delivery
         self.callback = callback
+        self.lane = lane
+        self.rate = rate
+        self.concurrency = concurrency
         self._stages: list[Stage] = []
 
     @overload
@@ -133,7 +188,8 @@ class JobDefinition:
             raise DefinitionError(f"job type {self.name!r} has no stages: decorate at least one function with "
                                   f"@{_identifier(self.name)}.stage")
         return JobType(self.name, self.payload, tuple(self._stages), self.stage_timeout, self.retry,
-                       self.description, self.delivery, self.callback.as_dict() if self.callback else None)
+                       self.description, self.delivery, self.callback.as_dict() if self.callback else None,
+                       self.lane)
 
     def __repr__(self) -> str:
         return f"<JobDefinition {self.name!r} stages={list(self.stage_names)}>"
@@ -154,9 +210,19 @@ class EntryPoints:
 class App:
     """Your job types and the settings they run with (read from ONCETASK_* variables unless you pass them)."""
 
-    def __init__(self, name: str = "oncetask", *, settings: Settings | None = None) -> None:
+    def __init__(self, name: str = "oncetask", *, settings: Settings | None = None,
+                 lanes: tuple[Lane, ...] = DEFAULT_LANES, default_lane: str | None = None) -> None:
         self.name = name
+        if not lanes or not all(isinstance(lane, Lane) for lane in lanes):
+            raise DefinitionError(f"app {name!r}: lanes must be one or more oncetask.Lane")
+        if len({lane.name for lane in lanes}) != len(lanes):
+            raise DefinitionError(f"app {name!r}: two lanes have the same name")
+        self.lanes = {lane.name: lane for lane in lanes}
+        self.default_lane = default_lane or lanes[0].name
+        if self.default_lane not in self.lanes:
+            raise DefinitionError(f"app {name!r}: default lane {self.default_lane!r} is not one of {list(self.lanes)}")
         self._definitions: dict[str, JobDefinition] = {}
+        self._schedules: dict[str, Schedule] = {}
         self._settings = settings
         self._services: Any = None
         self._lock = threading.RLock()
@@ -165,12 +231,14 @@ class App:
 
     def job(self, name: str, *, payload: type[pydantic.BaseModel], retry: Retry | None = None,
             stage_timeout: float | None = None, delivery: str = "single", callback: Callback | None = None,
+            lane: str | None = None, rate: float | None = None, concurrency: int | None = None,
             description: str = "") -> JobDefinition:
         """Declare a job type: its name (what callers submit), its payload model, and its options: `retry`,
         `stage_timeout` (seconds), `delivery` ("single": all stages in one delivery, the cheapest; "per_stage":
         each stage in its own, so a job may last hours while no stage outlasts the dispatch deadline), and a
-        `callback` every job of this type makes when it ends (unless its submission names its own). Then add its
-        stages with `@definition.stage`."""
+        `callback` every job of this type makes when it ends (unless its submission names its own), its `lane`,
+        and a `rate` or `concurrency` of its own (with a `retry` backoff other than its lane's, this gives the job
+        type queues of its own). Then add its stages with `@definition.stage`."""
         if not isinstance(name, str) or not JOB_TYPE_NAME.match(name):
             raise DefinitionError(f"job type name {name!r} must be 1-100 letters, digits, '_', '.' or '-', "
                                   "starting with a letter")
@@ -187,20 +255,52 @@ class App:
         if callback is not None and not (isinstance(callback, Callback) and callback.job_type and not callback.url):
             raise DefinitionError(f"job type {name!r}: callback must be an oncetask.Callback naming a job_type (URL "
                                   "callbacks are given per submission)")
+        if lane is not None and lane not in self.lanes:
+            raise DefinitionError(f"job type {name!r}: lane {lane!r} is not one of the app's {list(self.lanes)}")
+        _check_rate(f"job type {name!r}", rate, concurrency)
         if name in self._definitions:
             raise DefinitionError(f"job type {name!r} is defined twice in app {self.name!r}")
-        definition = JobDefinition(name, payload, retry, stage_timeout, description, delivery, callback)
+        definition = JobDefinition(name, payload, retry, stage_timeout, description, delivery, callback, lane, rate,
+                                   concurrency)
         self._definitions[name] = definition
         return definition
 
+    def schedule(self, name: str, *, cron: str, job_type: str | JobDefinition, payload: dict[str, Any] | None = None,
+                 time_zone: str = "UTC", lane: str | None = None) -> Schedule:
+        """Submit a job of `job_type` at the times `cron` names (e.g. "0 3 * * *": every day at 03:00 in
+        `time_zone`). The deployment creates one Cloud Scheduler job per schedule; each run's idempotency key is
+        its scheduled time, so a retried call makes no second job."""
+        if not isinstance(name, str) or not re.match(r"^[a-z][a-z0-9-]{0,62}$", name):
+            raise DefinitionError(f"schedule name {name!r} must be 1-63 lowercase letters, digits or '-'")
+        if name in self._schedules:
+            raise DefinitionError(f"schedule {name!r} is defined twice in app {self.name!r}")
+        type_name = getattr(job_type, "name", job_type)
+        _check_cron(name, cron, time_zone)
+        if lane is not None and lane not in self.lanes:
+            raise DefinitionError(f"schedule {name!r}: lane {lane!r} is not one of the app's {list(self.lanes)}")
+        schedule = Schedule(name, cron, type_name, dict(payload or {}), time_zone, lane)
+        self._schedules[name] = schedule
+        return schedule
+
+    @property
+    def schedules(self) -> dict[str, Schedule]:
+        return dict(self._schedules)
+
     def include(self, *others: App) -> App:
-        """Add the job types of other apps (e.g. one per module of your project) to this one."""
+        """Add the job types and schedules of other apps (e.g. one per module of your project) to this one, and
+        the lanes it does not have (a lane it has keeps its own settings: lanes belong to the app you deploy)."""
         for other in others:
             for name, definition in other._definitions.items():
                 if name in self._definitions and self._definitions[name] is not definition:
                     raise DefinitionError(f"job type {name!r} is defined in app {self.name!r} and in app "
                                           f"{other.name!r}")
                 self._definitions[name] = definition
+            for name, schedule in other._schedules.items():
+                if name in self._schedules and self._schedules[name] != schedule:
+                    raise DefinitionError(f"schedule {name!r} is defined in app {self.name!r} and in {other.name!r}")
+                self._schedules[name] = schedule
+            for lane in other.lanes.values():
+                self.lanes.setdefault(lane.name, lane)
         return self
 
     def job_types(self) -> dict[str, JobType]:
@@ -208,6 +308,18 @@ class App:
         job_types = {name: definition.job_type() for name, definition in self._definitions.items()}
         deadline = self.settings.dispatch_deadline_seconds
         _check_follow_ups(job_types)
+        for definition in self._definitions.values():
+            if definition.lane is not None and definition.lane not in self.lanes:
+                raise DefinitionError(f"job type {definition.name!r}: lane {definition.lane!r} is not one of the "
+                                      f"app's {list(self.lanes)}")
+        for schedule in self._schedules.values():
+            if schedule.job_type not in job_types:
+                raise DefinitionError(f"schedule {schedule.name!r} submits unknown job type {schedule.job_type!r}")
+            try:
+                job_types[schedule.job_type].validate(schedule.payload)
+            except pydantic.ValidationError as exc:
+                raise DefinitionError(f"schedule {schedule.name!r}: its payload does not fit job type "
+                                      f"{schedule.job_type!r}: {exc.errors()[0]['msg']}") from None
         for job_type in job_types.values():
             if job_type.stage_timeout_seconds is not None and job_type.stage_timeout_seconds > deadline:
                 raise DefinitionError(f"job type {job_type.name!r}: stage_timeout ({job_type.stage_timeout_seconds:g}"
@@ -215,33 +327,57 @@ class App:
                                       "would give up on the delivery first")
         return job_types
 
+    def router(self) -> Router:
+        """Which queue each job goes to (lanes, job types' own policies, shards): see `routing.py`."""
+        routes = {}
+        for name, definition in self._definitions.items():
+            lane = self.lanes[definition.lane or self.default_lane]
+            retry = definition.retry
+            own = definition.rate is not None or definition.concurrency is not None or (
+                retry is not None and _backoff(retry) != _backoff(lane.retry))
+            routes[name] = Route(lane.name, _policy(definition.rate or lane.rate,
+                                                    definition.concurrency or lane.concurrency,
+                                                    retry or lane.retry) if own else None)
+        lanes = {lane.name: (_policy(lane.rate, lane.concurrency, lane.retry), lane.shards)
+                 for lane in self.lanes.values()}
+        return Router(self.settings.queue_prefix, lanes, routes, self.default_lane)
+
     def manifest(self) -> dict[str, Any]:
         """What the infrastructure must create for this app, derived from the definitions (the single source the
-        Terraform module and the local stack read, so code and infrastructure cannot drift apart): the queue with
-        its retry and rate settings, and every job type with its stages and options. JSON-able."""
+        Terraform module and the local stack read, so code and infrastructure cannot drift apart): every queue with
+        its retry and rate settings, the callbacks' queue, every job type with its stages, options and lane, and
+        the schedules. JSON-able."""
         s = self.settings
         job_types = self.job_types()
+        router = self.router()
+
+        def queue(name: str, policy: QueuePolicy, **extra: Any) -> dict[str, Any]:
+            return {"name": name, "max_attempts": policy.max_attempts, "min_backoff_seconds": policy.min_backoff,
+                    "max_backoff_seconds": policy.max_backoff, "max_doublings": policy.max_doublings,
+                    "max_retry_duration_seconds": policy.max_retry_duration,
+                    "max_dispatches_per_second": policy.rate, "max_concurrent_dispatches": policy.concurrency,
+                    **extra}
+
         return {
-            "manifest_version": 1,
+            "manifest_version": 2,
             "app": self.name,
-            "queues": [{
-                "name": s.queue,
-                "max_attempts": s.max_attempts,
-                "min_backoff_seconds": s.min_backoff_seconds,
-                "max_backoff_seconds": s.max_backoff_seconds,
-                "max_doublings": s.max_doublings,
-                "max_retry_duration_seconds": s.max_retry_duration_seconds,
-                "max_dispatches_per_second": s.max_dispatches_per_second,
-                "max_concurrent_dispatches": s.max_concurrent_dispatches,
-            }],
+            "queues": [queue(spec.name, spec.policy, lane=spec.lane, job_type=spec.job_type, shard=spec.shard,
+                             purpose="jobs") for spec in router.plan()]
+                      + [queue(s.callback_queue, CALLBACK_POLICY, purpose="callbacks")],
+            "lanes": [{"name": lane.name, "shards": lane.shards, "default": lane.name == self.default_lane}
+                      for lane in self.lanes.values()],
             "job_types": [{
                 "name": job_type.name,
                 "description": job_type.description,
                 "stages": [stage.name for stage in job_type.stages],
+                "delivery": job_type.delivery,
                 "stage_timeout_seconds": job_type.stage_timeout_seconds or s.effective_stage_timeout_seconds,
                 "max_attempts": job_type.retry.max_attempts if job_type.retry else s.max_attempts,
-                "queue": s.queue,
+                "lane": router.lane_of(job_type.name),
+                "queues": router.queues_of(job_type.name),
             } for job_type in sorted(job_types.values(), key=lambda t: t.name)],
+            "schedules": [{"name": sc.name, "cron": sc.cron, "time_zone": sc.time_zone, "job_type": sc.job_type,
+                           "lane": sc.lane} for sc in sorted(self._schedules.values(), key=lambda x: x.name)],
         }
 
     def validate(self) -> App:
@@ -273,7 +409,7 @@ class App:
         settings = self.settings
         with self._lock:
             if self._services is None or self._services.settings is not settings:
-                self._services = Services(settings, self.job_types())
+                self._services = Services(settings, self.job_types(), self.router(), self.schedules)
             return self._services
 
     def entry_points(self) -> EntryPoints:
@@ -331,6 +467,36 @@ def load_app(reference: str) -> App:
     if not isinstance(found, App):
         raise LookupError(f"{module_name}:{attribute} is a {type(found).__name__}, not an oncetask.App")
     return found
+
+
+def _backoff(retry: Retry) -> tuple[float, float, int, float]:
+    return (retry.min_backoff, retry.max_backoff, retry.max_doublings, retry.max_retry_duration)
+
+
+def _policy(rate: float, concurrency: int, retry: Retry) -> QueuePolicy:
+    attempts = -1 if retry.max_attempts == -1 else retry.max_attempts + BUSY_ALLOWANCE
+    return QueuePolicy(rate, concurrency, retry.min_backoff, retry.max_backoff, retry.max_doublings,
+                       retry.max_retry_duration, attempts)
+
+
+# Callbacks are retried for a day: a receiver that is down for hours still gets its call.
+CALLBACK_POLICY = QueuePolicy(rate=50.0, concurrency=50, min_backoff=10.0, max_backoff=3600.0, max_doublings=8,
+                              max_retry_duration=86400.0, max_attempts=100)
+
+
+def _check_cron(name: str, cron: str, time_zone: str) -> None:
+    """A unix-cron expression of five fields and a time zone Cloud Scheduler knows (the IANA database)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # noqa: PLC0415
+
+    from croniter import croniter  # noqa: PLC0415 - only apps with schedules need it
+
+    if not isinstance(cron, str) or len(cron.split()) != 5 or not croniter.is_valid(cron):
+        raise DefinitionError(f"schedule {name!r}: {cron!r} is not a unix-cron expression of five fields "
+                              "(minute hour day-of-month month day-of-week)")
+    try:
+        ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise DefinitionError(f"schedule {name!r}: unknown time zone {time_zone!r}") from None
 
 
 def _check_follow_ups(job_types: dict[str, JobType]) -> None:

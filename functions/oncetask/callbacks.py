@@ -153,7 +153,7 @@ class Callbacks:
             self.queue.enqueue_http(name, callback["url"], body, headers)
         elif callback.get("job_type"):
             follow_id, data = self._follow_up(job, state, callback["job_type"])
-            self.queue.enqueue(follow_id, 1, data["incarnation"])
+            self.queue.enqueue(follow_id, 1, data["incarnation"], queue=data["queue"])
         self.store.ref(job.job_id).update({"callback_pending": firestore.DELETE_FIELD})
         log(LOG, logging.INFO, "callback sent", job_id=job.job_id, state=state.value)
 
@@ -163,5 +163,7 @@ class Callbacks:
         follow_id = job_id_for(job.owner, job_type.name, key)
         incarnation = hashlib.sha256(key.encode()).hexdigest()[:8]
         payload = JobEnded(job_id=job.job_id, job_type=job.job_type, state=state.value).model_dump(mode="json")
+        queue = self.queue.route(follow_id, job_type.name)
         return follow_id, new_job_data(job_type.name, payload, payload_hash(job_type.name, payload), job.owner, key,
-                                       incarnation, self.queue.name_for(follow_id, 1, incarnation))
+                                       incarnation, self.queue.name_for(follow_id, 1, incarnation, queue=queue),
+                                       queue=queue, lane=self.queue.router.lane_of(job_type.name))

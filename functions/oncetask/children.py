@@ -117,13 +117,16 @@ class Children:
             incarnation = child_incarnation(parent.job_id, parent.incarnation, stage, index)
             link = {"job_id": parent.job_id, "incarnation": parent.incarnation, "stage": stage, "index": index,
                     "expected": len(payloads), "policy": policy}
+            queue = self.queue.route(job_id, job_type.name)
             documents.append((job_id, new_job_data(
                 job_type.name, normalized, payload_hash(job_type.name, normalized), parent.owner,
-                f"{parent.job_id}:{stage}:{index}", incarnation, self.queue.name_for(job_id, 1, incarnation),
-                parent=link, depth=parent.depth + 1)))
+                f"{parent.job_id}:{stage}:{index}", incarnation,
+                self.queue.name_for(job_id, 1, incarnation, queue=queue), queue=queue,
+                lane=self.queue.router.lane_of(job_type.name), parent=link, depth=parent.depth + 1)))
         self.store.create_children(commit, documents)
         with ThreadPoolExecutor(max_workers=min(ENQUEUE_THREADS, len(documents))) as pool:
-            list(pool.map(lambda doc: self.queue.enqueue(doc[0], 1, doc[1]["incarnation"]), documents))
+            list(pool.map(lambda doc: self.queue.enqueue(doc[0], 1, doc[1]["incarnation"], queue=doc[1]["queue"]),
+                          documents))
         log(LOG, logging.INFO, "children started", stage=stage, count=len(documents), child_type=job_type.name)
         return [job_id for job_id, _ in documents]
 
@@ -138,7 +141,8 @@ class Children:
                 for o in self.store.children_outcomes(parent_id, stage)]
 
     def wake(self, parent: Job, stage: str) -> None:
-        self.queue.enqueue(parent.job_id, parent.generation, parent.incarnation, suffix=wake_suffix(stage))
+        self.queue.enqueue(parent.job_id, parent.generation, parent.incarnation, queue=self.queue.queue_of(parent),
+                           suffix=wake_suffix(stage))
 
     def cancel(self, parent: Job, extra: list[str] = ()) -> None:
         """Ask every child the parent started to stop (those already finished ignore it)."""

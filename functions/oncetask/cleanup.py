@@ -111,7 +111,7 @@ class Cleanup:
         # A queued/retrying job whose task is gone (crash between job write and enqueue, or Cloud Tasks gave up
         # while the job still had attempts) would wait forever. GetTask is NOT_FOUND for a task that ran, too:
         # hence the new generation.
-        if not self.queue.exists(job.job_id, job.generation, job.incarnation):
+        if not self.queue.exists(job.job_id, job.generation, job.incarnation, queue=self.queue.queue_of(job)):
             self._requeue(job, report, "TASK_LOST", "the job's task no longer exists")
 
     def _wake_if_done(self, job: Job, report: CleanupReport) -> None:
@@ -137,10 +137,10 @@ class Cleanup:
         self.store.update(job, {
             "lease_owner": DELETE, RENEWED: DELETE, "lease_ttl": DELETE, "generation": generation,
             "errors": [*job.errors, error][-MAX_ERRORS_KEPT:],
-            "task_name": self.queue.name_for(job.job_id, generation, job.incarnation),
+            "task_name": self.queue.name_for(job.job_id, generation, job.incarnation, queue=self.queue.queue_of(job)),
         }, JobState.QUEUED)
         # After the fenced write: a second cleanup run lost the race above and never gets here.
-        self.queue.enqueue(job.job_id, generation, job.incarnation)
+        self.queue.enqueue(job.job_id, generation, job.incarnation, queue=self.queue.queue_of(job))
         report.requeued += 1
         log(LOG, logging.WARNING, "job re-enqueued", job_id=job.job_id, generation=generation, code=code)
 

@@ -79,7 +79,7 @@ class _Client(ABC):
 
     def submit(self, job_type: str | JobDefinition, payload: BaseModel | dict[str, Any] | None = None, *,
                key: str | None = None, delay_seconds: float | None = None, run_at: datetime | None = None,
-               callback: Callback | None = None) -> Submission:
+               callback: Callback | None = None, lane: str | None = None) -> Submission:
         """Submit a job: `job_type` by name or definition, `payload` as a dict or the job type's model. The same
         `key` (per caller and job type) gives the same job however often it is submitted, and a submit with a key
         is safe to retry; without one each submit is a new job, so a failed one is not retried automatically.
@@ -93,6 +93,8 @@ class _Client(ABC):
             body["run_at"] = run_at.isoformat()
         if callback is not None:
             body["callback"] = callback.as_dict()
+        if lane is not None:
+            body["lane"] = lane
         data = _encode(body)
         return self._call(lambda: self._submit(body, data), retry=key is not None)
 
@@ -283,7 +285,8 @@ class DirectClient(_Client):
             return _submission(self._services.commands.submit(
                 self._owner(), request.job_type, request.payload, request.idempotency_key,
                 delay_seconds=request.delay_seconds, run_at=request.run_at,
-                callback=request.callback.model_dump(exclude_none=True) if request.callback else None))
+                callback=request.callback.model_dump(exclude_none=True) if request.callback else None,
+                lane=request.lane))
 
         return self._direct(submit)
 

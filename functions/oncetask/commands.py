@@ -16,7 +16,7 @@ from google.cloud import firestore, storage
 from .artifacts import JobArtifacts
 from .callbacks import Callbacks, check_callback
 from .children import Children
-from .errors import Conflict, InvalidRequest, JobNotFound
+from .errors import Conflict, InvalidRequest, JobNotFound, QuotaExceeded
 from .job import FAILED_TASKS, Job, new_job_data
 from .jobstore import JobStore, StaleWrite
 from .logs import get_logger, log
@@ -89,7 +89,7 @@ class Commands:
 
     def submit(self, owner: str, job_type_name: str, payload: dict[str, Any], idempotency_key: str | None, *,
                delay_seconds: float | None = None, run_at: datetime | None = None,
-               callback: dict[str, Any] | None = None) -> Submitted:
+               callback: dict[str, Any] | None = None, lane: str | None = None) -> Submitted:
         """Create the job (once per key) and its task; with a delay or a run-at time the job is `scheduled` until
         then; with a callback, its end is told to a URL or starts a follow-up job."""
         job_type, normalized = validate_payload(job_type_name, payload, self.registry)
@@ -100,11 +100,20 @@ class Commands:
         # not a different request).
         fingerprint = payload_hash(job_type.name, {"payload": normalized, "delay_seconds": delay_seconds,
                                                    "run_at": run_at.isoformat() if run_at else None,
-                                                   "callback": callback} if (when or callback) else normalized)
+                                                   "callback": callback, "lane": lane}
+                                   if (when or callback or lane) else normalized)
+        if self.settings.owner_quota:
+            self._within_quota(owner, job_id, fingerprint)
         incarnation = new_incarnation()
-        task_name = self.queue.name_for(job_id, 1, incarnation)
+        try:
+            queue = self.queue.route(job_id, job_type.name, lane)
+        except KeyError:
+            raise InvalidRequest("lane", f"unknown lane {lane!r}; the app's lanes: "
+                                         f"{sorted(self.queue.router.lanes)}") from None
+        task_name = self.queue.name_for(job_id, 1, incarnation, queue=queue)
         data = new_job_data(job_type.name, normalized, fingerprint, owner, idempotency_key, incarnation, task_name,
-                            run_at=when, callback=spec)
+                            queue=queue, lane=lane or self.queue.router.lane_of(job_type.name), run_at=when,
+                            callback=spec)
         try:
             # Layer one of de-duplication: the document is created only if absent, and lasts (until retention),
             # long after Cloud Tasks forgets a task name.
@@ -112,10 +121,21 @@ class Commands:
         except gexc.AlreadyExists:
             return self._existing(job_id, fingerprint)
         # Layer two: the task's name is fixed by (job, generation); a retried request cannot make a second task.
-        self.queue.enqueue(job_id, 1, incarnation, run_at=when)
+        self.queue.enqueue(job_id, 1, incarnation, queue=queue, run_at=when)
         log(LOG, logging.INFO, "job submitted", job_id=job_id, job_type=job_type.name, task=task_name,
             run_at=when.isoformat() if when else None)
         return Submitted(job_id, "scheduled" if when else "queued", task_name)
+
+    def _within_quota(self, owner: str, job_id: str, fingerprint: str) -> None:
+        """Refuse a new job of an owner who has `owner_quota` active ones (429), writing nothing; a resubmission of
+        an existing job is answered as usual. A count, not a reservation: submissions racing past the limit at the
+        same moment may each see room, so the limit can be passed by as many as arrive together."""
+        if self.store.get(job_id) is not None:
+            return  # the create below finds it and answers with its status
+        active = self.store.active_jobs(owner)
+        if active >= self.settings.owner_quota:
+            raise QuotaExceeded(message=f"{owner} has {active} active jobs (queued, scheduled, running, waiting or "
+                                        f"retrying); the limit is {self.settings.owner_quota} (ONCETASK_OWNER_QUOTA)")
 
     def _existing(self, job_id: str, fingerprint: str) -> Submitted:
         job = self.store.get(job_id)
@@ -126,7 +146,8 @@ class Commands:
         if job.state in (JobState.QUEUED, JobState.SCHEDULED):
             # The first request may have crashed between the job write and the task create: create it now (the
             # deterministic name makes this a no-op when the task exists).
-            self.queue.enqueue(job_id, job.generation, job.incarnation, run_at=job.run_at)
+            self.queue.enqueue(job_id, job.generation, job.incarnation, queue=self.queue.queue_of(job),
+                               run_at=job.run_at)
             return Submitted(job_id, f"already_{job.state.value}", job.task_name)
         status = "already_queued" if job.state is JobState.RETRYING else f"already_{job.state.value}"
         return Submitted(job_id, status, job.task_name)
@@ -144,7 +165,7 @@ class Commands:
             if job.state is not JobState.FAILED:
                 raise Conflict(message=f"only failed jobs can be retried; this one is {job.state.value}")
             generation = job.generation + 1
-            task_name = self.queue.name_for(job_id, generation, job.incarnation)
+            task_name = self.queue.name_for(job_id, generation, job.incarnation, queue=self.queue.queue_of(job))
             try:
                 self.store.commit(job, {
                     "generation": generation, "retry_base": job.attempts, "cancel_requested": False,
@@ -152,7 +173,7 @@ class Commands:
                 }, JobState.QUEUED, deletes=(FAILED_TASKS,))
             except StaleWrite:
                 continue  # changed under us (a concurrent retry): look again
-            self.queue.enqueue(job_id, generation, job.incarnation)
+            self.queue.enqueue(job_id, generation, job.incarnation, queue=self.queue.queue_of(job))
             log(LOG, logging.INFO, "job retried", job_id=job_id, generation=generation)
             return Submitted(job_id, "queued", task_name)
         raise Conflict(message="the job keeps changing; retry the request")
@@ -193,7 +214,8 @@ class Commands:
         finishes the parent's wake-up and the callback."""
         try:
             if before.state is JobState.SCHEDULED:
-                self.queue.delete(before.job_id, before.generation, before.incarnation)
+                self.queue.delete(before.job_id, before.generation, before.incarnation,
+                                  queue=self.queue.queue_of(before))
             if before.state is JobState.WAITING or any(cp.get("children") for cp in before.checkpoints.values()):
                 self.children.cancel(before)
             if ended.parent:

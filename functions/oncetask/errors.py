@@ -88,6 +88,12 @@ class InvalidRequest(OncetaskError):
         self.field = field
 
 
+class QuotaExceeded(OncetaskError):
+    """The caller has as many active jobs as its quota allows: 429, nothing written."""
+
+    code = "QUOTA_EXCEEDED"
+
+
 class JobNotFound(OncetaskError):
     code = "NOT_FOUND"
 

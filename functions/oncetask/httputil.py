@@ -10,7 +10,7 @@ from google.api_core import exceptions as gexc
 
 from .auth import Forbidden, Unauthenticated
 from .errors import InvalidRequest
-from .errors import Conflict, JobNotFound, OncetaskError
+from .errors import Conflict, JobNotFound, OncetaskError, QuotaExceeded
 
 
 class HttpError(Exception):
@@ -65,6 +65,8 @@ def to_response(exc: Exception) -> flask.Response | None:
         return error_response(404, exc.code, exc.message)
     if isinstance(exc, Conflict):
         return error_response(409, exc.code, exc.message)
+    if isinstance(exc, QuotaExceeded):
+        return error_response(429, exc.code, exc.message, headers={"Retry-After": "60"})
     if isinstance(exc, Unauthenticated):
         return error_response(401, "UNAUTHENTICATED", str(exc))
     if isinstance(exc, Forbidden):

@@ -19,7 +19,7 @@ MAX_ERRORS_KEPT = 20  # the error history is bounded: a document is at most 1 Mi
 
 
 def new_job_data(job_type: str, payload: dict[str, Any], payload_hash: str, owner: str, idempotency_key: str | None,
-                 incarnation: str, task_name: str, *, run_at: datetime | None = None,
+                 incarnation: str, task_name: str, *, queue: str, lane: str, run_at: datetime | None = None,
                  parent: dict[str, Any] | None = None, depth: int = 0,
                  callback: dict[str, Any] | None = None) -> dict[str, Any]:
     """A new job document, as submission, a parent's stage (children) and a callback (follow-up jobs) create it."""
@@ -27,7 +27,8 @@ def new_job_data(job_type: str, payload: dict[str, Any], payload_hash: str, owne
         "job_type": job_type, "payload": payload, "payload_hash": payload_hash, "owner": owner,
         "idempotency_key": idempotency_key, "state": "scheduled" if run_at else "queued", "generation": 1,
         "attempts": 0, "retry_base": 0, "fencing": 0, "cancel_requested": False, "checkpoints": {}, "errors": [],
-        "incarnation": incarnation, "task_name": task_name, "created_at": SERVER_TIMESTAMP,
+        "incarnation": incarnation, "queue": queue, "lane": lane, "task_name": task_name,
+        "created_at": SERVER_TIMESTAMP,
         "updated_at": SERVER_TIMESTAMP, "state_changed_at": SERVER_TIMESTAMP, "depth": depth,
     }
     for key, value in (("run_at", run_at), ("parent", parent), ("callback", callback)):
@@ -50,6 +51,8 @@ class Job:
     idempotency_key: str | None = None
     retry_base: int = 0  # `attempts` when a caller last retried the job: the attempts since then are what count
     incarnation: str = ""  # random per job document: a resubmission after deletion is a new incarnation
+    queue: str = ""  # the Cloud Tasks queue of its tasks (its lane's, its job type's own, its shard)
+    lane: str = ""
     lease_owner: str | None = None
     lease_renewed_at: datetime | None = None  # server time of the holder's last write
     lease_ttl: float | None = None  # the holder's lease TTL, in seconds
@@ -88,6 +91,8 @@ class Job:
             idempotency_key=data.get("idempotency_key"),
             retry_base=int(data.get("retry_base", 0)),
             incarnation=data.get("incarnation") or "",
+            queue=data.get("queue") or "",
+            lane=data.get("lane") or "",
             lease_owner=data.get("lease_owner"),
             lease_renewed_at=data.get("lease_renewed_at"),
             lease_ttl=data.get("lease_ttl"),
@@ -140,6 +145,7 @@ class Job:
             "errors": [{**e, "at": iso(e.get("at")) if isinstance(e.get("at"), datetime) else e.get("at")}
                        for e in self.errors],
             "task_name": self.task_name,
+            "lane": self.lane or None,
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),
             "state_changed_at": iso(self.state_changed_at),

@@ -34,6 +34,8 @@ QUERY_SHAPES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     # API listing: a caller's jobs, newest first, optionally of one state.
     (JOBS, (("owner", "ASCENDING"), ("created_at", "DESCENDING"))),
     (JOBS, (("owner", "ASCENDING"), ("state", "ASCENDING"), ("created_at", "DESCENDING"))),
+    # Quotas: an owner's active jobs (a count).
+    (JOBS, (("owner", "ASCENDING"), ("state", "ASCENDING"))),
     # Cleanup: leases not renewed since a cutoff (single field: no composite index needed).
     (JOBS, (("lease_renewed_at", "ASCENDING"),)),
     # Cleanup: queued/retrying jobs untouched for longer than the grace period (their task may be gone).
@@ -50,6 +52,7 @@ QUERY_SHAPES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 )
 
 
+ACTIVE_STATES = ["queued", "scheduled", "running", "waiting", "retrying"]
 FENCED_BATCH = 499  # writes per commit, less the one that fences it
 CLOCK = "_oncetask_clock"  # a collection never written: reading its (missing) document tells the server's time
 Write = Callable[[firestore.WriteBatch], None]  # adds one write to a batch
@@ -225,6 +228,13 @@ class JobStore:
             raise StaleWrite(message=f"job {job.job_id} changed since it was read: {exc.message}") from exc
 
     # Queries -----------------------------------------------------------------------------------------------
+
+    @transient_retry()
+    def active_jobs(self, owner: str) -> int:
+        """How many of `owner`'s jobs are queued, scheduled, running, waiting or retrying (a count aggregation)."""
+        query = self.client.collection(JOBS).where(filter=firestore.FieldFilter("owner", "==", owner)).where(
+            filter=firestore.FieldFilter("state", "in", ACTIVE_STATES))
+        return int(query.count().get(retry=None, timeout=CALL_TIMEOUT)[0][0].value)
 
     def list_jobs(self, owner: str, state: JobState | None, limit: int, after_id: str | None) -> list[Job]:
         query = self.client.collection(JOBS).where(filter=firestore.FieldFilter("owner", "==", owner))

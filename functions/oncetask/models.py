@@ -36,6 +36,7 @@ class CreateJobRequest(BaseModel):
                                         description="Run no earlier than this many seconds from now (at most 30 days).")
     run_at: AwareDatetime | None = Field(None, description="Run no earlier than this time (at most 30 days ahead).")
     callback: CallbackRequest | None = Field(None, description="Tell a URL, or start a job, when this one ends.")
+    lane: str | None = Field(None, max_length=40, description="The priority lane to run in (default: the job type's).")
 
 
 class CreateJobResponse(BaseModel):
@@ -68,6 +69,7 @@ class JobView(BaseModel):
     stage_outputs: dict[str, dict[str, Any]]
     errors: list[JobError]
     task_name: str | None = None
+    lane: str | None = Field(None, description="The priority lane (queue) the job runs in.")
     created_at: str | None = None
     updated_at: str | None = None
     state_changed_at: str | None = Field(None, description="When the job entered its current state.")

@@ -300,12 +300,12 @@ class Processor:
         changes: dict[str, Any] = {
             **_clear_lease(), fpath("checkpoints", stage): done, "current_stage": following,
             "generation": generation, "retry_base": job.attempts,
-            "task_name": queue.name_for(job.job_id, generation, job.incarnation),
+            "task_name": queue.name_for(job.job_id, generation, job.incarnation, queue=queue.queue_of(job)),
         }
         if run_at is not None:
             changes["run_at"] = run_at
         job = keeper.write(changes, JobState.SCHEDULED if run_at is not None else JobState.QUEUED)
-        queue.enqueue(job.job_id, generation, job.incarnation, run_at=run_at)
+        queue.enqueue(job.job_id, generation, job.incarnation, queue=queue.queue_of(job), run_at=run_at)
         log(LOG, logging.INFO, "next stage in its own delivery", stage=following,
             run_at=run_at.isoformat() if run_at else None)
         return Outcome(200, "sleeping" if run_at is not None else "next_stage")

@@ -7,9 +7,9 @@ than being rebuilt per request. `App.services` builds one; tests may build their
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.cloud import firestore, storage
 
@@ -20,15 +20,21 @@ from .commands import Commands
 from .jobstore import JobStore
 from .openapi import openapi_document
 from .processor import Processor
+from .routing import Router
 from .settings import Settings
 from .stages import JobType
 from .taskqueue import TaskQueue
+
+if TYPE_CHECKING:
+    from .app import Schedule
 
 
 @dataclass
 class Services:
     settings: Settings
     job_types: Mapping[str, JobType]
+    router: Router
+    schedules: Mapping[str, Schedule] = field(default_factory=dict)
 
     @cached_property
     def firestore(self) -> firestore.Client:
@@ -44,7 +50,7 @@ class Services:
 
     @cached_property
     def queue(self) -> TaskQueue:
-        return TaskQueue(clients.tasks_client(self.settings), self.settings)
+        return TaskQueue(clients.tasks_client(self.settings), self.settings, self.router)
 
     @cached_property
     def verifier(self) -> TokenVerifier:

@@ -1,7 +1,7 @@
-"""One settings object, read from the environment once.
+"""One settings object, read from the environment once: where things live and how the deployment behaves.
 
-The queue's retry and rate defaults here are the single source of truth: the Terraform variables, the local
-stack's queue and the handler's "is this the last attempt?" decision all read them.
+What depends on the job types (queues, their rates and backoff, schedules) is declared in code, on the App, and
+reaches the infrastructure through `App.manifest()`, never through settings that could drift from it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("ONCETASK_PROJECT_ID", "GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT"),
     )
     location: str = "us-central1"
-    queue: str = "oncetask-jobs"
+    # Queue names start with this; the rest comes from the app's lanes and job types (routing.py).
+    queue_prefix: str = Field("oncetask", pattern=r"^[A-Za-z][A-Za-z0-9-]{0,39}$")
     database: str = "(default)"
     bucket: str = "oncetask-artifacts"
 
@@ -51,6 +52,9 @@ class Settings(BaseSettings):
     # How long verified OIDC certificates are reused before they are fetched again.
     certs_cache_seconds: float = 300.0
 
+    # Quotas: at most this many queued, scheduled, running, waiting or retrying jobs per owner (0: no limit).
+    owner_quota: int = Field(0, ge=0)
+
     # Composition: child jobs per stage and levels of children below a submitted job.
     max_children_per_stage: int = Field(1000, ge=1, le=10_000)
     max_child_depth: int = Field(5, ge=1, le=50)
@@ -64,14 +68,9 @@ class Settings(BaseSettings):
     # Retention: finished jobs, their results and artifacts are purged after this many days.
     retention_days: int = 30
 
-    # The queue (seeds 000 and 003). Terraform's variable defaults must equal these; a test checks it.
+    # A job's attempts when its job type sets none (seed 000: three), -1 for unlimited; and each delivery's
+    # deadline at Cloud Tasks (its default, 10 minutes), which a stage's timeout stays under.
     max_attempts: int = 3  # -1: unlimited (as Cloud Tasks)
-    min_backoff_seconds: float = 30.0
-    max_backoff_seconds: float = 600.0
-    max_doublings: int = 3
-    max_retry_duration_seconds: float = 3600.0
-    max_dispatches_per_second: float = 50.0
-    max_concurrent_dispatches: int = 50
     dispatch_deadline_seconds: float = 600.0
 
     # Emulators (development only). Standard variable names, so the Google libraries see the same hosts.
@@ -94,12 +93,15 @@ class Settings(BaseSettings):
         return self
 
     @property
-    def queue_path(self) -> str:
-        return f"projects/{self.project_id}/locations/{self.location}/queues/{self.queue}"
+    def location_path(self) -> str:
+        return f"projects/{self.project_id}/locations/{self.location}"
+
+    def queue_path(self, queue: str) -> str:
+        return f"{self.location_path}/queues/{queue}"
 
     @property
     def callback_queue_path(self) -> str:
-        return f"projects/{self.project_id}/locations/{self.location}/queues/{self.callback_queue}"
+        return self.queue_path(self.callback_queue)
 
     @property
     def effective_task_audience(self) -> str:

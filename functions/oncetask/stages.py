@@ -153,6 +153,7 @@ class JobType:
     description: str = ""
     delivery: str = "single"  # "single": every stage in one delivery; "per_stage": each stage in its own
     callback: dict[str, Any] | None = None  # a follow-up job type started when a job of this type ends
+    lane: str | None = None  # None: the app's default lane
 
     def __post_init__(self) -> None:
         names = [stage.name for stage in self.stages]

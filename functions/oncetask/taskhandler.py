@@ -6,6 +6,8 @@ Both refuse any caller but the configured service account's Google-signed ID tok
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import flask
 import pydantic
 
@@ -28,6 +30,31 @@ class TaskBody(pydantic.BaseModel):
 
 def _authorize(services: Services, request: flask.Request, audience: str, email: str) -> None:
     services.verifier.verify(request.headers.get("Authorization"), audience, frozenset({email}))
+
+
+SCHEDULE_TIME = "X-CloudScheduler-ScheduleTime"
+
+
+def _fire_schedule(services: Services, request: flask.Request, name: str) -> flask.Response:
+    """One run of a schedule: its job, keyed by the run's scheduled time, so that Cloud Scheduler's retries of the
+    same run find the job it already made."""
+    schedule = services.schedules.get(name)
+    if schedule is None:
+        raise HttpError(404, "NOT_FOUND", f"no schedule {name!r}; this app has {sorted(services.schedules)}")
+    raw = request.headers.get(SCHEDULE_TIME, "")
+    try:
+        when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        if when.tzinfo is None:
+            raise ValueError("no time zone")
+    except ValueError:
+        raise HttpError(400, "INVALID_ARGUMENT", f"{SCHEDULE_TIME} must be an RFC 3339 time, got {raw!r}",
+                        SCHEDULE_TIME) from None
+    key = f"schedule:{name}:{when.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+    submitted = services.commands.submit(f"schedule:{name}", schedule.job_type, schedule.payload, key,
+                                         lane=schedule.lane)
+    LOG.info("schedule fired", extra={"fields": {"schedule": name, "job_id": submitted.job_id,
+                                                 "status": submitted.status}})
+    return json_response(200, {"job_id": submitted.job_id, "status": submitted.status})
 
 
 def _int_header(request: flask.Request, name: str) -> int:
@@ -79,10 +106,17 @@ def _process_task(services: Services, request: flask.Request) -> flask.Response:
 
 
 def cleanup_stale_locks(services: Services, request: flask.Request) -> flask.Response:
+    """The Cloud Scheduler target: `/` runs the cleanup; `/schedules/{name}` submits that schedule's job."""
     s = services.settings
     trace = trace_from_header(request.headers.get("X-Cloud-Trace-Context"), s.project_id)
     try:
         _authorize(services, request, s.cleanup_audience, s.scheduler_service_account)
+        path = request.path.rstrip("/")
+        if path.startswith("/schedules/"):
+            with bound(trace=trace, component="schedule"):
+                return _fire_schedule(services, request, path.removeprefix("/schedules/"))
+        if path:
+            raise HttpError(404, "NOT_FOUND", f"no such endpoint: {request.path}")
         with bound(trace=trace, component="cleanup"):
             report = services.cleanup.run()
         return json_response(200, report.to_dict())

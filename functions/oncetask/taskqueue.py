@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import tasks_v2
 
 from .naming import task_name
 from .policy import transient_retry
+from .routing import Router
 from .settings import Settings
 
 
@@ -21,21 +23,30 @@ class Enqueued(StrEnum):
 
 
 class TaskQueue:
-    def __init__(self, client: tasks_v2.CloudTasksClient, settings: Settings) -> None:
+    def __init__(self, client: tasks_v2.CloudTasksClient, settings: Settings, router: Router) -> None:
         self.client = client
         self.settings = settings
+        self.router = router
 
-    def name_for(self, job_id: str, generation: int, incarnation: str = "", suffix: str = "") -> str:
-        return task_name(self.settings.queue_path, job_id, generation, incarnation) + suffix
+    def route(self, job_id: str, job_type: str, lane: str | None = None) -> str:
+        """The queue a new job goes to (`KeyError` for a lane the app does not have)."""
+        return self.router.queue(job_id, job_type, lane)
 
-    def enqueue(self, job_id: str, generation: int, incarnation: str = "", *, suffix: str = "",
+    def queue_of(self, job: Any) -> str:
+        """A job's queue, as stored when it was created (older jobs: where the app routes them)."""
+        return job.queue or self.route(job.job_id, job.job_type)
+
+    def name_for(self, job_id: str, generation: int, incarnation: str = "", *, queue: str, suffix: str = "") -> str:
+        return task_name(self.settings.queue_path(queue), job_id, generation, incarnation) + suffix
+
+    def enqueue(self, job_id: str, generation: int, incarnation: str = "", *, queue: str, suffix: str = "",
                 run_at: datetime | None = None) -> Enqueued:
         """Create the task for one generation of a job (to run at `run_at`, or now). A retried request or a second
         cleanup run names the same task, so Cloud Tasks answers ALREADY_EXISTS instead of creating a second one.
         `suffix` names a second kind of task for the same generation (a parent's wake-up by its children)."""
         s = self.settings
         task = tasks_v2.Task(
-            name=self.name_for(job_id, generation, incarnation, suffix),
+            name=self.name_for(job_id, generation, incarnation, queue=queue, suffix=suffix),
             http_request=tasks_v2.HttpRequest(
                 http_method=tasks_v2.HttpMethod.POST,
                 url=s.task_handler_url,
@@ -50,7 +61,7 @@ class TaskQueue:
         )
         if run_at is not None:
             task.schedule_time = run_at
-        return self._create(s.queue_path, task)
+        return self._create(s.queue_path(queue), task)
 
     def enqueue_http(self, name: str, url: str, body: bytes, headers: dict[str, str]) -> Enqueued:
         """An HTTP task to a URL outside oncetask (a completion callback), on the callbacks queue, named so that a
@@ -72,19 +83,19 @@ class TaskQueue:
         return Enqueued.CREATED
 
     @transient_retry()
-    def exists(self, job_id: str, generation: int, incarnation: str = "") -> bool:
+    def exists(self, job_id: str, generation: int, incarnation: str = "", *, queue: str) -> bool:
         """Whether the generation's task is still in the queue (NOT_FOUND once it ran, was deleted or gave up)."""
         try:
-            self.client.get_task(name=self.name_for(job_id, generation, incarnation))
+            self.client.get_task(name=self.name_for(job_id, generation, incarnation, queue=queue))
         except gexc.NotFound:
             return False
         return True
 
     @transient_retry()
-    def delete(self, job_id: str, generation: int, incarnation: str = "") -> bool:
+    def delete(self, job_id: str, generation: int, incarnation: str = "", *, queue: str) -> bool:
         """Delete a task that has not run (a scheduled job cancelled while it waits); whether one was deleted."""
         try:
-            self.client.delete_task(name=self.name_for(job_id, generation, incarnation))
+            self.client.delete_task(name=self.name_for(job_id, generation, incarnation, queue=queue))
         except gexc.NotFound:
             return False
         return True

@@ -34,7 +34,8 @@ class Footprint:
         client = stack.services.firestore
         documents = sum(len(list(c.list_documents())) for c in client.collections())
         calls = stack.firestore_calls()
-        created = stack.tasks_emulator.stats()["tasks_created_by_queue"].get(stack.settings.queue_path, 0)
+        by_queue = stack.tasks_emulator.stats()["tasks_created_by_queue"]
+        created = sum(by_queue.get(queue, 0) for queue in stack.queues)
         return cls(documents, sum(calls.get(name, 0) for name in WRITE_CALLS), created)
 
     def documents_and_tasks(self) -> tuple[int, int]:

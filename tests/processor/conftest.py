@@ -31,6 +31,7 @@ from oncetask.artifacts import artifact_uris
 from oncetask.states import JobState
 
 from oncetask_dev.demoapp import app as demo_app
+from oncetask_dev.provision import create_queues, job_queues
 
 from . import served
 
@@ -132,15 +133,27 @@ class Stack:
     def firestore_calls(self) -> dict[str, int]:
         return dict(self.firestore_emulator.stats(self.settings.project_id))
 
+    def services_with(self, **settings: Any) -> Services:
+        """Another worker's wiring for this stack's app: these settings changed (e.g. a gate's host)."""
+        return Services(self.settings.model_copy(update=settings), self.app.job_types(), self.app.router(),
+                        self.app.schedules)
+
+    @property
+    def queues(self) -> list[str]:
+        """The full names of the app's job queues (every lane and shard)."""
+        return job_queues(self.settings, self.app.manifest())
+
     def tasks(self) -> list[str]:
         client = self.services.queue.client
-        return sorted(t.name for t in client.list_tasks(parent=self.settings.queue_path))
+        return sorted(t.name for queue in self.queues for t in client.list_tasks(parent=queue))
 
     def pause(self) -> None:
-        self.services.queue.client.pause_queue(name=self.settings.queue_path)
+        for queue in self.queues:
+            self.services.queue.client.pause_queue(name=queue)
 
     def resume(self) -> None:
-        self.services.queue.client.resume_queue(name=self.settings.queue_path)
+        for queue in self.queues:
+            self.services.queue.client.resume_queue(name=queue)
 
     def cleanup(self, **headers: str) -> Any:
         return self.cleanup_client.post("/", headers=headers)
@@ -159,7 +172,7 @@ def make_stack(firestore_emulator: FirestoreEmulator, tasks_emulator: TasksEmula
         """Options: `paused` (the queue does not dispatch), `apps` (job types beside the demo's), settings."""
         project = f"test-{uuid.uuid4().hex[:12]}"
         values: dict[str, Any] = {
-            "ONCETASK_PROJECT_ID": project, "location": LOCATION, "queue": f"q-{uuid.uuid4().hex[:10]}",
+            "ONCETASK_PROJECT_ID": project, "location": LOCATION, "queue_prefix": f"q{uuid.uuid4().hex[:10]}",
             "task_handler_url": handler_server, "oidc_certs_url": tasks_emulator.certs_url,
             "cleanup_audience": "http://cleanup.test/", "lease_ttl_seconds": LEASE_TTL,
             "FIRESTORE_EMULATOR_HOST": firestore_emulator.host, "CLOUD_TASKS_EMULATOR_HOST": tasks_emulator.host,
@@ -168,33 +181,22 @@ def make_stack(firestore_emulator: FirestoreEmulator, tasks_emulator: TasksEmula
         }
         values.update(overrides)
         settings = Settings(**values)
-        app = oncetask.App("tests").include(demo_app, *apps).configure(settings)
+        lanes = tuple(apps[0].lanes.values()) if apps else oncetask.App().lanes.values()  # the first app's lanes
+        app = oncetask.App("tests", lanes=tuple(lanes)).include(demo_app, *apps).configure(settings)
         services = app.services
-        s = settings
-        queue = {
-            "name": s.queue_path,
-            "retry_config": {
-                "max_attempts": s.max_attempts, "min_backoff": {"seconds": int(s.min_backoff_seconds)},
-                "max_backoff": {"seconds": int(s.max_backoff_seconds)}, "max_doublings": s.max_doublings,
-                "max_retry_duration": {"seconds": int(s.max_retry_duration_seconds)},
-            },
-            "rate_limits": {"max_dispatches_per_second": s.max_dispatches_per_second,
-                            "max_concurrent_dispatches": s.max_concurrent_dispatches},
-        }
+        stack = Stack(app, settings, services, firestore_emulator, tasks_emulator,
+                      api_app.test_client(), cleanup_app.test_client())
         if create_queue:
-            parent = f"projects/{s.project_id}/locations/{LOCATION}"
-            services.queue.client.create_queue(parent=parent, queue=queue)
-            services.queue.client.create_queue(parent=parent, queue={"name": s.callback_queue_path})
+            create_queues(services.queue.client, settings, app.manifest())
         if paused:
-            services.queue.client.pause_queue(name=s.queue_path)
+            stack.pause()
         try:
             storage_client(settings).create_bucket(settings.bucket)
         except gexc.Conflict:
             pass  # the session's bucket exists already; job IDs keep tests apart
         served.use(app)
         built.append(services)
-        return Stack(app, settings, services, firestore_emulator, tasks_emulator,
-                     api_app.test_client(), cleanup_app.test_client())
+        return stack
 
     yield make
     served.use(oncetask.App("tests").include(demo_app))

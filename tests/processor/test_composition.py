@@ -218,8 +218,7 @@ def test_a_wake_up_its_children_could_not_send_is_sent_by_the_cleanup(paused: St
     assert paused.services.processor.handle(TaskDelivery(parent, 1, "t")).outcome == "waiting"
     gate = grpc_gate(tasks_emulator.host)
     gate.fail(lambda method, request: method == "CreateTask", code=grpc.StatusCode.UNAVAILABLE)
-    cut_off = Services(paused.settings.model_copy(update={"cloud_tasks_emulator_host": gate.host}),
-                       paused.app.job_types())
+    cut_off = paused.services_with(cloud_tasks_emulator_host=gate.host)
     assert [cut_off.processor.handle(TaskDelivery(c, 1, "t")).outcome
             for c in children_of(paused, parent, 2)] == ["completed", "completed"]
     assert wake_tasks(paused, parent) == []
@@ -373,8 +372,7 @@ def test_a_callback_its_worker_could_not_send_is_sent_once_by_the_cleanup(with_c
     job_id = stack.submit_ok("test.segment", {"n": 4}, key="hook-later", callback={"url": task_target.url})
     gate = grpc_gate(tasks_emulator.host)
     gate.fail(lambda method, request: method == "CreateTask", code=grpc.StatusCode.UNAVAILABLE)
-    cut_off = Services(stack.settings.model_copy(update={"cloud_tasks_emulator_host": gate.host}),
-                       stack.app.job_types())
+    cut_off = stack.services_with(cloud_tasks_emulator_host=gate.host)
     assert cut_off.processor.handle(TaskDelivery(job_id, 1, "t")).outcome == "completed"
     assert stack.job(job_id).callback_pending is True and task_target.requests == []
     time.sleep(stack.settings.orphan_grace_seconds + 0.1)

@@ -58,7 +58,7 @@ def worker(stack: Stack, stages: dict[str, Stage] | None = None, *, storage: str
     if stages:
         job_types[pipeline.name] = JobType(pipeline.name, PipelinePayload,
                                            tuple(stages.get(s.name, s) for s in pipeline.stages))
-    services = Services(own, job_types)
+    services = Services(own, job_types, stack.app.router())
     return services.processor
 
 
@@ -346,7 +346,7 @@ def test_the_retention_purge_leaves_a_job_that_was_retried_after_its_query(make_
     gate = grpc_gate(firestore_emulator.host)
     deletes_the_job = gate.hold(lambda method, request: method == "Commit" and any(
         w.delete.endswith(f"/documents/{JOBS}/{job_id}") for w in request.writes))
-    gated = Services(stack.settings.model_copy(update={"firestore_emulator_host": gate.host}), stack.app.job_types())
+    gated = stack.services_with(firestore_emulator_host=gate.host)
     later = utcnow() + timedelta(days=stack.settings.retention_days + 1)
     purge = threading.Thread(target=lambda: gated.cleanup.run(now=later), daemon=True)
     purge.start()
@@ -452,7 +452,7 @@ def test_cleanup_goes_on_past_one_jobs_error(make_stack, http_gate, storage_host
 
     gate = http_gate(storage_host)
     gate.fail(lambda method, path: is_delete(method, path) and broken in path, status=403)
-    gated = Services(stack.settings.model_copy(update={"storage_emulator_host": gate.url}), stack.app.job_types())
+    gated = stack.services_with(storage_emulator_host=gate.url)
     try:
         report = gated.cleanup.run(now=utcnow() + timedelta(days=stack.settings.retention_days + 1))
     finally:

@@ -16,6 +16,8 @@ from oncetask.lease import Delivery, LeaseView, decide_delivery, lease_lapsed, l
 from oncetask.logs import JsonFormatter, bound, trace_from_header
 from oncetask.naming import job_id_for, payload_hash, task_id, task_name
 from oncetask.policy import attempts_spent, call_with_retry, queue_backoff
+from oncetask.app import DEFAULT_LANES, Retry
+from oncetask.routing import QueuePolicy, Route, Router, shard_of
 from oncetask.settings import Settings
 from oncetask.states import TERMINAL, TRANSITIONS, JobState, can_transition, transition
 
@@ -237,10 +239,45 @@ def test_queue_backoff_doubles_then_grows_linearly_then_caps() -> None:
     assert [queue_backoff(n, 10, 300, 3) for n in range(1, 9)] == [10, 20, 40, 80, 160, 240, 300, 300]
 
 
-def test_seed_queue_defaults_are_the_settings_defaults() -> None:
-    s = Settings()
-    assert (s.max_attempts, s.min_backoff_seconds, s.max_backoff_seconds, s.max_doublings) == (3, 30, 600, 3)
-    assert (s.max_retry_duration_seconds, s.max_dispatches_per_second, s.max_concurrent_dispatches) == (3600, 50, 50)
+def test_seed_queue_defaults_are_the_default_lanes_and_retry() -> None:
+    retry, (interactive, batch) = Retry(), DEFAULT_LANES
+    assert (Settings().max_attempts, retry.max_attempts, retry.min_backoff, retry.max_backoff) == (3, 3, 30, 600)
+    assert (retry.max_doublings, retry.max_retry_duration) == (3, 3600)
+    assert (interactive.name, interactive.rate, interactive.concurrency) == ("interactive", 50, 50)
+    assert (batch.name, batch.rate, batch.concurrency) == ("batch", 10, 10)
+
+
+# Routing -----------------------------------------------------------------------------------------------------
+
+def _policy(rate: float = 50) -> QueuePolicy:
+    return QueuePolicy(rate, 50, 30, 600, 3, 3600, 6)
+
+
+def test_a_job_maps_to_its_lanes_queue_and_a_shard_fixed_by_its_id() -> None:
+    router = Router("ot", {"interactive": (_policy(), 1), "batch": (_policy(10), 4)},
+                    {"a": Route("interactive", None), "b": Route("batch", None)}, "interactive")
+    job_id = "0" * 31 + "7"
+    assert router.queue(job_id, "a") == "ot-interactive"
+    assert router.queue(job_id, "b") == router.queue(job_id, "b") == f"ot-batch-{shard_of(job_id, 4)}"
+    assert router.queue(job_id, "a", lane="batch").startswith("ot-batch-")
+    with pytest.raises(KeyError):
+        router.queue(job_id, "a", lane="express")
+
+
+def test_shards_spread_jobs_evenly() -> None:
+    counts = [0] * 4
+    for n in range(4000):
+        counts[shard_of(job_id_for("o", "t", f"k{n}"), 4)] += 1
+    assert min(counts) > 900
+
+
+def test_a_job_type_with_its_own_policy_gets_queues_of_its_own_in_every_lane() -> None:
+    router = Router("ot", {"interactive": (_policy(), 1), "batch": (_policy(10), 2)},
+                    {"a": Route("interactive", None), "image.thumbs": Route("batch", _policy(5))}, "interactive")
+    names = [spec.name for spec in router.plan()]
+    assert names == ["ot-interactive", "ot-batch-0", "ot-batch-1", "ot-interactive-image-thumbs",
+                     "ot-batch-image-thumbs-0", "ot-batch-image-thumbs-1"]
+    assert router.queues_of("image.thumbs") == names[3:]
 
 
 # Logs --------------------------------------------------------------------------------------------------------

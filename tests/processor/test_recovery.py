@@ -62,7 +62,7 @@ def test_cleanup_requeues_a_lapsed_lease_under_a_new_generation_and_it_completes
     job = stack.job(job_id)
     assert (job.state, job.generation, job.lease_owner) == (JobState.QUEUED, 2, None)
     assert job.errors[-1]["code"] == "TIMEOUT"
-    assert stack.tasks() == [stack.services.queue.name_for(job_id, g, job.incarnation) for g in (1, 2)]
+    assert stack.tasks() == [stack.services.queue.name_for(job_id, g, job.incarnation, queue=job.queue) for g in (1, 2)]
     stack.resume()  # the generation-1 task is now stale and does nothing; generation 2 runs the job
     assert stack.wait_state(job_id, JobState.COMPLETED).fencing == 2  # dead worker 1, rescuer 2
 
@@ -119,7 +119,7 @@ def test_overlapping_cleanups_do_not_double_enqueue(make_stack) -> None:
     for job_id in lapsed:
         job = stack.job(job_id)
         assert job.generation == 2
-        assert [n for n in names if job_id in n] == [stack.services.queue.name_for(job_id, g, job.incarnation)
+        assert [n for n in names if job_id in n] == [stack.services.queue.name_for(job_id, g, job.incarnation, queue=job.queue)
                                                      for g in (1, 2)]
 
 
@@ -215,9 +215,9 @@ def _free_port() -> int:
 
 def test_worker_killed_mid_stage_is_recovered_and_completed_stages_are_skipped(
         make_stack, handler_server: str, firestore_emulator, tasks_emulator, storage_host: str) -> None:
-    project, queue, port = f"test-{uuid.uuid4().hex[:12]}", f"q-{uuid.uuid4().hex[:10]}", _free_port()
+    project, queue, port = f"test-{uuid.uuid4().hex[:12]}", f"q{uuid.uuid4().hex[:10]}", _free_port()
     worker_url = f"http://127.0.0.1:{port}/"
-    env = {**os.environ, "ONCETASK_PROJECT_ID": project, "ONCETASK_QUEUE": queue,
+    env = {**os.environ, "ONCETASK_PROJECT_ID": project, "ONCETASK_QUEUE_PREFIX": queue,
            "ONCETASK_TASK_HANDLER_URL": worker_url, "ONCETASK_OIDC_CERTS_URL": tasks_emulator.certs_url,
            "ONCETASK_LEASE_TTL_SECONDS": "1.0", "FIRESTORE_EMULATOR_HOST": firestore_emulator.host,
            "CLOUD_TASKS_EMULATOR_HOST": tasks_emulator.host, "STORAGE_EMULATOR_HOST": storage_host,
@@ -228,7 +228,7 @@ def test_worker_killed_mid_stage_is_recovered_and_completed_stages_are_skipped(
         env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_until(lambda: _accepts(port), timeout=20, message="the worker process to listen")
-        doomed = make_stack(ONCETASK_PROJECT_ID=project, queue=queue, task_handler_url=worker_url)
+        doomed = make_stack(ONCETASK_PROJECT_ID=project, queue_prefix=queue, task_handler_url=worker_url)
         job_id = doomed.submit_ok(payload={"sleep_ms": 300}, key="killed")
         wait_until(lambda: stack_stage(doomed, job_id) == "work", message="the worker to be inside stage work")
         os.killpg(worker.pid, signal.SIGKILL)  # the whole process group: gunicorn's master and its workers
@@ -241,7 +241,7 @@ def test_worker_killed_mid_stage_is_recovered_and_completed_stages_are_skipped(
             worker.wait(10)
 
     # A live handler and the scheduled cleanup take over.
-    live = make_stack(create_queue=False, ONCETASK_PROJECT_ID=project, queue=queue)
+    live = make_stack(create_queue=False, ONCETASK_PROJECT_ID=project, queue_prefix=queue)
     wait_until(lambda: _lease_lapsed(live, job_id), message="the dead worker's lease to lapse")
     assert live.services.cleanup.run().requeued == 1
     job = live.wait_state(job_id, JobState.COMPLETED)
