@@ -19,7 +19,6 @@ import grpc
 
 from ..faults import FaultInterceptor, FaultPlan, FaultSpecError
 from .http import ControlServer
-from .persistence import SqlitePersistence
 from .service import FirestoreService, generic_handler
 from .stats import CallCounters
 from .store import Store
@@ -58,7 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     if faults:
         interceptors.append(FaultInterceptor(faults))
 
-    persistence = SqlitePersistence(args.data_dir) if args.data_dir else None
+    persistence = None
+    if args.data_dir:
+        from .persistence import SqlitePersistence  # sqlite3 only when asked for: a faster start
+
+        persistence = SqlitePersistence(args.data_dir)
     store = Store(retention_seconds=args.version_retention, persistence=persistence)
     transactions = Transactions(Lifetimes(idle_seconds=args.transaction_idle, max_seconds=args.transaction_max))
     counters = CallCounters()
