@@ -39,9 +39,11 @@ def index_properties(q: StructuredQueryPb, aggregated: Sequence[tuple[str, ...]]
     listed: set[tuple[str, ...]] = set()
     if q.HasField("where"):
         for leaf in filters.leaves(q.where):
-            if leaf.WhichOneof("filter_type") == "field_filter" and leaf.field_filter.op in _EQUALITY_OPS:
-                path, mode = paths.parse_field_path(leaf.field_filter.field.field_path), _EQUALITY_OPS[leaf.field_filter.op]
-            elif leaf.WhichOneof("filter_type") == "unary_filter" and leaf.unary_filter.op in _EQUALITY_UNARY:
+            kind = leaf.WhichOneof("filter_type")
+            if kind == "field_filter" and leaf.field_filter.op in _EQUALITY_OPS:
+                path = paths.parse_field_path(leaf.field_filter.field.field_path)
+                mode = _EQUALITY_OPS[leaf.field_filter.op]
+            elif kind == "unary_filter" and leaf.unary_filter.op in _EQUALITY_UNARY:
                 path, mode = paths.parse_field_path(leaf.unary_filter.field.field_path), "ASC"
             else:
                 continue

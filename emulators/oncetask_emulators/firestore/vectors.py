@@ -93,7 +93,9 @@ def nearest(fn: FindNearestPb, docs: Iterable[DocumentPb]) -> list[DocumentPb]:
         if vector is None or len(vector) != len(target):
             continue
         d = distance(measure, vector, target)
-        if math.isnan(d) or (fn.HasField("distance_threshold") and not _within(measure, d, fn.distance_threshold.value)):
+        if math.isnan(d):
+            continue
+        if fn.HasField("distance_threshold") and not _within(measure, d, fn.distance_threshold.value):
             continue
         scored.append((d, doc))
     # Stable: equal distances keep the candidates' order (document names).
