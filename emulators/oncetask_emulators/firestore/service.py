@@ -204,7 +204,8 @@ class FirestoreService:
         view = self._read_view(db, request)
         if _plan_only(request):  # explain without analyze: the plan, and no query run
             query.validate_query(structured)
-            return [firestore.RunQueryResponse.pb()(explain_metrics=explain.metrics(structured, analyze=False))]
+            metrics = explain.metrics(structured, analyze=False)
+            return [firestore.RunQueryResponse.pb()(explain_metrics=metrics, transaction=view.new_transaction)]
         started = time.perf_counter()
         found = self._query_locked(view, request.parent, unskipped)
         read_ts = to_timestamp(view.at if view.at is not None else db.read_time())
@@ -233,7 +234,8 @@ class FirestoreService:
             query.validate_query(aggregation.structured_query)
             metrics = explain.metrics(aggregation.structured_query, analyze=False,
                                       aggregated=aggregated_fields(aggregation))
-            return [firestore.RunAggregationQueryResponse.pb()(explain_metrics=metrics)]
+            return [firestore.RunAggregationQueryResponse.pb()(explain_metrics=metrics,
+                                                               transaction=view.new_transaction)]
         started = time.perf_counter()
         candidates = _candidates(db, request.parent, aggregation.structured_query, view.at)
         fields, aggregated = query.aggregate(aggregation, request.parent, candidates)
