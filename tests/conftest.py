@@ -5,3 +5,4 @@ from fixtures.tasks import *  # noqa: F401,F403
 from fixtures.storage import *  # noqa: F401,F403
 from fixtures.stack import *  # noqa: F401,F403
 from fixtures.gates import *  # noqa: F401,F403
+from fixtures.node import *  # noqa: F401,F403

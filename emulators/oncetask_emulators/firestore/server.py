@@ -20,7 +20,6 @@ import grpc
 
 from ..faults import FaultInterceptor, FaultPlan, FaultSpecError
 from .http import ControlServer
-from .persistence import SqlitePersistence
 from .rules.gate import RulesGate
 from .rules.registry import RulesRegistry
 from .rules.ruleset import Ruleset
@@ -71,7 +70,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{NAME}: --rules: {error}", file=sys.stderr)
         return 2
 
-    persistence = SqlitePersistence(args.data_dir) if args.data_dir else None
+    persistence = None
+    if args.data_dir:
+        from .persistence import SqlitePersistence  # sqlite3 only when asked for: a faster start
+
+        persistence = SqlitePersistence(args.data_dir)
     store = Store(retention_seconds=args.version_retention, persistence=persistence)
     transactions = Transactions(Lifetimes(idle_seconds=args.transaction_idle, max_seconds=args.transaction_max))
     counters = CallCounters()

@@ -17,13 +17,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import grpc
-from google.cloud.firestore_v1.types import common, document, firestore, write
-from google.protobuf import empty_pb2
 
-from . import paths, query
+from . import explain, paths, query
+from .aggregation import aggregated_fields, validate_aggregation
 from .errors import Aborted, EmulatorError, InvalidArgument, NotFound, Unimplemented
 from .locks import LockTimeout, Mode, Owner, Wounded
 from .masks import apply_mask
+from .protos import Empty, common, document, firestore, write
 from .rules.auth import CALL_METADATA
 from .rules.gate import RulesGate
 from .stats import CallCounters
@@ -33,7 +33,6 @@ from .transactions import Transaction, Transactions
 DocumentPb = document.Document.pb()
 WritePb = write.Write.pb()
 TransactionOptionsPb = common.TransactionOptions.pb()
-Empty = empty_pb2.Empty
 
 CONTENTION = "Too much contention on these documents. Please try again."
 _ID_ALPHABET = string.ascii_letters + string.digits
@@ -212,6 +211,11 @@ class FirestoreService:
                 raise InvalidArgument("limit must not be negative")
             unskipped.limit.value = min(structured.limit.value + offset, 2**31 - 1)  # stays an int32
         view = self._read_view(db, request)
+        if _plan_only(request):  # explain without analyze: the plan, and no query run
+            query.validate_query(structured)
+            metrics = explain.metrics(structured, analyze=False)
+            return [firestore.RunQueryResponse.pb()(explain_metrics=metrics, transaction=view.new_transaction)]
+        started = time.perf_counter()
         found = self._query_locked(view, request.parent, unskipped)
         read_ts = to_timestamp(view.at if view.at is not None else db.read_time())
         skipped = min(offset, len(found))
@@ -221,6 +225,11 @@ class FirestoreService:
         responses[0].skipped_results = skipped
         responses[0].transaction = view.new_transaction
         responses[-1].done = True
+        if request.HasField("explain_options"):
+            responses[-1].explain_metrics.CopyFrom(explain.metrics(
+                structured, analyze=True, results_returned=len(found) - skipped, documents_scanned=len(found),
+                seconds=time.perf_counter() - started,
+            ))
         return responses
 
     def run_aggregation_query(self, request) -> list:
@@ -230,12 +239,26 @@ class FirestoreService:
         self.rules.authorize_query(db, request.parent, request.structured_aggregation_query.structured_query)
         view = self._read_view(db, request)
         aggregation = request.structured_aggregation_query
+        if _plan_only(request):  # explain without analyze: the plan, and no aggregation run
+            validate_aggregation(aggregation)
+            query.validate_query(aggregation.structured_query)
+            metrics = explain.metrics(aggregation.structured_query, analyze=False,
+                                      aggregated=aggregated_fields(aggregation))
+            return [firestore.RunAggregationQueryResponse.pb()(explain_metrics=metrics,
+                                                               transaction=view.new_transaction)]
+        started = time.perf_counter()
         candidates = _candidates(db, request.parent, aggregation.structured_query, view.at)
-        fields = query.run_aggregation(aggregation, request.parent, candidates)
+        fields, aggregated = query.aggregate(aggregation, request.parent, candidates)
         response = firestore.RunAggregationQueryResponse.pb()(transaction=view.new_transaction)
         response.read_time.CopyFrom(to_timestamp(view.at if view.at is not None else db.read_time()))
         for alias, value in fields.items():
             response.result.aggregate_fields[alias].CopyFrom(value)
+        if request.HasField("explain_options"):
+            response.explain_metrics.CopyFrom(explain.metrics(
+                aggregation.structured_query, analyze=True, aggregation=True, results_returned=1,
+                aggregated=aggregated_fields(aggregation), documents_scanned=aggregated,
+                seconds=time.perf_counter() - started,
+            ))
         return [response]
 
     def list_collection_ids(self, request):
@@ -394,6 +417,10 @@ def _candidates(db: Database, parent: str, structured, at: int | None) -> list[D
     if len(selectors) == 1 and not selectors[0].all_descendants and selectors[0].collection_id:
         return db.documents_under(f"{parent}/{selectors[0].collection_id}", at)
     return db.documents_under(parent, at)
+
+
+def _plan_only(request) -> bool:
+    return request.HasField("explain_options") and not request.explain_options.analyze
 
 
 def _mask(request):

@@ -11,21 +11,16 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-
-from google.cloud.firestore_v1.types import document, write
-from google.protobuf import timestamp_pb2
+from typing import TYPE_CHECKING
 
 from . import transforms
 from .errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from .locks import LockTable
-from .persistence import SqlitePersistence
+from .protos import DocumentPb, MapValuePb, Timestamp, ValuePb, WritePb, WriteResultPb
 
-DocumentPb = document.Document.pb()
-ValuePb = document.Value.pb()
-MapValuePb = document.MapValue.pb()
-WritePb = write.Write.pb()
-WriteResultPb = write.WriteResult.pb()
-Timestamp = timestamp_pb2.Timestamp
+if TYPE_CHECKING:  # sqlite3 is imported only when --data-dir asks for persistence
+    from .persistence import SqlitePersistence
+
 
 MAX_DOCUMENT_BYTES = 1_048_576
 
@@ -132,7 +127,7 @@ class Database:
             for w in writes:
                 name = write_target(w)
                 current = pending[name] if name in pending else self.get(name)
-                _check_precondition(w, name, current)
+                _check_precondition(w, name, current, commit_micros)
                 new_fields, transform_results = transforms.apply_write(
                     current.fields if current is not None else None, w, commit_ts
                 )
@@ -176,7 +171,10 @@ class Database:
         self._versions[name] = [*old[keep_from:], version]
 
 
-def _check_precondition(w: WritePb, name: str, current: DocumentPb | None) -> None:
+def _check_precondition(w: WritePb, name: str, current: DocumentPb | None, commit_micros: int) -> None:
+    """NOT_FOUND / ALREADY_EXISTS for `exists`; for `update_time`, INVALID_ARGUMENT when it is not a time a
+    document could have (not microsecond aligned, or later than this commit: production's answer, which the
+    Python client's system tests check), else FAILED_PRECONDITION when it is not the stored version's."""
     if not w.HasField("current_document"):
         return
     condition = w.current_document
@@ -186,6 +184,16 @@ def _check_precondition(w: WritePb, name: str, current: DocumentPb | None) -> No
         if not condition.exists and current is not None:
             raise AlreadyExists(f"Document already exists: {name}")
     elif condition.WhichOneof("condition_type") == "update_time":
+        wanted = condition.update_time
+        if wanted.nanos % 1000:
+            raise InvalidArgument(
+                f"Precondition update_time {wanted.ToJsonString()} must be microsecond aligned."
+            )
+        if to_micros(wanted) > commit_micros:
+            raise InvalidArgument(
+                f"Precondition update_time {wanted.ToJsonString()} is in the future: no version of {name} "
+                "can have it."
+            )
         if current is None or current.update_time != condition.update_time:
             raise FailedPrecondition(
                 f"the stored version of {name} does not match the required update_time "

@@ -11,10 +11,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from google.cloud.firestore_v1.types import document, write
-
 from .. import query, transforms
 from ..errors import PermissionDenied
+from ..protos import DocumentPb, WritePb
 from ..store import Database, to_timestamp, write_target
 from . import symbolic
 from .auth import Caller, current_caller
@@ -23,9 +22,6 @@ from .matching import ANY_ID, ANY_PREFIX
 from .registry import RulesRegistry
 from .ruleset import Decision, Ruleset
 from .values import Timestamp, path_of_name
-
-DocumentPb = document.Document.pb()
-WritePb = write.Write.pb()
 
 DENIED = "Missing or insufficient permissions."  # production's message for every rules denial
 METADATA_DENIED = "Metadata operations require admin authentication."  # the official emulator's
