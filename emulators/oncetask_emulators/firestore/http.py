@@ -3,6 +3,8 @@
     DELETE /emulator/v1/projects/{p}/databases/{d}/documents   wipe that database
     GET    /emulator/v1/stats[?database=projects/{p}/databases/{d}]   call counters (and injected faults) as JSON
     DELETE /emulator/v1/stats[?database=...]                    reset them
+    GET    /emulator/v1/projects/{p}/databases/{d}/listen       open Listen streams, their targets, drops
+    POST   /emulator/v1/projects/{p}/databases/{d}/listen:drop  close them with UNAVAILABLE (clients resume)
     GET    /                                                    "Ok" (health)
 """
 
@@ -15,19 +17,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..faults import FaultPlan
+from .listen import Listens
 from .stats import CallCounters
 from .store import Store
 from .transactions import Transactions
 
 _WIPE = re.compile(r"^/emulator/v1/(projects/[^/]+/databases/[^/]+)/documents/?$")
 _STATS = "/emulator/v1/stats"
+_LISTEN = re.compile(r"^/emulator/v1/(projects/[^/]+/databases/[^/]+)/listen(:drop)?$")
 
 
 class ControlServer:
     """Runs the HTTP endpoints on a daemon thread."""
 
     def __init__(self, host: str, port: int, store: Store, transactions: Transactions, counters: CallCounters,
-                 faults: FaultPlan | None = None):
+                 faults: FaultPlan | None = None, listens: Listens | None = None):
         control = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -41,8 +45,19 @@ class ControlServer:
                                 "faults": faults.counts() if faults else {}}
                     body = json.dumps(snapshot, sort_keys=True)
                     self._reply(200, "application/json", body.encode())
+                elif (listen := _LISTEN.match(unquote(url.path))) and not listen.group(2) and listens:
+                    self._reply(200, "application/json", json.dumps(listens.stats(listen.group(1))).encode())
                 else:
                     self._reply(404, "text/plain", f"no such endpoint: GET {url.path}\n".encode())
+
+            def do_POST(self) -> None:
+                url = urlsplit(self.path)
+                listen = _LISTEN.match(unquote(url.path))
+                if listen and listen.group(2) and listens:
+                    dropped = listens.drop(listen.group(1))
+                    self._reply(200, "application/json", json.dumps({"dropped": dropped}).encode())
+                else:
+                    self._reply(404, "text/plain", f"no such endpoint: POST {url.path}\n".encode())
 
             def do_DELETE(self) -> None:
                 url = urlsplit(self.path)

@@ -22,6 +22,7 @@ from google.protobuf import empty_pb2
 
 from . import paths, query
 from .errors import Aborted, EmulatorError, InvalidArgument, NotFound, Unimplemented
+from .listen import DEFAULT_CAPACITY, Listens
 from .locks import LockTimeout, Mode, Owner, Wounded
 from .masks import apply_mask
 from .stats import CallCounters
@@ -48,11 +49,13 @@ class ReadView:
 
 
 class FirestoreService:
-    def __init__(self, store: Store, transactions: Transactions, counters: CallCounters, lock_timeout: float):
+    def __init__(self, store: Store, transactions: Transactions, counters: CallCounters, lock_timeout: float,
+                 listen_buffer: int = DEFAULT_CAPACITY):
         self.store = store
         self.transactions = transactions
         self.counters = counters
         self.lock_timeout = lock_timeout
+        self.listens = Listens(store, counters, listen_buffer)
 
     # -- documents ---------------------------------------------------------------------------------------
 
@@ -467,12 +470,8 @@ def generic_handler(service: FirestoreService) -> grpc.GenericRpcHandler:
             response_serializer=response_type.pb().SerializeToString,
         )
 
-    def listen(request_iterator, context: grpc.ServicerContext):
-        service.counters.count("Listen", "")
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "Listen is not implemented by the oncetask Firestore emulator")
-
     handlers["Listen"] = grpc.stream_stream_rpc_method_handler(
-        listen,
+        service.listens.listen,  # counts the call itself, once the first request names the database
         request_deserializer=fs.ListenRequest.pb().FromString,
         response_serializer=fs.ListenResponse.pb().SerializeToString,
     )

@@ -1,0 +1,190 @@
+"""Listen targets: which documents a target holds, and how a commit or a resume changes what the client sees.
+
+A target keeps the client's view of it: the documents the client was told are in it, each with the update_time
+it was sent. A commit is compared with that view, not with the previous database state, so what is sent is
+exactly what the client lacks: a document enters (DocumentChange with the target in `target_ids`), changes
+(the same), or leaves (DocumentDelete if it is gone, DocumentChange with the target in `removed_target_ids` if
+it changed and no longer matches, DocumentRemove if it did not change but left a limit's window).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from google.cloud.firestore_v1.types import document, firestore, query as query_types, write
+from google.protobuf import timestamp_pb2
+
+from .. import paths, query
+from ..errors import InvalidArgument
+from ..store import Database
+
+DocumentPb = document.Document.pb()
+TargetPb = firestore.Target.pb()
+ListenResponsePb = firestore.ListenResponse.pb()
+StructuredQueryPb = query_types.StructuredQuery.pb()
+DocumentChangePb = write.DocumentChange.pb()
+Timestamp = timestamp_pb2.Timestamp
+
+
+@dataclass(frozen=True)
+class Move:
+    """One document's change in one target, as the client must learn it."""
+
+    target_id: int
+    name: str
+    doc: DocumentPb | None  # the target's version of the document now; None: it left the target
+    seen: Timestamp | None  # the update_time the client had for it in this target; None: it was not in it
+
+
+@dataclass
+class WatchTarget:
+    """A compiled `Target`: a set of document names, or a query under a parent."""
+
+    target_id: int
+    names: tuple[str, ...] = ()  # a documents target (duplicates elided, in request order)
+    parent: str = ""  # a query target
+    structured: StructuredQueryPb | None = None
+    view: dict[str, Timestamp] = field(default_factory=dict)  # the client's view: name -> update_time sent
+
+    def __post_init__(self) -> None:
+        self._name_set = frozenset(self.names)
+        if self.structured is not None:
+            # A limit or offset makes membership depend on the other documents (a window); without them a
+            # document's membership depends on it alone, which lets a commit be checked document by document.
+            self.windowed = self.structured.HasField("limit") or self.structured.offset > 0
+            self._unwindowed = StructuredQueryPb()
+            self._unwindowed.CopyFrom(self.structured)
+            self._unwindowed.ClearField("limit")
+            self._unwindowed.offset = 0
+            selector = self.structured.from_[0]
+            self._scope = (selector.collection_id, selector.all_descendants)
+
+    @property
+    def is_query(self) -> bool:
+        return self.structured is not None
+
+    # -- what the target holds ------------------------------------------------------------------------------
+
+    def results(self, db: Database, at: int) -> dict[str, DocumentPb]:
+        """The target's documents as of `at`, in result order, keyed by name (projected for a `select`)."""
+        if not self.is_query:
+            found = ((name, db.get(name, at)) for name in self.names)
+            return {name: doc for name, doc in found if doc is not None}
+        assert self.structured is not None
+        docs = query.run_query(self.structured, self.parent, _candidates(db, self.parent, self.structured, at))
+        return {doc.name: doc for doc in docs}
+
+    def _match(self, doc: DocumentPb) -> DocumentPb | None:
+        """The target's version of `doc` if the document matches it regardless of any window, else None."""
+        if not self.is_query:
+            return doc if doc.name in self._name_set else None
+        if not query.in_scope(doc.name, self.parent, *self._scope):
+            return None
+        found = query.run_query(self._unwindowed, self.parent, [doc])
+        return found[0] if found else None
+
+    # -- what the client must learn -------------------------------------------------------------------------
+
+    def apply(self, db: Database, micros: int, changes: Mapping[str, DocumentPb | None]) -> list[Move]:
+        """The moves one commit (at `micros`, writing `changes`) makes in this target; updates the view."""
+        if self.is_query and self.windowed:
+            relevant = any(
+                name in self.view or (doc is not None and self._match(doc) is not None)
+                for name, doc in changes.items()
+            )
+            return self.reset_view(self.results(db, micros)) if relevant else []
+        moves = []
+        for name, doc in changes.items():
+            mine = self._match(doc) if doc is not None else None
+            seen = self.view.get(name)
+            if mine is not None and mine.update_time != seen:
+                moves.append(Move(self.target_id, name, mine, seen))
+            elif mine is None and seen is not None:
+                moves.append(Move(self.target_id, name, None, seen))
+        self._record(moves)
+        return moves
+
+    def reset_view(self, now: Mapping[str, DocumentPb]) -> list[Move]:
+        """The moves from the current view to `now` (the target's full result); updates the view."""
+        moves = [
+            Move(self.target_id, name, doc, self.view.get(name))
+            for name, doc in now.items()
+            if self.view.get(name) != doc.update_time
+        ]
+        moves += [Move(self.target_id, name, None, seen) for name, seen in self.view.items() if name not in now]
+        self._record(moves)
+        return moves
+
+    def _record(self, moves: Iterable[Move]) -> None:
+        for move in moves:
+            if move.doc is None:
+                self.view.pop(move.name, None)
+            else:
+                self.view[move.name] = move.doc.update_time
+
+
+def compile_target(target: TargetPb, db: Database, target_id: int) -> WatchTarget:
+    """A WatchTarget for `target`, or InvalidArgument (or the query core's error) naming what is wrong."""
+    kind = target.WhichOneof("target_type")
+    if kind == "documents":
+        names: dict[str, None] = {}
+        for name in target.documents.documents:
+            _check_document(db, name)
+            names.setdefault(name, None)
+        if not names:
+            raise InvalidArgument("A documents target must name at least one document.")
+        return WatchTarget(target_id, names=tuple(names))
+    if kind == "query":
+        parent = target.query.parent
+        if parent != db.root:
+            _check_document(db, parent)
+        if not target.query.HasField("structured_query"):
+            raise InvalidArgument("A query target needs a structured_query.")
+        structured = target.query.structured_query
+        query.validate_query(structured)
+        return WatchTarget(target_id, parent=parent, structured=structured)
+    raise InvalidArgument("A target must be a query or a set of documents.")
+
+
+def _check_document(db: Database, name: str) -> None:
+    if not name.startswith(db.root + "/"):
+        raise InvalidArgument(f"Document {name!r} is not in database {db.key}.")
+    paths.validate_document_name(name)
+
+
+def _candidates(db: Database, parent: str, structured: StructuredQueryPb, at: int) -> list[DocumentPb]:
+    """The documents the query could return (the same narrowing as RunQuery's)."""
+    selectors = structured.from_
+    if len(selectors) == 1 and not selectors[0].all_descendants and selectors[0].collection_id:
+        return db.documents_under(f"{parent}/{selectors[0].collection_id}", at)
+    return db.documents_under(parent, at)
+
+
+def responses(moves: Iterable[Move], current: Callable[[str], DocumentPb | None],
+              read_time: Timestamp) -> Iterator[ListenResponsePb]:
+    """The ListenResponses that tell the client `moves`, grouped per document (one message for all targets a
+    document enters with the same version). `current(name)` is the document now (None: deleted)."""
+    by_name: dict[str, list[Move]] = {}
+    for move in moves:
+        by_name.setdefault(move.name, []).append(move)
+    for name, doc_moves in by_name.items():
+        left = [m.target_id for m in doc_moves if m.doc is None]
+        versions: dict[int, tuple[DocumentPb, list[int]]] = {}  # one message per distinct (projected) version
+        for m in doc_moves:
+            if m.doc is not None:
+                versions.setdefault(id(m.doc), (m.doc, []))[1].append(m.target_id)
+        if versions:
+            for i, (doc, target_ids) in enumerate(versions.values()):
+                change = DocumentChangePb(document=doc, target_ids=target_ids, removed_target_ids=left if i == 0 else [])
+                yield ListenResponsePb(document_change=change)
+            continue
+        now = current(name)
+        if now is None:
+            yield ListenResponsePb(document_delete=write.DocumentDelete.pb()(
+                document=name, removed_target_ids=left, read_time=read_time))
+        elif any(m.seen != now.update_time for m in doc_moves):
+            yield ListenResponsePb(document_change=DocumentChangePb(document=now, removed_target_ids=left))
+        else:
+            yield ListenResponsePb(document_remove=write.DocumentRemove.pb()(
+                document=name, removed_target_ids=left, read_time=read_time))
