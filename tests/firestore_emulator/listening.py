@@ -96,8 +96,9 @@ class RawListen:
     def _read(self) -> None:
         try:
             # The GAPIC call waits for the first response before it returns: opened here, not in __init__.
+            # No retry: its retry of a refused stream would reuse the request iterator, and tests want the error.
             self._call = self._client._firestore_api.listen(
-                requests=self._request_iterator(), metadata=self._client._rpc_metadata)
+                requests=self._request_iterator(), metadata=self._client._rpc_metadata, retry=None)
             for response in self._call:
                 self._responses.put(response)
         except Exception as error:  # noqa: BLE001 - kept for the test to inspect

@@ -333,3 +333,22 @@ def test_each_listen_stream_counts_one_listen_call(ours, firestore_client, watch
     seen.wait_count(1)
 
     assert ours.stats(firestore_client.project) == {"Listen": 1}
+
+
+def test_injected_faults_on_listen_are_recovered_by_the_client(start_firestore_emulator, watches):
+    emulator = start_firestore_emulator("--fault", "UNAVAILABLE:0.3", "--fault-seed", "3")
+    client = firestore_client_for(emulator, "faulty")  # its commits retry UNAVAILABLE by themselves
+    jobs = client.collection("jobs")
+    seen = Snapshots()
+    watches.append(jobs.on_snapshot(seen))
+    seen.wait_count(1)
+
+    for i in range(20):
+        jobs.document(f"j{i:02}").set({"i": i})
+        if i % 5 == 4:  # each reconnection draws its own fault
+            drop_listens(emulator, "faulty")
+    seen.wait_for(lambda got: len(got[-1].ids) == 20, what="all 20 documents")
+
+    added = [c.id for c in seen.changes() if c.kind == "ADDED"]
+    assert added == [f"j{i:02}" for i in range(20)]
+    assert emulator.stats()["faults"].get("UNAVAILABLE", 0) > 0

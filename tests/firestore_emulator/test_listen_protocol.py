@@ -336,3 +336,23 @@ def test_a_dropped_stream_ends_unavailable_and_its_token_resumes_it(firestore_em
     again.add(1, **query_target(firestore_client, jobs), resume_token=token)
     assert summary(again.until_global()) == [
         ("ADD", [1]), ("document_change", "a", [1], []), ("filter", 1, 1), ("CURRENT", [1]), ("NO_CHANGE", [])]
+
+
+def test_past_the_stream_limit_listen_answers_resource_exhausted_and_other_calls_still_work(start_firestore_emulator,
+                                                                                             streams):
+    emulator = start_firestore_emulator("--workers", "8")  # at most 4 Listen streams
+    client = firestore_client_for(emulator, "crowded")
+    for target_id in range(1, 5):
+        stream = RawListen(client)
+        streams.append(stream)
+        stream.add(target_id, **docs_target(client, "jobs/a"))
+        stream.until_global()
+
+    refused = RawListen(client)
+    streams.append(refused)
+    refused.add(1, **docs_target(client, "jobs/a"))
+
+    assert refused.next() is None
+    assert isinstance(refused.error, exceptions.ResourceExhausted)
+    client.collection("jobs").document("a").set({"n": 1})
+    assert client.collection("jobs").document("a").get().to_dict() == {"n": 1}

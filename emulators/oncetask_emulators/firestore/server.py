@@ -69,8 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.listen_buffer < 1:
         print(f"{NAME}: --listen-buffer must be at least 1", file=sys.stderr)
         return 2
+    # Each open Listen stream holds a worker thread; keep some for every other call.
     service = FirestoreService(store, transactions, counters, lock_timeout=args.lock_timeout,
-                               listen_buffer=args.listen_buffer)
+                               listen_buffer=args.listen_buffer, listen_streams=max(args.workers // 2, args.workers - 64))
 
     # Enough workers that requests waiting for a document lock never starve the ones that would free it.
     server = grpc.server(ThreadPoolExecutor(max_workers=args.workers), interceptors=interceptors,

@@ -22,7 +22,7 @@ from google.protobuf import empty_pb2
 
 from . import paths, query
 from .errors import Aborted, EmulatorError, InvalidArgument, NotFound, Unimplemented
-from .listen import DEFAULT_CAPACITY, Listens
+from .listen import DEFAULT_CAPACITY, Listens, encode_response
 from .locks import LockTimeout, Mode, Owner, Wounded
 from .masks import apply_mask
 from .stats import CallCounters
@@ -50,12 +50,12 @@ class ReadView:
 
 class FirestoreService:
     def __init__(self, store: Store, transactions: Transactions, counters: CallCounters, lock_timeout: float,
-                 listen_buffer: int = DEFAULT_CAPACITY):
+                 listen_buffer: int = DEFAULT_CAPACITY, listen_streams: int = 1000):
         self.store = store
         self.transactions = transactions
         self.counters = counters
         self.lock_timeout = lock_timeout
-        self.listens = Listens(store, counters, listen_buffer)
+        self.listens = Listens(store, counters, listen_buffer, listen_streams)
 
     # -- documents ---------------------------------------------------------------------------------------
 
@@ -473,6 +473,6 @@ def generic_handler(service: FirestoreService) -> grpc.GenericRpcHandler:
     handlers["Listen"] = grpc.stream_stream_rpc_method_handler(
         service.listens.listen,  # counts the call itself, once the first request names the database
         request_deserializer=fs.ListenRequest.pb().FromString,
-        response_serializer=fs.ListenResponse.pb().SerializeToString,
+        response_serializer=encode_response,
     )
     return grpc.method_handlers_generic_handler("google.firestore.v1.Firestore", handlers)

@@ -21,16 +21,24 @@ from ..store import Database, Store
 from .feed import DEFAULT_CAPACITY, ChangeFeed
 from .stream import ListenStream, ListenResponsePb, StreamDropped
 
-__all__ = ["Listens", "DEFAULT_CAPACITY"]
+__all__ = ["Listens", "DEFAULT_CAPACITY", "encode_response"]
+
+
+def encode_response(response: ListenResponsePb | bytes) -> bytes:
+    """The gRPC serializer of Listen responses: most are serialized already, once for all the streams that
+    send the same ones (see ListenStream._apply)."""
+    return response if isinstance(response, bytes) else response.SerializeToString()
 
 
 class Listens:
     """Every Listen stream of the emulator, and the change feed of every database that has been listened to."""
 
-    def __init__(self, store: Store, counters: CallCounters, capacity: int = DEFAULT_CAPACITY):
+    def __init__(self, store: Store, counters: CallCounters, capacity: int = DEFAULT_CAPACITY,
+                 max_streams: int = 1000):
         self._store = store
         self._counters = counters
         self._capacity = capacity
+        self._max_streams = max_streams
         self._lock = threading.Lock()
         self._feeds: dict[str, ChangeFeed] = {}
         self._streams: set[ListenStream] = set()
@@ -45,11 +53,19 @@ class Listens:
                 db.observers.append(feed)
             return feed
 
-    def listen(self, request_iterator: Iterable, context: grpc.ServicerContext) -> Iterator[ListenResponsePb]:
+    def listen(self, request_iterator: Iterable, context: grpc.ServicerContext) -> Iterator[ListenResponsePb | bytes]:
         """The gRPC behaviour of Listen: serve one stream until the client leaves or the server drops it."""
         stream = ListenStream(self._store, self.feed, self._counters)
         with self._lock:
-            self._streams.add(stream)
+            full = len(self._streams) >= self._max_streams
+            if not full:
+                self._streams.add(stream)
+        if full:
+            # Each open stream holds one of the server's worker threads: past this many, unary calls would
+            # find none left. The client retries RESOURCE_EXHAUSTED (it reopens the stream).
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                          f"Too many open Listen streams on this emulator (at most {self._max_streams}; "
+                          "start it with more --workers).")
         if not context.add_callback(stream.close):
             stream.close()
         threading.Thread(target=stream.read_requests, args=(request_iterator,), name="listen-requests",

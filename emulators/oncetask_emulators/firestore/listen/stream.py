@@ -24,7 +24,7 @@ from google.rpc import status_pb2
 from ..errors import EmulatorError, FailedPrecondition, InvalidArgument
 from ..stats import CallCounters
 from ..store import Database, Store, to_timestamp
-from .feed import ChangeFeed, Entry, FellBehind
+from .feed import ChangeFeed, Entry, FellBehind, Subscription
 from .targets import Move, WatchTarget, compile_target, responses
 
 ListenRequestPb = firestore.ListenRequest.pb()
@@ -54,11 +54,11 @@ class ListenStream:
         self._drop_reason: str | None = None
         self.db: Database | None = None
         self._feed: ChangeFeed | None = None
+        self._subscription: Subscription | None = None
         self._epoch = b""
         self.targets: dict[int, WatchTarget] = {}
         self._used_ids: set[int] = set()
         self._assigns_ids: bool | None = None  # decided by the first target: server-assigned IDs (0) or not
-        self._cursor = 0
         self._snapshot = 0  # every target reflects every commit at or before this time (micros)
         self._last_global = time.monotonic()
 
@@ -84,7 +84,7 @@ class ListenStream:
 
     # -- the worker -------------------------------------------------------------------------------------------
 
-    def responses(self) -> Iterator[ListenResponsePb]:
+    def responses(self) -> Iterator[ListenResponsePb | bytes]:
         try:
             while True:
                 timeout = HEARTBEAT_SECONDS - (time.monotonic() - self._last_global)
@@ -101,8 +101,8 @@ class ListenStream:
                         yield from self._sync_to_now()
                         yield self._global(self._snapshot)
         finally:
-            if self._feed is not None:
-                self._feed.unsubscribe(self._wake.set)
+            if self._feed is not None and self._subscription is not None:
+                self._feed.unsubscribe(self._subscription)
 
     def _check_drop(self) -> None:
         if self._drop_reason is not None:
@@ -136,7 +136,7 @@ class ListenStream:
         self.db = self._store.database(database)
         self._feed = self._feed_of(self.db)
         self._epoch = self._feed.epoch
-        self._cursor = self._feed.subscribe(self._wake.set)
+        self._subscription = self._feed.subscribe(self._wake.set)
 
     def _add(self, target: TargetPb) -> Iterator[ListenResponsePb]:
         assert self.db is not None and self._feed is not None
@@ -164,6 +164,10 @@ class ListenStream:
             return
         resume = target.WhichOneof("resume_type")
 
+        # Commits that concern the target are delivered from here on; those before the read time below are in
+        # the target's initial state.
+        assert self._subscription is not None
+        self._feed.watch(self._subscription, watch.interests())
         yield from self._sync_to_now()
         now = watch.results(self.db, self._snapshot)
         yield _target_change(ChangeType.ADD, [target_id])
@@ -183,6 +187,7 @@ class ListenStream:
         yield _target_change(ChangeType.CURRENT, [target_id], token=token, read_time=self._snapshot)
         yield self._global(self._snapshot)
         if target.once:
+            self._feed.unwatch(self._subscription, watch.interests())
             yield _target_change(ChangeType.REMOVE, [target_id])
         else:
             self.targets[target_id] = watch
@@ -213,7 +218,9 @@ class ListenStream:
 
     def _remove(self, target_id: int) -> Iterator[ListenResponsePb]:
         if target_id in self.targets:
-            del self.targets[target_id]
+            watch = self.targets.pop(target_id)
+            assert self._feed is not None and self._subscription is not None
+            self._feed.unwatch(self._subscription, watch.interests())
             yield _target_change(ChangeType.REMOVE, [target_id])
         elif target_id not in self._used_ids:
             raise InvalidArgument(f"Target ID {target_id} is not a target of this stream.")
@@ -224,49 +231,67 @@ class ListenStream:
     def _sync_to_now(self) -> Iterator[ListenResponsePb]:
         """Apply every commit up to a fresh read time, and make that time the stream's snapshot."""
         assert self.db is not None
-        now = self.db.read_time()  # every commit at or before `now` is in the feed from here on
+        now = self.db.read_time()  # every commit at or before `now` has been delivered to the subscription
         yield from self._catch_up(until=now)
         self._snapshot = max(self._snapshot, now)
 
-    def _catch_up(self, until: int | None) -> Iterator[ListenResponsePb]:
-        assert self.db is not None and self._feed is not None
+    def _catch_up(self, until: int | None) -> Iterator[ListenResponsePb | bytes]:
+        assert self._subscription is not None
         while True:
             try:
-                entries = self._feed.read(self._cursor)
+                entries = self._subscription.take(until)
             except FellBehind as behind:
                 self._check_drop()  # a wipe says so more precisely
                 raise StreamDropped(f"The Listen stream fell behind the writes ({behind}); resume from the last token.")
             if not entries:
                 return
             for entry in entries:
-                if until is not None and entry.micros > until:
-                    return
                 self._check_drop()
-                self._cursor = entry.seq + 1
                 if entry.micros > self._snapshot:
                     yield from self._apply(entry)
                     self._snapshot = entry.micros
 
-    def _apply(self, entry: Entry) -> Iterator[ListenResponsePb]:
+    def _apply(self, entry: Entry) -> Iterator[ListenResponsePb | bytes]:
         assert self.db is not None
         moves: list[Move] = []
         for watch in self.targets.values():
             moves += watch.apply(self.db, entry.micros, entry.changes)
         if not moves:
             return
-        db = self.db
+        # Listeners of the same targets owe the same bytes for a commit (the Python client always uses one
+        # target ID): they are built and serialized once. Only moves carrying the commit's own versions are
+        # shared, since a projection or a window's version is particular to its target.
+        key = _shared_key(moves, entry)
+        encoded = entry.encoded.get(key) if key is not None else None
+        if encoded is None:
+            db = self.db
 
-        def current(name: str):  # a document that left a window without being written is still there
-            return entry.changes[name] if name in entry.changes else db.get(name, entry.micros)
+            def current(name: str):  # a document that left a window without being written is still there
+                return entry.changes[name] if name in entry.changes else db.get(name, entry.micros)
 
-        yield from responses(moves, current, to_timestamp(entry.micros))
-        yield self._global(entry.micros)
+            encoded = [r.SerializeToString() for r in responses(moves, current, to_timestamp(entry.micros))]
+            encoded.append(self._global(entry.micros).SerializeToString())
+            if key is not None:
+                entry.encoded[key] = encoded
+        self._last_global = time.monotonic()
+        yield from encoded
 
     def _global(self, micros: int) -> ListenResponsePb:
         """A global NO_CHANGE: every target is consistent at `micros`; the token resumes all of them."""
         assert self._feed is not None
         self._last_global = time.monotonic()
         return _target_change(ChangeType.NO_CHANGE, [], token=self._feed.token(micros), read_time=micros)
+
+
+def _shared_key(moves: list[Move], entry: Entry) -> tuple | None:
+    """What makes this stream's responses to `entry` the same as another's, or None if they cannot be shared."""
+    key = []
+    for m in moves:
+        if m.doc is not None and m.doc is not entry.changes.get(m.name):
+            return None
+        seen = (m.seen.seconds, m.seen.nanos) if m.seen is not None else None
+        key.append((m.target_id, m.name, m.doc is not None, seen))
+    return tuple(key)
 
 
 def _target_change(kind: int, target_ids: list[int], *, cause: EmulatorError | None = None,

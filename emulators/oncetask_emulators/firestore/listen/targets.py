@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from google.cloud.firestore_v1.types import document, firestore, query as query_types, write
 from google.protobuf import timestamp_pb2
 
-from .. import paths, query
+from .. import filters, paths, query
 from ..errors import InvalidArgument
 from ..store import Database
+from .feed import Interest
 
 DocumentPb = document.Document.pb()
 TargetPb = firestore.Target.pb()
@@ -49,20 +50,37 @@ class WatchTarget:
 
     def __post_init__(self) -> None:
         self._name_set = frozenset(self.names)
-        if self.structured is not None:
-            # A limit or offset makes membership depend on the other documents (a window); without them a
-            # document's membership depends on it alone, which lets a commit be checked document by document.
-            self.windowed = self.structured.HasField("limit") or self.structured.offset > 0
+        q = self.structured
+        if q is not None:
+            # A limit or offset (or a nearest-neighbour search) makes membership depend on the other documents:
+            # a window, recomputed whole. Without one a document's membership depends on it alone, so a commit
+            # is checked document by document.
+            self.windowed = q.HasField("limit") or q.offset > 0 or q.HasField("find_nearest")
             self._unwindowed = StructuredQueryPb()
-            self._unwindowed.CopyFrom(self.structured)
+            self._unwindowed.CopyFrom(q)
             self._unwindowed.ClearField("limit")
             self._unwindowed.offset = 0
-            selector = self.structured.from_[0]
+            selector = q.from_[0]
             self._scope = (selector.collection_id, selector.all_descendants)
+            # The per-document test, once per target rather than once per document (RunQuery's own path
+            # validates, orders and sorts, which is wasted on one document); cursors take RunQuery's path.
+            self._simple = not (q.HasField("start_at") or q.HasField("end_at") or q.HasField("find_nearest"))
+            self._order_paths = [path for path, _ in query.normalized_orders(q)]
+            self._where = q.where if q.HasField("where") else None
+            self._select = [paths.parse_field_path(f.field_path) for f in q.select.fields]
 
     @property
     def is_query(self) -> bool:
         return self.structured is not None
+
+    def interests(self) -> list[Interest]:
+        """What the change feed must deliver to this target's stream: its documents, or its query's scope."""
+        if not self.is_query:
+            return [("document", name) for name in self.names]
+        collection_id, all_descendants = self._scope
+        if all_descendants:
+            return [("group", self.parent, collection_id)]
+        return [("collection", f"{self.parent}/{collection_id}")]
 
     # -- what the target holds ------------------------------------------------------------------------------
 
@@ -81,8 +99,15 @@ class WatchTarget:
             return doc if doc.name in self._name_set else None
         if not query.in_scope(doc.name, self.parent, *self._scope):
             return None
-        found = query.run_query(self._unwindowed, self.parent, [doc])
-        return found[0] if found else None
+        if not self._simple:
+            found = query.run_query(self._unwindowed, self.parent, [doc])
+            return found[0] if found else None
+        # As RunQuery: a document lacking an ordered field is not a result; then the filter; then the projection.
+        if any(filters.field_value(doc, path) is None for path in self._order_paths):
+            return None
+        if self._where is not None and not filters.matches(self._where, doc):
+            return None
+        return query.project(doc, self._select) if self._select else doc
 
     # -- what the client must learn -------------------------------------------------------------------------
 
