@@ -173,7 +173,7 @@ def test_a_read_time_resume_sends_what_changed_after_that_time(firestore_client,
     got = stream.until_global()
 
     assert summary(got) == [("ADD", [1]), ("document_change", "a", [1], []), ("document_change", "b", [1], []),
-                            ("CURRENT", [1]), ("NO_CHANGE", [])]
+                            ("filter", 1, 2), ("CURRENT", [1]), ("NO_CHANGE", [])]
     assert got[1].document_change.document.fields["n"].integer_value == 1
 
 

@@ -1,8 +1,9 @@
-"""One Listen stream: its targets, its place in the database's change feed, and the responses it owes.
+"""One Listen stream: its targets, its subscription to the database's change feed, and the responses it owes.
 
 Two threads serve a stream: gRPC's worker runs `responses()` (every message is produced and sent there, so
 they go out in order), and a reader thread takes the client's requests off the wire and wakes it. The worker
-sleeps until a request, a commit, a drop or the heartbeat wakes it.
+sleeps until a request, a commit that concerns it, a drop or the heartbeat wakes it. While the client does not
+read, gRPC flow control holds the worker in a send; commits wait in the subscription's bounded queue meanwhile.
 
 Consistency: the stream keeps `snapshot`, a time at which every target reflects every commit at or before it.
 A new target is read at a fresh read time `t` after the stream has applied every commit up to `t`, so all targets
@@ -87,8 +88,10 @@ class ListenStream:
     def responses(self) -> Iterator[ListenResponsePb | bytes]:
         try:
             while True:
-                timeout = HEARTBEAT_SECONDS - (time.monotonic() - self._last_global)
-                self._wake.wait(max(0.0, timeout))
+                timeout = None  # without targets there is nothing to beat for
+                if self.targets:
+                    timeout = max(0.0, HEARTBEAT_SECONDS - (time.monotonic() - self._last_global))
+                self._wake.wait(timeout)
                 self._wake.clear()  # before looking: a wake-up from now on is kept for the next wait
                 if self._closed:
                     return
@@ -180,7 +183,7 @@ class ListenStream:
         moves = watch.reset_view(now)
         db = self.db
         yield from responses(moves, lambda name: db.get(name, self._snapshot), to_timestamp(self._snapshot))
-        if since is not None and watch.is_query:
+        if since is not None:
             # As production after a resume: how many documents the target holds, for the client to check its view.
             yield ListenResponsePb(filter=ExistenceFilterPb(target_id=target_id, count=len(now)))
         token = self._feed.token(self._snapshot)
