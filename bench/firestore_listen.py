@@ -9,7 +9,9 @@ the official client:
 - **emulator fan-out**: the same commits while `--listeners` Listen streams on the collection receive them, read
   by lean gRPC readers in a child process (protobuf parsing only), so what is measured is the emulator: changes
   delivered per second to all listeners together (listeners x commits / time from the first write until the last
-  listener has them all), commits/s meanwhile, commit-to-delivery latency, and the emulator's CPU per change;
+  listener has them all), commits/s meanwhile, and the emulator's CPU per change;
+- **latency**: one writer paced at `--paced-rate` commits/s (below the fan-out's capacity, so no queue builds
+  up) for `--paced-commits` commits, and the commit-to-delivery latency over every listener;
 - **through on_snapshot**: `--listeners` watches of the official Python client in a child process, each one
   callback per commit; the client's own work (snapshot objects, sorting each snapshot) bounds this one.
 
@@ -49,13 +51,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def write(client: firestore.Client, writers: int, commits: int, tag: str) -> float:
-    """Commit `commits` single-document writes from `writers` threads; returns commits/s."""
+def write(client: firestore.Client, writers: int, commits: int, tag: str, rate: float | None = None) -> float:
+    """Commit `commits` single-document writes from `writers` threads (each paced to `rate`/writers commits/s
+    if given); returns commits/s."""
     collection = client.collection(COLLECTION)
     per_writer = commits // writers
+    interval = writers / rate if rate else 0.0
 
     def run(w: int) -> None:
+        start = time.perf_counter()
         for i in range(per_writer):
+            if interval:
+                time.sleep(max(0.0, start + i * interval - time.perf_counter()))
             collection.document(f"d{(w * per_writer + i) % DOCUMENTS}").set({"w": w, "i": i, "tag": tag})
 
     started = time.perf_counter()
@@ -145,7 +152,8 @@ def watches(host: str, project: str, count: int, expected: int, ready, results) 
         watch.unsubscribe()
 
 
-def fan_out(host: str, pid: int, target, listeners: int, writers: int, commits: int) -> dict:
+def fan_out(host: str, pid: int, target, listeners: int, writers: int, commits: int,
+            rate: float | None = None) -> dict:
     """Run `target` (lean_listeners or watches) in a child process, then the writes; returns the figures."""
     project = f"bench-{uuid.uuid4().hex[:8]}"
     client = client_for(host, project)
@@ -159,7 +167,7 @@ def fan_out(host: str, pid: int, target, listeners: int, writers: int, commits: 
         ready.get(timeout=120)
     cpu_before = cpu_seconds(pid)
     started = time.time()
-    commit_rate = write(client, writers, commits, "fan-out")
+    commit_rate = write(client, writers, commits, "fan-out", rate)
     if target is lean_listeners:
         latencies = [x for _ in range(listeners) for x in results.get(timeout=600)]
         finished = time.time()
@@ -184,6 +192,8 @@ def main() -> None:
     parser.add_argument("--commits", type=int, default=600, help="commits for the emulator fan-out run")
     parser.add_argument("--watch-commits", type=int, default=60, help="commits for the on_snapshot run")
     parser.add_argument("--writers", type=int, default=4)
+    parser.add_argument("--paced-rate", type=float, default=10.0, help="commits/s of the latency run")
+    parser.add_argument("--paced-commits", type=int, default=100)
     args = parser.parse_args()
 
     print(machine.summary())
@@ -193,6 +203,7 @@ def main() -> None:
         host = child.endpoints["grpc"]
         alone = write(client_for(host, f"bench-{uuid.uuid4().hex[:8]}"), args.writers, args.commits, "alone")
         lean = fan_out(host, child.pid, lean_listeners, args.listeners, args.writers, args.commits)
+        paced = fan_out(host, child.pid, lean_listeners, args.listeners, 1, args.paced_commits, args.paced_rate)
         watched = fan_out(host, child.pid, watches, args.listeners, args.writers, args.watch_commits)
     finally:
         child.stop()
@@ -204,7 +215,8 @@ def main() -> None:
     print(f"| commits/s while {n} Listen streams receive them | {lean['commits_per_s']:,.0f} |")
     print(f"| changes delivered/s to {n} Listen streams (lean readers, {args.commits} commits) "
           f"| {lean['delivered_per_s']:,.0f} |")
-    print(f"| commit-to-delivery latency p50 / p99 | {lean['p50_ms']:,.0f} / {lean['p99_ms']:,.0f} ms |")
+    print(f"| commit-to-delivery latency p50 / p99, {args.paced_rate:g} commits/s to {n} streams "
+          f"| {paced['p50_ms']:,.1f} / {paced['p99_ms']:,.1f} ms |")
     print(f"| emulator CPU per delivered change | {lean['server_cpu_us_per_change']:,.0f} µs |")
     print(f"| changes delivered/s to {n} `on_snapshot` watches ({args.watch_commits} commits) "
           f"| {watched['delivered_per_s']:,.0f} |")
