@@ -79,3 +79,48 @@ def test_a_document_that_stops_matching_leaves_and_one_that_changes_nothing_stay
     (left,) = target.apply(None, 3, {a.name: changed})  # type: ignore[arg-type]
     assert (left.name, left.doc) == (a.name, None)
     assert a.name not in target.view
+
+
+# -- a client's view, rebuilt from the moves, is the query's result after every commit -----------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from google.cloud.firestore_v1.types import write  # noqa: E402
+
+from oncetask_emulators.firestore.store import Store  # noqa: E402
+
+WritePb = write.Write.pb()
+WINDOWS = {
+    "filtered": ITEMS.where(filter=FieldFilter("n", ">=", 2)),
+    "top three": ITEMS.order_by("n").limit(3),
+    "filtered window with offset": ITEMS.where(filter=FieldFilter("s", "==", "x")).order_by("n").offset(1).limit(2),
+    "group": CLIENT.collection_group("items").where(filter=FieldFilter("s", "==", "x")),
+}
+paths_ = st.sampled_from(["items/a", "items/b", "items/c", "items/d", "other/b/items/e", "other/f"])
+values_ = st.fixed_dictionaries({}, optional={"n": st.integers(0, 4), "s": st.sampled_from(["x", "y"])})
+writes_ = st.lists(st.tuples(paths_, st.none() | values_), min_size=1, max_size=3)
+
+
+@settings(max_examples=100, deadline=None)
+@given(label=st.sampled_from(sorted(WINDOWS)), commits=st.lists(writes_, max_size=12))
+def test_the_view_rebuilt_from_the_moves_is_the_query_result_after_every_commit(label, commits):
+    db = Store().database("projects/p/databases/(default)")
+    structured = WINDOWS[label]._to_protobuf()._pb
+    target = WatchTarget(1, parent=ROOT, structured=structured)
+    client_view: dict[str, int] = {}
+    for commit in commits:
+        changes = [WritePb(delete=f"{ROOT}/{p}") if data is None else
+                   WritePb(update=DocumentPb(name=f"{ROOT}/{p}", fields=fields(data))) for p, data in commit]
+        micros, _ = db.commit(changes)
+        written = {w.delete or w.update.name: db.get(w.delete or w.update.name, micros) for w in changes}
+
+        for move in target.apply(db, micros, written):
+            if move.doc is None:
+                assert move.name in client_view, "a document left that the client never had"
+                del client_view[move.name]
+            else:
+                assert client_view.get(move.name) != move.doc.update_time.ToMicroseconds(), "sent twice"
+                client_view[move.name] = move.doc.update_time.ToMicroseconds()
+
+        expected = query.run_query(structured, ROOT, db.documents_under(ROOT, micros))
+        assert client_view == {d.name: d.update_time.ToMicroseconds() for d in expected}

@@ -114,8 +114,11 @@ class WatchTarget:
     def apply(self, db: Database, micros: int, changes: Mapping[str, DocumentPb | None]) -> list[Move]:
         """The moves one commit (at `micros`, writing `changes`) makes in this target; updates the view."""
         if self.is_query and self.windowed:
+            # The window moves if a written document matches the query (ignoring the window) now or did just
+            # before: even one outside the window (before an offset, say) shifts the others.
             relevant = any(
-                name in self.view or (doc is not None and self._match(doc) is not None)
+                (doc is not None and self._match(doc) is not None)
+                or ((before := db.get(name, micros - 1)) is not None and self._match(before) is not None)
                 for name, doc in changes.items()
             )
             return self.reset_view(self.results(db, micros)) if relevant else []
