@@ -228,6 +228,8 @@ def test_resume_after_dropped_streams_loses_no_change_and_repeats_none(ours, fir
             jobs.document(f"d{i:03}").set({"i": i})
             if i % 10 == 0:
                 jobs.document("kept").set({"n": i})
+            if i % 15 == 0:  # besides the background drops, some at known points between the writes
+                drops.append(drop_listens(ours, firestore_client.project))
             if i == 75:
                 jobs.document("doomed").delete()
     finally:
