@@ -5,10 +5,12 @@ security rules.
     GET    /emulator/v1/stats[?database=projects/{p}/databases/{d}]   call counters (and injected faults) as JSON
     DELETE /emulator/v1/stats[?database=...]                    reset them
     PUT|GET|DELETE /emulator/v1/projects/{p}:securityRules      security rules (see rules/endpoint.py)
+    GET    /emulator/v1/projects/{p}/databases/{d}/listen       open Listen streams, their targets, drops
+    POST   /emulator/v1/projects/{p}/databases/{d}/listen:drop  close them with UNAVAILABLE (clients resume)
     GET    /                                                    "Ok" (health)
 
 The port is bound and listening before the ready line; `http.server` (a noticeable part of the start time) is
-imported on the serving thread afterwards, and requests that arrive meanwhile wait in the listen queue.
+imported on the serving thread afterwards, and requests that arrive meanwhile wait in the socket's backlog.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import threading
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..faults import FaultPlan
+from .listen import Listens
 from .rules import endpoint as rules_endpoint
 from .rules.registry import RulesRegistry
 from .stats import CallCounters
@@ -28,18 +31,21 @@ from .transactions import Transactions
 
 _WIPE = re.compile(r"^/emulator/v1/(projects/[^/]+/databases/[^/]+)/documents/?$")
 _STATS = "/emulator/v1/stats"
+_LISTEN = re.compile(r"^/emulator/v1/(projects/[^/]+/databases/[^/]+)/listen(:drop)?$")
 
 
 class ControlServer:
     """Runs the HTTP endpoints on a daemon thread."""
 
     def __init__(self, host: str, port: int, store: Store, transactions: Transactions, counters: CallCounters,
-                 faults: FaultPlan | None = None, rules: RulesRegistry | None = None):
+                 faults: FaultPlan | None = None, rules: RulesRegistry | None = None,
+                 listens: Listens | None = None):
         self.store = store
         self.transactions = transactions
         self._counters = counters
         self._faults = faults
         self._rules = rules
+        self._listens = listens
         self._socket = socket.create_server((host, port))
         self.address = f"{host}:{self._socket.getsockname()[1]}"
         self._lock = threading.Lock()
@@ -68,7 +74,7 @@ class ControlServer:
     def _serve(self) -> None:
         from http.server import ThreadingHTTPServer
 
-        handler = _handler(self, self._counters, self._faults, self._rules)
+        handler = _handler(self, self._counters, self._faults, self._rules, self._listens)
         server = ThreadingHTTPServer(self._socket.getsockname(), handler, bind_and_activate=False)
         server.socket.close()
         server.socket = self._socket  # already bound and listening
@@ -82,7 +88,7 @@ class ControlServer:
 
 
 def _handler(control: ControlServer, counters: CallCounters, faults: FaultPlan | None,
-             rules: RulesRegistry | None) -> type:
+             rules: RulesRegistry | None, listens: Listens | None) -> type:
     from http.server import BaseHTTPRequestHandler
 
     class Handler(BaseHTTPRequestHandler):
@@ -116,8 +122,19 @@ def _handler(control: ControlServer, counters: CallCounters, faults: FaultPlan |
                             "faults": faults.counts() if faults else {}}
                 body = json.dumps(snapshot, sort_keys=True)
                 self._reply(200, "application/json", body.encode())
+            elif (listen := _LISTEN.match(unquote(url.path))) and not listen.group(2) and listens:
+                self._reply(200, "application/json", json.dumps(listens.stats(listen.group(1))).encode())
             else:
                 self._reply(404, "text/plain", f"no such endpoint: GET {url.path}\n".encode())
+
+        def do_POST(self) -> None:
+            url = urlsplit(self.path)
+            listen = _LISTEN.match(unquote(url.path))
+            if listen and listen.group(2) and listens:
+                dropped = listens.drop(listen.group(1))
+                self._reply(200, "application/json", json.dumps({"dropped": dropped}).encode())
+            else:
+                self._reply(404, "text/plain", f"no such endpoint: POST {url.path}\n".encode())
 
         def do_DELETE(self) -> None:
             url = urlsplit(self.path)

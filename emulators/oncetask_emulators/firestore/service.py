@@ -21,6 +21,7 @@ import grpc
 from . import explain, paths, query
 from .aggregation import aggregated_fields, validate_aggregation
 from .errors import Aborted, EmulatorError, InvalidArgument, NotFound, Unimplemented
+from .listen import DEFAULT_CAPACITY, Listens, encode_response
 from .locks import LockTimeout, Mode, Owner, Wounded
 from .masks import apply_mask
 from .protos import Empty, common, document, firestore, write
@@ -50,12 +51,14 @@ class ReadView:
 
 class FirestoreService:
     def __init__(self, store: Store, transactions: Transactions, counters: CallCounters, lock_timeout: float,
-                 rules: RulesGate | None = None):
+                 rules: RulesGate | None = None, listen_buffer: int = DEFAULT_CAPACITY,
+                 listen_streams: int = 1000):
         self.store = store
         self.transactions = transactions
         self.counters = counters
         self.lock_timeout = lock_timeout
         self.rules = rules or RulesGate()  # without rules loaded it allows everything
+        self.listens = Listens(store, counters, listen_buffer, listen_streams)
 
     # -- documents ---------------------------------------------------------------------------------------
 
@@ -510,13 +513,9 @@ def generic_handler(service: FirestoreService) -> grpc.GenericRpcHandler:
             response_serializer=response_type.pb().SerializeToString,
         )
 
-    def listen(request_iterator, context: grpc.ServicerContext):
-        service.counters.count("Listen", "")
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "Listen is not implemented by the oncetask Firestore emulator")
-
     handlers["Listen"] = grpc.stream_stream_rpc_method_handler(
-        listen,
+        service.listens.listen,  # counts the call itself, once the first request names the database
         request_deserializer=fs.ListenRequest.pb().FromString,
-        response_serializer=fs.ListenResponse.pb().SerializeToString,
+        response_serializer=encode_response,
     )
     return grpc.method_handlers_generic_handler("google.firestore.v1.Firestore", handlers)

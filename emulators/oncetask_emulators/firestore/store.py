@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from . import transforms
 from .errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
@@ -49,6 +49,14 @@ def write_target(w: WritePb) -> str:
     raise InvalidArgument("write has no operation: set one of update, delete or transform")
 
 
+class CommitObserver(Protocol):
+    """Told of every commit, in commit order, under the commit lock (so it must be quick): Listen's change feed."""
+
+    def committed(self, micros: int, changes: Mapping[str, DocumentPb | None]) -> None: ...
+
+    def wiped(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class Version:
     micros: int  # commit time
@@ -67,6 +75,7 @@ class Database:
         self._clock = 0  # every commit at or before it is installed; later commits get later times
         self._retention = retention_micros
         self._persistence = persistence
+        self.observers: list[CommitObserver] = []
 
     # -- time ---------------------------------------------------------------------------------------------
 
@@ -144,6 +153,9 @@ class Database:
             for name, doc in pending.items():
                 self._install(name, Version(commit_micros, doc), commit_micros)
             self._clock = commit_micros
+            if pending:
+                for observer in self.observers:  # `pending` is handed over: nothing changes it after this
+                    observer.committed(commit_micros, pending)
             return commit_micros, results
 
     def load(self, doc: DocumentPb) -> None:
@@ -157,6 +169,8 @@ class Database:
             if self._persistence is not None:
                 self._persistence.wipe(self.key)
             self._versions = {}
+            for observer in self.observers:
+                observer.wiped()
 
     def _install(self, name: str, version: Version, now: int) -> None:
         """Add a version and drop those no read can need any more (older than the retention window,
