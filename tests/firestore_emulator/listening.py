@@ -1,5 +1,6 @@
 """Helpers for the Listen tests: record what `on_snapshot` callbacks see, drive raw Listen streams through the
-official client's GAPIC layer, and reach the emulator's Listen endpoints (drop streams, count them)."""
+official client's GAPIC layer (targets built as the client's Watch builds them, responses summarized), and
+reach the emulator's Listen endpoints (drop streams, count them)."""
 
 from __future__ import annotations
 
@@ -163,3 +164,36 @@ def drop_listens(emulator: FirestoreEmulator, project: str) -> int:
 
 def listen_stats(emulator: FirestoreEmulator, project: str) -> dict:
     return json.loads(urllib.request.urlopen(documents_url(emulator, project) + "/listen", timeout=5).read())
+
+
+def name_of(client, path: str) -> str:
+    return f"{client._database_string}/documents/{path}"
+
+
+def query_target(client, query) -> dict:
+    """A query target as the client's Watch builds it (a collection listens through its query)."""
+    query = query._query() if hasattr(query, "_query") else query
+    parent, _ = query._parent._parent_info()
+    return {"query": {"parent": parent, "structured_query": query._to_protobuf()}}
+
+
+def docs_target(client, *paths: str) -> dict:
+    return {"documents": {"documents": [name_of(client, p) for p in paths]}}
+
+
+def summary(responses) -> list[tuple]:
+    """(kind, target_ids or document) per response, for comparing message sequences."""
+    out = []
+    for r in responses:
+        k = kind(r)
+        if k == "document_change":
+            out.append((k, r.document_change.document.name.rsplit("/", 1)[-1],
+                        list(r.document_change.target_ids), list(r.document_change.removed_target_ids)))
+        elif k in ("document_delete", "document_remove"):
+            body = getattr(r, k)
+            out.append((k, body.document.rsplit("/", 1)[-1], list(body.removed_target_ids)))
+        elif k == "filter":
+            out.append((k, r.filter.target_id, r.filter.count))
+        else:
+            out.append((k, list(r.target_change.target_ids)))
+    return out

@@ -12,7 +12,7 @@ from google.api_core import exceptions
 from google.cloud.firestore_v1 import FieldFilter
 
 from fixtures.firestore import firestore_client_for
-from listening import RawListen, drop_listens, kind
+from listening import RawListen, docs_target, drop_listens, kind, name_of, query_target, summary
 
 
 @pytest.fixture
@@ -32,39 +32,6 @@ def open_stream(firestore_client, streams):
         return stream
 
     return open_
-
-
-def name_of(client, path: str) -> str:
-    return f"{client._database_string}/documents/{path}"
-
-
-def query_target(client, query) -> dict:
-    """A query target as the client's Watch builds it (a collection listens through its query)."""
-    query = query._query() if hasattr(query, "_query") else query
-    parent, _ = query._parent._parent_info()
-    return {"query": {"parent": parent, "structured_query": query._to_protobuf()}}
-
-
-def docs_target(client, *paths: str) -> dict:
-    return {"documents": {"documents": [name_of(client, p) for p in paths]}}
-
-
-def summary(responses) -> list[tuple]:
-    """(kind, target_ids or document) per response, for comparing message sequences."""
-    out = []
-    for r in responses:
-        k = kind(r)
-        if k == "document_change":
-            out.append((k, r.document_change.document.name.rsplit("/", 1)[-1],
-                        list(r.document_change.target_ids), list(r.document_change.removed_target_ids)))
-        elif k in ("document_delete", "document_remove"):
-            body = getattr(r, k)
-            out.append((k, body.document.rsplit("/", 1)[-1], list(body.removed_target_ids)))
-        elif k == "filter":
-            out.append((k, r.filter.target_id, r.filter.count))
-        else:
-            out.append((k, list(r.target_change.target_ids)))
-    return out
 
 
 def test_the_initial_snapshot_is_add_the_documents_current_then_a_global_no_change(firestore_client, open_stream):

@@ -58,7 +58,7 @@ class FirestoreService:
         self.counters = counters
         self.lock_timeout = lock_timeout
         self.rules = rules or RulesGate()  # without rules loaded it allows everything
-        self.listens = Listens(store, counters, listen_buffer, listen_streams)
+        self.listens = Listens(store, counters, listen_buffer, listen_streams, rules=self.rules)
 
     # -- documents ---------------------------------------------------------------------------------------
 

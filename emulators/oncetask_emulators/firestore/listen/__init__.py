@@ -2,7 +2,7 @@
 
 `Listens` is the service's side: one change feed per database (fed by its commits), the open streams, and the
 gRPC behaviour that serves one stream. See feed.py (the commit log and resume tokens), targets.py (what a target
-holds and what the client must learn) and stream.py (one stream's protocol).
+holds and what the client must learn), stream.py (one stream's protocol) and access.py (security rules).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 import grpc
 
 from ..errors import EmulatorError
+from ..rules.gate import RulesGate
 from ..stats import CallCounters
 from ..store import Database, Store
 from .feed import DEFAULT_CAPACITY, ChangeFeed
@@ -34,9 +35,10 @@ class Listens:
     """Every Listen stream of the emulator, and the change feed of every database that has been listened to."""
 
     def __init__(self, store: Store, counters: CallCounters, capacity: int = DEFAULT_CAPACITY,
-                 max_streams: int = 1000):
+                 max_streams: int = 1000, rules: RulesGate | None = None):
         self._store = store
         self._counters = counters
+        self._rules = rules
         self._capacity = capacity
         self._max_streams = max_streams
         self._lock = threading.Lock()
@@ -55,7 +57,8 @@ class Listens:
 
     def listen(self, request_iterator: Iterable, context: grpc.ServicerContext) -> Iterator[ListenResponsePb | bytes]:
         """The gRPC behaviour of Listen: serve one stream until the client leaves or the server drops it."""
-        stream = ListenStream(self._store, self.feed, self._counters)
+        # Listen does not pass through the service's guard: the stream keeps its caller for security rules.
+        stream = ListenStream(self._store, self.feed, self._counters, self._rules, context.invocation_metadata())
         with self._lock:
             full = len(self._streams) >= self._max_streams
             if not full:

@@ -16,14 +16,16 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import grpc
 
-from ..errors import EmulatorError, FailedPrecondition, InvalidArgument
+from ..errors import EmulatorError, FailedPrecondition, InvalidArgument, PermissionDenied
 from ..protos import firestore, write
+from ..rules.gate import RulesGate
 from ..stats import CallCounters
 from ..store import Database, Store, to_timestamp
+from .access import ListenAccess
 from .feed import ChangeFeed, Entry, FellBehind, Subscription
 from .targets import Move, WatchTarget, compile_target, responses
 
@@ -44,10 +46,14 @@ class StreamDropped(EmulatorError):
 
 
 class ListenStream:
-    def __init__(self, store: Store, feed_of: Callable[[Database], ChangeFeed], counters: CallCounters):
+    def __init__(self, store: Store, feed_of: Callable[[Database], ChangeFeed], counters: CallCounters,
+                 rules: RulesGate | None = None, metadata: Sequence[tuple[str, str]] | None = None):
         self._store = store
         self._feed_of = feed_of
         self._counters = counters
+        self._rules = rules or RulesGate()  # without rules loaded it allows everything
+        self._metadata = metadata  # the caller, for security rules (see access.py)
+        self._access: ListenAccess | None = None
         self._wake = threading.Event()
         self._requests: deque[ListenRequestPb] = deque()
         self._closed = False
@@ -95,6 +101,8 @@ class ListenStream:
                 if self._closed:
                     return
                 self._check_drop()
+                if self._access is not None and self._access.rules_replaced():
+                    yield from self._recheck()
                 while self._requests:
                     yield from self._handle(self._requests.popleft())
                 if self._feed is not None:
@@ -139,6 +147,7 @@ class ListenStream:
         self._feed = self._feed_of(self.db)
         self._epoch = self._feed.epoch
         self._subscription = self._feed.subscribe(self._wake.set)
+        self._access = ListenAccess(self._rules, self._metadata, self.db)
 
     def _add(self, target: TargetPb) -> Iterator[ListenResponsePb]:
         assert self.db is not None and self._feed is not None
@@ -171,6 +180,14 @@ class ListenStream:
         assert self._subscription is not None
         self._feed.watch(self._subscription, watch.interests())
         yield from self._sync_to_now()
+        db = self.db
+        try:  # at the snapshot the target starts from, so nothing it sends was read past the rules
+            assert self._access is not None
+            self._access.check(watch, lambda name: db.get(name, self._snapshot))
+        except PermissionDenied as denied:
+            self._feed.unwatch(self._subscription, watch.interests())
+            yield _target_change(ChangeType.REMOVE, [target_id], cause=denied)
+            return
         now = watch.results(self.db, self._snapshot)
         yield _target_change(ChangeType.ADD, [target_id])
         if resume is not None and since is None:
@@ -180,7 +197,6 @@ class ListenStream:
         if since is not None:
             watch.view = {name: doc.update_time for name, doc in watch.results(self.db, since).items()}
         moves = watch.reset_view(now)
-        db = self.db
         yield from responses(moves, lambda name: db.get(name, self._snapshot), to_timestamp(self._snapshot))
         if since is not None:
             # As production after a resume: how many documents the target holds, for the client to check its view.
@@ -254,7 +270,12 @@ class ListenStream:
                     self._snapshot = entry.micros
 
     def _apply(self, entry: Entry) -> Iterator[ListenResponsePb | bytes]:
-        assert self.db is not None
+        assert self.db is not None and self._access is not None
+        for target_id, watch in list(self.targets.items()):
+            try:  # before any of the commit's versions is sent
+                self._access.check_versions(watch, entry.changes)
+            except PermissionDenied as denied:
+                yield self._revoke(target_id, denied)
         moves: list[Move] = []
         for watch in self.targets.values():
             moves += watch.apply(self.db, entry.micros, entry.changes)
@@ -277,6 +298,23 @@ class ListenStream:
                 entry.encoded[key] = encoded
         self._last_global = time.monotonic()
         yield from encoded
+
+    def _recheck(self) -> Iterator[ListenResponsePb]:
+        """The project's rules were replaced: every target is checked again, at the client's snapshot."""
+        assert self.db is not None and self._access is not None
+        db = self.db
+        for target_id, watch in list(self.targets.items()):
+            try:
+                self._access.check(watch, lambda name: db.get(name, self._snapshot))
+            except PermissionDenied as denied:
+                yield self._revoke(target_id, denied)
+
+    def _revoke(self, target_id: int, cause: PermissionDenied) -> ListenResponsePb:
+        """Remove a target the rules no longer allow; the client learns why from the REMOVE's cause."""
+        assert self._feed is not None and self._subscription is not None
+        watch = self.targets.pop(target_id)
+        self._feed.unwatch(self._subscription, watch.interests())
+        return _target_change(ChangeType.REMOVE, [target_id], cause=cause)
 
     def _global(self, micros: int) -> ListenResponsePb:
         """A global NO_CHANGE: every target is consistent at `micros`; the token resumes all of them."""
