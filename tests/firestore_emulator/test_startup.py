@@ -38,3 +38,14 @@ def test_the_emulator_server_starts_without_importing_the_google_client():
     imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
 
     assert imported.stdout.strip() == "[]"
+
+
+def test_the_emulator_server_starts_without_the_rules_evaluator_or_the_listen_streams():
+    """Both load on first use: with the first rules (--rules or the HTTP endpoint), with the first Listen call."""
+    lazy = [f"oncetask_emulators.firestore.{m}" for m in (
+        "rules.parser", "rules.evaluator", "rules.symbolic", "rules.enforce", "rules.endpoint",
+        "listen.stream", "listen.targets", "listen.feed", "listen.access")]
+    code = f"import sys, oncetask_emulators.firestore.server; print(sorted(set({lazy!r}) & set(sys.modules)))"
+    imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+
+    assert imported.stdout.strip() == "[]"

@@ -19,15 +19,17 @@ import json
 import re
 import socket
 import threading
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..faults import FaultPlan
-from .listen import Listens
-from .rules import endpoint as rules_endpoint
-from .rules.registry import RulesRegistry
 from .stats import CallCounters
 from .store import Store
 from .transactions import Transactions
+
+if TYPE_CHECKING:
+    from .listen import Listens
+    from .rules.registry import RulesRegistry
 
 _WIPE = re.compile(r"^/emulator/v1/(projects/[^/]+/databases/[^/]+)/documents/?$")
 _STATS = "/emulator/v1/stats"
@@ -90,6 +92,8 @@ class ControlServer:
 def _handler(control: ControlServer, counters: CallCounters, faults: FaultPlan | None,
              rules: RulesRegistry | None, listens: Listens | None) -> type:
     from http.server import BaseHTTPRequestHandler
+
+    from .rules import endpoint as rules_endpoint  # with the rules parser: off the start path, like http.server
 
     class Handler(BaseHTTPRequestHandler):
         def _rules(self, method: str) -> bool:

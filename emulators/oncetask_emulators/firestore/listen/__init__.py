@@ -3,6 +3,7 @@
 `Listens` is the service's side: one change feed per database (fed by its commits), the open streams, and the
 gRPC behaviour that serves one stream. See feed.py (the commit log and resume tokens), targets.py (what a target
 holds and what the client must learn), stream.py (one stream's protocol) and access.py (security rules).
+Those load with the first Listen call, not with the emulator (a faster start).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import threading
 import traceback
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -19,8 +21,12 @@ from ..errors import EmulatorError
 from ..rules.gate import RulesGate
 from ..stats import CallCounters
 from ..store import Database, Store
-from .feed import DEFAULT_CAPACITY, ChangeFeed
-from .stream import ListenStream, ListenResponsePb, StreamDropped
+
+if TYPE_CHECKING:
+    from .feed import ChangeFeed
+    from .stream import ListenResponsePb, ListenStream
+
+DEFAULT_CAPACITY = 10_000  # commits a stream may have waiting before it is dropped (--listen-buffer)
 
 __all__ = ["Listens", "DEFAULT_CAPACITY", "encode_response"]
 
@@ -51,12 +57,16 @@ class Listens:
         with self._lock:
             feed = self._feeds.get(db.key)
             if feed is None:
+                from .feed import ChangeFeed
+
                 feed = self._feeds[db.key] = ChangeFeed(self._capacity)
                 db.observers.append(feed)
             return feed
 
     def listen(self, request_iterator: Iterable, context: grpc.ServicerContext) -> Iterator[ListenResponsePb | bytes]:
         """The gRPC behaviour of Listen: serve one stream until the client leaves or the server drops it."""
+        from .stream import ListenStream, StreamDropped
+
         # Listen does not pass through the service's guard: the stream keeps its caller for security rules.
         stream = ListenStream(self._store, self.feed, self._counters, self._rules, context.invocation_metadata())
         with self._lock:

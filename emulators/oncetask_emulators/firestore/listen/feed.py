@@ -22,8 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ..protos import DocumentPb
-
-DEFAULT_CAPACITY = 10_000  # commits a stream may have waiting before it is dropped
+from . import DEFAULT_CAPACITY
 _TOKEN_VERSION = b"\x01"
 _TOKEN_LENGTH = 1 + 8 + 8
 
