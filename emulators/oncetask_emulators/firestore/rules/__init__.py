@@ -5,7 +5,8 @@
     matching.py             which match blocks apply to a document path, and their wildcards
     symbolic.py             list rules proved from a query's filters ("rules are not filters")
     ruleset.py              a loaded file's decisions
-    auth.py / gate.py       who is calling, and the service's one entry point
+    auth.py / gate.py       who is calling, and the service's one entry point (the cheap questions)
+    enforce.py              the deciding behind the gate, loaded with the first rules
     registry.py / endpoint.py   rules per project, and the HTTP endpoint that replaces them
 """
 
