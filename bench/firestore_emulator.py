@@ -1,17 +1,24 @@
 """Benchmark of the Firestore emulator through the official client (a script, not a test).
 
-    .venv/bin/python bench/firestore_emulator.py [--seconds 5] [--threads 8]
+    .venv/bin/python bench/firestore_emulator.py [--seconds 5] [--threads 8] [--ready-only] [--busy N]
 
 Starts its own emulator (memory only), then prints one table: start-to-ready time, single-document commits/s
 from N client threads, uncontended transactions/s, transactions/s on one hot document, and p50/p99 latency
 of a query returning 100 documents. Client and server share the machine, as in the test suite.
+`--busy N` measures the start-to-ready time again with N busy-looping Python processes beside it (a
+`stress`-like load, bounded to the measurement); `--ready-only` skips the throughput runs; `--baseline DIR`
+also measures the start of the emulator package found in DIR, alternating with this one, e.g. an older commit's
+`git archive <commit> emulators | tar -x -C /tmp/old` with DIR = /tmp/old/emulators.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -25,22 +32,57 @@ from oncetask_emulators.process import launch, python_module
 import machine  # bench/machine.py, beside this script
 
 
-def start_emulator():
+def start_emulator(package_dir: str | None = None):
+    """Our emulator; with `package_dir`, the `oncetask_emulators` package in that directory instead
+    (`python -m` puts its working directory first on the path)."""
     return launch(
         python_module("oncetask_emulators.firestore", "--host", "127.0.0.1", "--port", "0", "--http-port", "0"),
-        name="firestore",
+        name="firestore", cwd=package_dir,
     )
 
 
-def ready_time(runs: int = 5) -> float:
-    """Median seconds from spawning the process to its ready line."""
-    times = []
+def ready_times(package_dirs: list[str | None], runs: int = 5) -> list[tuple[float, float]]:
+    """For each package directory, medians of (seconds from spawning the process to its ready line, CPU seconds
+    it used until then), the directories taking turns so that a change of load hits them alike. The CPU time
+    hardly depends on what else runs on the machine, so it compares runs on a shared machine."""
+    times: list[list[float]] = [[] for _ in package_dirs]
+    cpu: list[list[float]] = [[] for _ in package_dirs]
     for _ in range(runs):
-        started = time.perf_counter()
-        child = start_emulator()
-        times.append(time.perf_counter() - started)
-        child.stop()
-    return statistics.median(times)
+        for i, package_dir in enumerate(package_dirs):
+            started = time.perf_counter()
+            child = start_emulator(package_dir)
+            times[i].append(time.perf_counter() - started)
+            cpu[i].append(cpu_seconds(child.proc.pid))
+            child.stop()
+    return [(statistics.median(t), statistics.median(c)) for t, c in zip(times, cpu)]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ready_rows(label: str, baseline: str | None) -> list[tuple[str, str]]:
+    dirs = [None, baseline] if baseline else [None]
+    names = [label, f"{label}, --baseline"]
+    return [(name, f"{wall * 1000:.0f} ms ({cpu * 1000:.0f} ms CPU)")
+            for name, (wall, cpu) in zip(names, ready_times(dirs))]
+
+
+@contextlib.contextmanager
+def busy_processes(count: int):
+    """`count` Python processes spinning on the CPU for the duration of the block (at most 10 minutes)."""
+    spin = "import time\nend = time.monotonic() + 600\nwhile time.monotonic() < end: pass"
+    children = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(count)]
+    try:
+        time.sleep(0.5)  # let them take their share of the cores
+        yield
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()
 
 
 def client_for(host: str) -> firestore.Client:
@@ -121,9 +163,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each throughput run")
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--ready-only", action="store_true", help="measure only the start-to-ready time")
+    parser.add_argument("--busy", type=int, default=0, help="also measure start-to-ready beside N busy processes")
+    parser.add_argument("--baseline", help="directory holding another oncetask_emulators package to compare with")
     args = parser.parse_args()
 
-    rows = [("start to ready (median of 5)", f"{ready_time() * 1000:.0f} ms")]
+    rows = ready_rows("start to ready (median of 5)", args.baseline)
+    if args.busy:
+        with busy_processes(args.busy):
+            rows += ready_rows(f"start to ready beside {args.busy} busy processes", args.baseline)
+    if args.ready_only:
+        print_table(rows)
+        return
     child = start_emulator()
     try:
         client = client_for(child.endpoints["grpc"])
@@ -136,7 +187,10 @@ def main() -> None:
         rows.append(("100-document query latency p50 / p99", f"{p50 * 1000:.1f} ms / {p99 * 1000:.1f} ms"))
     finally:
         child.stop()
+    print_table(rows)
 
+
+def print_table(rows: list[tuple[str, str]]) -> None:
     print(f"Firestore emulator benchmark, {machine.summary()}")
     width = max(len(name) for name, _ in rows)
     for name, value in rows:

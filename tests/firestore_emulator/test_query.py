@@ -483,3 +483,70 @@ def test_any_structured_query_returns_results_or_a_client_error_never_crashes(q)
     else:
         event("answered")
         assert all(doc.name.startswith(ROOT + "/") for doc in found)
+
+
+def _vector(elements):
+    return document.Value.pb()(map_value={"fields": {
+        "__type__": document.Value.pb()(string_value="__vector__"),
+        "value": document.Value.pb()(array_value={"values": [document.Value.pb()(double_value=e) for e in elements]}),
+    }})
+
+
+NUMBERS = st.sampled_from([0.0, 1.0, -1.0, 1e308, -1e308, math.inf, -math.inf, math.nan, 2.5])
+VECTOR_DOCS = make_docs({f"items/v{i}": {"n": i} for i in range(4)})
+for i, elements in enumerate([[1.0, 2.0], [0.0, 0.0], [math.inf, -math.inf], [1e308, 1e308]]):
+    VECTOR_DOCS[i].fields["e"].CopyFrom(_vector(elements))
+
+
+@st.composite
+def vector_queries(draw) -> StructuredQueryPb:
+    q = draw(structured_queries())
+    fn = q.find_nearest
+    fn.vector_field.field_path = draw(st.sampled_from(["e", "n", "missing", "__name__", ""]))
+    if draw(st.booleans()):
+        fn.query_vector.CopyFrom(_vector(draw(st.lists(NUMBERS, max_size=3))))
+    else:
+        fn.query_vector.CopyFrom(draw(st.sampled_from(OPERANDS)))
+    fn.distance_measure = draw(st.integers(0, 4))
+    if draw(st.booleans()):
+        fn.limit.value = draw(st.sampled_from([1, 3, 0, -1, 1001]))
+    if draw(st.booleans()):
+        fn.distance_threshold.value = draw(NUMBERS)
+    fn.distance_result_field = draw(st.sampled_from(["", "d", "m.d", "__x__", "a..b"]))
+    return q
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(vector_queries())
+def test_any_find_nearest_returns_results_or_invalid_argument_never_crashes(q):
+    try:
+        found = query.run_query(q, ROOT, VECTOR_DOCS)
+    except EmulatorError as error:
+        assert error.code == grpc.StatusCode.INVALID_ARGUMENT, error
+        event("refused")
+    else:
+        event("answered")
+        assert len(found) <= q.find_nearest.limit.value
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(structured_queries(), st.lists(st.tuples(st.sampled_from(["count", "sum", "avg"]),
+                                                 st.sampled_from(["n", "s", "m.k", "", "__name__"]),
+                                                 st.sampled_from(["", "a", "b", "__x__"])), max_size=6))
+def test_any_aggregation_returns_results_or_invalid_argument_never_crashes(q, aggregations):
+    pb = query_types.StructuredAggregationQuery.pb()()
+    pb.structured_query.CopyFrom(q)
+    for operator, field, alias in aggregations:
+        aggregation = pb.aggregations.add(alias=alias)
+        if operator == "count":
+            aggregation.count.SetInParent()
+        else:
+            getattr(aggregation, operator).field.field_path = field
+    docs = DOCS + make_docs({"items/big": {"n": 1e308}, "items/big2": {"n": 1e308}, "items/inf": {"n": -math.inf}})
+    try:
+        query.run_aggregation(pb, ROOT, docs)
+    except EmulatorError as error:
+        assert error.code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNIMPLEMENTED), error
+        event("refused")
+    else:
+        event("answered")

@@ -1,22 +1,20 @@
 """Query filters: does a document match a `where` clause, and is the clause one production accepts.
 
 Matching follows production: a filter on a field leaves out documents that lack the field; range filters only
-match values of the operand's kind; `!=`, `not-in` and IS_NOT_NAN also leave out null values; `not-in` with a
-null in its list matches nothing.
+match values of the operand's kind and never NaN (NaN sorts below every number, but no range holds it: it is
+reached only by IS_NAN); `!=`, `not-in` and IS_NOT_NAN also leave out null values; `not-in` with a null in its
+list matches nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from google.cloud.firestore_v1.types import document, query
-
 from . import paths, values
 from .errors import InvalidArgument
+from .protos import DocumentPb, StructuredQueryPb
 
 ValuePb = values.ValuePb
-DocumentPb = document.Document.pb()
-StructuredQueryPb = query.StructuredQuery.pb()
 FilterPb = StructuredQueryPb.Filter
 FieldFilterPb = StructuredQueryPb.FieldFilter
 FieldOp = StructuredQueryPb.FieldFilter.Operator
@@ -64,6 +62,8 @@ def matches(f: FilterPb, doc: DocumentPb) -> bool:
 
 def _field_op_matches(op: int, value: ValuePb, operand: ValuePb) -> bool:
     if op in _RANGE:
+        if values.is_nan(value) or values.is_nan(operand):
+            return False
         return values.type_rank(value) == values.type_rank(operand) and _RANGE[op](values.compare(value, operand))
     if op == FieldOp.EQUAL:
         return values.equals(value, operand)
@@ -108,15 +108,17 @@ def leaves(f: FilterPb) -> Iterator[FilterPb]:
 
 
 def inequality_fields(f: FilterPb) -> list[tuple[str, ...]]:
-    """Fields under an inequality, each once, in the order production adds them as implicit orders
-    (lexicographic by field path)."""
+    """Fields under an inequality, each once, in the order production adds them as implicit orders:
+    lexicographic by field path (segment by segment), whatever the order of the filters, except `__name__`,
+    which comes last (the SDKs' system tests against production check both)."""
     found: set[tuple[str, ...]] = set()
     for leaf in leaves(f):
         if leaf.WhichOneof("filter_type") == "field_filter" and leaf.field_filter.op in INEQUALITY_FIELD_OPS:
             found.add(paths.parse_field_path(leaf.field_filter.field.field_path))
         if leaf.WhichOneof("filter_type") == "unary_filter" and leaf.unary_filter.op in INEQUALITY_UNARY_OPS:
             found.add(paths.parse_field_path(leaf.unary_filter.field.field_path))
-    return sorted(found)
+    name = (paths.NAME_FIELD,)
+    return sorted(found - {name}) + ([name] if name in found else [])
 
 
 def validate_filter(f: FilterPb) -> None:

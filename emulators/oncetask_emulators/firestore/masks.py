@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from google.cloud.firestore_v1.types import common, document
-
 from . import paths
+from .protos import DocumentMaskPb, DocumentPb
 from .query import project
-
-DocumentPb = document.Document.pb()
-DocumentMaskPb = common.DocumentMask.pb()
 
 
 def apply_mask(doc: DocumentPb, mask: DocumentMaskPb | None) -> DocumentPb:

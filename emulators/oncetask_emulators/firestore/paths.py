@@ -6,16 +6,15 @@ import functools
 import re
 from collections.abc import Mapping
 
-from google.cloud.firestore_v1.types import document
-
 from .errors import InvalidArgument
-
-ValuePb = document.Value.pb()
+from .protos import ValuePb
 
 NAME_FIELD = "__name__"
 MAX_ID_BYTES = 1500
 _SIMPLE_SEGMENT = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
 _RESERVED = re.compile(r"__.*__", re.DOTALL)
+_NUMERIC_ID = re.compile(r"__id(-?[0-9]+)__")
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 @functools.lru_cache(maxsize=4096)  # queries parse the same few paths for every document
@@ -80,15 +79,28 @@ def get_field(fields: Mapping[str, ValuePb], path: tuple[str, ...]) -> ValuePb |
     return value
 
 
+def numeric_id(segment: str) -> int | None:
+    """The number of a numeric document ID (`__id7__`, `__id-2__`, any 64-bit integer), else None.
+
+    Production reserves IDs matching `__.*__` except these, which it keeps from Datastore's numeric keys: it
+    accepts them as document IDs and orders them before every other ID, by number."""
+    match = _NUMERIC_ID.fullmatch(segment)
+    if match is None:
+        return None
+    number = int(match.group(1))
+    return number if INT64_MIN <= number <= INT64_MAX else None
+
+
 def validate_document_id(doc_id: str, what: str = "Document ID") -> None:
-    """A document (or collection) ID: not empty, '.', '..', not containing '/', not `__.*__`, <= 1500 bytes."""
+    """A document (or collection) ID: not empty, '.', '..', not containing '/', not `__.*__` (a document ID may
+    be numeric, `__id<int64>__`), <= 1500 bytes."""
     if not doc_id:
         raise InvalidArgument(f"{what} must not be empty.")
     if doc_id in (".", ".."):
         raise InvalidArgument(f"{what} {doc_id!r} is not allowed: '.' and '..' are reserved.")
     if "/" in doc_id:
         raise InvalidArgument(f"{what} {doc_id!r} must not contain '/'.")
-    if _RESERVED.fullmatch(doc_id):
+    if _RESERVED.fullmatch(doc_id) and not (what == "Document ID" and numeric_id(doc_id) is not None):
         raise InvalidArgument(f"{what} {doc_id!r} is not allowed: IDs matching __.*__ are reserved.")
     if len(doc_id.encode("utf-8")) > MAX_ID_BYTES:
         raise InvalidArgument(f"{what} is longer than {MAX_ID_BYTES} bytes.")

@@ -12,9 +12,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
 
-from google.cloud.firestore_v1.types import document
-
-DocumentPb = document.Document.pb()
+from .protos import DocumentPb
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (

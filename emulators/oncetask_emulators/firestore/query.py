@@ -1,35 +1,44 @@
 """StructuredQuery over a set of candidate documents: scope, filters, order, cursors, offset, limit, projection.
 
 The order is the one production uses and the client relies on when it builds cursors from snapshots: the
-explicit orders, then each inequality field not already ordered (lexicographically), then `__name__`, the
-implicit ones in the direction of the last explicit order.
+explicit orders, then each inequality field not already ordered (lexicographically, `__name__` last), then
+`__name__`, the implicit ones in the direction of the last explicit order. An aggregation adds its summed and
+averaged fields before `__name__` (see aggregation.py). A `find_nearest` query ranks by vector distance
+instead (see vectors.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
-from google.cloud.firestore_v1.types import document, query
-
-from . import filters, paths, values
-from .errors import InvalidArgument, Unimplemented
+from . import filters, paths, values, vectors
+from .errors import InvalidArgument
+from .protos import CursorPb, DocumentPb, StructuredQueryPb
 
 ValuePb = values.ValuePb
-DocumentPb = document.Document.pb()
-StructuredQueryPb = query.StructuredQuery.pb()
-CursorPb = query.Cursor.pb()
 Direction = StructuredQueryPb.Direction
 
 Order = tuple[tuple[str, ...], int]  # (field path, +1 ascending / -1 descending)
 NAME_PATH = (paths.NAME_FIELD,)
 
 
-def run_query(q: StructuredQueryPb, parent: str, docs: Iterable[DocumentPb]) -> list[DocumentPb]:
-    """The documents `q` returns under `parent`, in result order, projected."""
+def run_query(q: StructuredQueryPb, parent: str, docs: Iterable[DocumentPb],
+              aggregated: Sequence[tuple[str, ...]] = ()) -> list[DocumentPb]:
+    """The documents `q` returns under `parent`, in result order, projected. `aggregated`: the fields an
+    aggregation sums or averages, which the documents must have and are ordered by."""
     validate_query(q)
-    orders = normalized_orders(q)
     selector = q.from_[0]
     has_where = q.HasField("where")
+    if q.HasField("find_nearest"):
+        # The where clause is a pre-filter; the vector distance supersedes any order_by.
+        scoped = sorted(
+            (doc for doc in docs
+             if in_scope(doc.name, parent, selector.collection_id, selector.all_descendants)
+             and (not has_where or filters.matches(q.where, doc))),
+            key=lambda doc: values.sort_key(ValuePb(reference_value=doc.name)),  # ties keep name order
+        )
+        return _page(q, vectors.nearest(q.find_nearest, scoped))
+    orders = normalized_orders(q, aggregated)
     found = [
         doc for doc in docs
         if in_scope(doc.name, parent, selector.collection_id, selector.all_descendants)
@@ -43,6 +52,11 @@ def run_query(q: StructuredQueryPb, parent: str, docs: Iterable[DocumentPb]) -> 
         found = [d for d in found if _after_start(_position(d, orders, q.start_at), q.start_at.before)]
     if q.HasField("end_at"):
         found = [d for d in found if _before_end(_position(d, orders, q.end_at), q.end_at.before)]
+    return _page(q, found)
+
+
+def _page(q: StructuredQueryPb, found: list[DocumentPb]) -> list[DocumentPb]:
+    """Offset, limit and projection, the last steps of every query."""
     found = found[q.offset:]
     if q.HasField("limit"):
         found = found[: q.limit.value]
@@ -64,8 +78,8 @@ def in_scope(name: str, parent: str, collection_id: str, all_descendants: bool) 
     return not collection_id or rest[-2] == collection_id
 
 
-def normalized_orders(q: StructuredQueryPb) -> list[Order]:
-    """Explicit orders, then implicit inequality-field orders, then `__name__`."""
+def normalized_orders(q: StructuredQueryPb, aggregated: Sequence[tuple[str, ...]] = ()) -> list[Order]:
+    """Explicit orders, then implicit inequality-field orders, then aggregated fields, then `__name__`."""
     orders: list[Order] = [
         (paths.parse_field_path(o.field.field_path), -1 if o.direction == Direction.DESCENDING else 1)
         for o in q.order_by
@@ -77,6 +91,10 @@ def normalized_orders(q: StructuredQueryPb) -> list[Order]:
             if path not in ordered:
                 orders.append((path, last))
                 ordered.add(path)
+    for path in aggregated:
+        if path not in ordered:
+            orders.append((path, last))
+            ordered.add(path)
     if NAME_PATH not in ordered:
         orders.append((NAME_PATH, last))
     return orders
@@ -118,7 +136,7 @@ def project(doc: DocumentPb, selected: list[tuple[str, ...]]) -> DocumentPb:
 
 
 def validate_query(q: StructuredQueryPb) -> None:
-    """InvalidArgument (or Unimplemented) for a query production would reject, naming the problem."""
+    """InvalidArgument for a query production would reject, naming the problem."""
     selectors = q.from_
     if len(selectors) != 1:
         raise InvalidArgument(
@@ -129,8 +147,6 @@ def validate_query(q: StructuredQueryPb) -> None:
         paths.validate_document_id(selector.collection_id, "Collection ID")
     elif not selector.all_descendants:
         raise InvalidArgument("Invalid query. The collection ID must not be empty.")
-    if q.HasField("find_nearest"):
-        raise Unimplemented("find_nearest (vector search) is not supported by the oncetask Firestore emulator.")
     for f in q.select.fields:
         paths.parse_field_path(f.field_path)
     if q.HasField("where"):
@@ -143,6 +159,9 @@ def validate_query(q: StructuredQueryPb) -> None:
         raise InvalidArgument("Invalid query. offset must not be negative.")
     if q.HasField("limit") and q.limit.value < 0:
         raise InvalidArgument("Invalid query. limit must not be negative.")
+    if q.HasField("find_nearest"):
+        vectors.validate_find_nearest(q)
+        return
     orders = normalized_orders(q)
     for which in ("start_at", "end_at"):
         if q.HasField(which):
@@ -164,6 +183,6 @@ def _validate_cursor(cursor: CursorPb, orders: list[Order], which: str) -> None:
 
 
 # Aggregations are queries too; the server finds them here.
-from .aggregation import run_aggregation  # noqa: E402  (aggregation builds on run_query)
+from .aggregation import aggregate, run_aggregation  # noqa: E402  (aggregation builds on run_query)
 
-__all__ = ["run_query", "run_aggregation", "validate_query", "normalized_orders", "in_scope", "project"]
+__all__ = ["run_query", "run_aggregation", "aggregate", "validate_query", "normalized_orders", "in_scope", "project"]

@@ -2,7 +2,7 @@
 
     oncetask-firestore-emulator --host 127.0.0.1 --port 8080 [--http-port N] [--data-dir DIR]
                                 [--fault SPEC --fault-seed N] [--lock-timeout S] [--transaction-idle S]
-                                [--rules firestore.rules] ...
+                                [--rules firestore.rules] [--listen-buffer N] [--workers N] ...
 
 Prints one line when ready: `oncetask-firestore-emulator ready grpc=H:P http=H:P`; `--port 0` and
 `--http-port 0` (the default) pick free ports. SIGINT or SIGTERM stop it cleanly (exit status 0).
@@ -20,11 +20,9 @@ import grpc
 
 from ..faults import FaultInterceptor, FaultPlan, FaultSpecError
 from .http import ControlServer
-from .persistence import SqlitePersistence
+from .listen import DEFAULT_CAPACITY
 from .rules.gate import RulesGate
 from .rules.registry import RulesRegistry
-from .rules.ruleset import Ruleset
-from .rules.syntax import RulesSyntaxError
 from .service import FirestoreService, generic_handler
 from .stats import CallCounters
 from .store import Store
@@ -48,7 +46,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--transaction-max", type=float, default=270.0, help="longest life of a transaction")
     parser.add_argument("--version-retention", type=float, default=3600.0,
                         help="seconds of old document versions kept for reads at a past read_time")
-    parser.add_argument("--workers", type=int, default=64, help="gRPC worker threads")
+    parser.add_argument("--listen-buffer", type=int, default=DEFAULT_CAPACITY,
+                        help="commits a Listen stream may fall behind before it is dropped (it then resumes)")
+    parser.add_argument("--workers", type=int, default=256,
+                        help="gRPC worker threads (each open Listen stream holds one)")
     parser.add_argument("--rules", help="security rules file evaluated for end-user requests of every project "
                                         "(replace per project with PUT /emulator/v1/projects/{p}:securityRules)")
     return parser.parse_args(argv)
@@ -65,18 +66,33 @@ def main(argv: list[str] | None = None) -> int:
     if faults:
         interceptors.append(FaultInterceptor(faults))
 
-    try:
-        rules = RulesRegistry(_load_rules(args.rules) if args.rules else None)
-    except (OSError, RulesSyntaxError) as error:
-        print(f"{NAME}: --rules: {error}", file=sys.stderr)
-        return 2
+    rules = RulesRegistry()
+    if args.rules:
+        from .rules.ruleset import Ruleset  # the parser and evaluator only with rules: a faster start
+        from .rules.syntax import RulesSyntaxError
 
-    persistence = SqlitePersistence(args.data_dir) if args.data_dir else None
+        try:
+            with open(args.rules, encoding="utf-8") as source:
+                rules.default = Ruleset.parse(source.read(), args.rules)
+        except (OSError, RulesSyntaxError) as error:
+            print(f"{NAME}: --rules: {error}", file=sys.stderr)
+            return 2
+
+    persistence = None
+    if args.data_dir:
+        from .persistence import SqlitePersistence  # sqlite3 only when asked for: a faster start
+
+        persistence = SqlitePersistence(args.data_dir)
     store = Store(retention_seconds=args.version_retention, persistence=persistence)
     transactions = Transactions(Lifetimes(idle_seconds=args.transaction_idle, max_seconds=args.transaction_max))
     counters = CallCounters()
+    if args.listen_buffer < 1:
+        print(f"{NAME}: --listen-buffer must be at least 1", file=sys.stderr)
+        return 2
+    # Each open Listen stream holds a worker thread; keep some for every other call.
     service = FirestoreService(store, transactions, counters, lock_timeout=args.lock_timeout,
-                               rules=RulesGate(rules))
+                               rules=RulesGate(rules), listen_buffer=args.listen_buffer,
+                               listen_streams=max(args.workers // 2, args.workers - 64))
 
     # Enough workers that requests waiting for a document lock never starve the ones that would free it.
     server = grpc.server(ThreadPoolExecutor(max_workers=args.workers), interceptors=interceptors,
@@ -86,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     if grpc_port == 0:
         print(f"{NAME}: cannot listen on {args.host}:{args.port}", file=sys.stderr)
         return 1
-    control = ControlServer(args.host, args.http_port, store, transactions, counters, faults, rules=rules)
+    control = ControlServer(args.host, args.http_port, store, transactions, counters, faults, rules=rules,
+                            listens=service.listens)
 
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -100,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
 
     stop.wait()
     control.stop()
+    service.listens.drop()  # Listen streams end now (UNAVAILABLE, as a backend going away), not after the grace
     stopped = server.stop(grace=1.0)
     for db in store.databases():  # requests waiting for a document lock answer now, not at their deadline
         db.locks.close()
@@ -107,11 +125,6 @@ def main(argv: list[str] | None = None) -> int:
     store.close()
     print(f"{NAME} stopped", flush=True)
     return 0
-
-
-def _load_rules(path: str) -> Ruleset:
-    with open(path, encoding="utf-8") as source:
-        return Ruleset.parse(source.read(), path)
 
 
 def _expire_transactions(transactions: Transactions, stop: threading.Event) -> None:

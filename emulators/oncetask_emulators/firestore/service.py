@@ -17,13 +17,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import grpc
-from google.cloud.firestore_v1.types import common, document, firestore, write
-from google.protobuf import empty_pb2
 
-from . import paths, query
+from . import explain, paths, query
+from .aggregation import aggregated_fields, validate_aggregation
 from .errors import Aborted, EmulatorError, InvalidArgument, NotFound, Unimplemented
+from .listen import DEFAULT_CAPACITY, Listens, encode_response
 from .locks import LockTimeout, Mode, Owner, Wounded
 from .masks import apply_mask
+from .protos import Empty, common, document, firestore, write
 from .rules.auth import CALL_METADATA
 from .rules.gate import RulesGate
 from .stats import CallCounters
@@ -33,7 +34,6 @@ from .transactions import Transaction, Transactions
 DocumentPb = document.Document.pb()
 WritePb = write.Write.pb()
 TransactionOptionsPb = common.TransactionOptions.pb()
-Empty = empty_pb2.Empty
 
 CONTENTION = "Too much contention on these documents. Please try again."
 _ID_ALPHABET = string.ascii_letters + string.digits
@@ -51,12 +51,14 @@ class ReadView:
 
 class FirestoreService:
     def __init__(self, store: Store, transactions: Transactions, counters: CallCounters, lock_timeout: float,
-                 rules: RulesGate | None = None):
+                 rules: RulesGate | None = None, listen_buffer: int = DEFAULT_CAPACITY,
+                 listen_streams: int = 1000):
         self.store = store
         self.transactions = transactions
         self.counters = counters
         self.lock_timeout = lock_timeout
         self.rules = rules or RulesGate()  # without rules loaded it allows everything
+        self.listens = Listens(store, counters, listen_buffer, listen_streams, rules=self.rules)
 
     # -- documents ---------------------------------------------------------------------------------------
 
@@ -212,6 +214,11 @@ class FirestoreService:
                 raise InvalidArgument("limit must not be negative")
             unskipped.limit.value = min(structured.limit.value + offset, 2**31 - 1)  # stays an int32
         view = self._read_view(db, request)
+        if _plan_only(request):  # explain without analyze: the plan, and no query run
+            query.validate_query(structured)
+            metrics = explain.metrics(structured, analyze=False)
+            return [firestore.RunQueryResponse.pb()(explain_metrics=metrics, transaction=view.new_transaction)]
+        started = time.perf_counter()
         found = self._query_locked(view, request.parent, unskipped)
         read_ts = to_timestamp(view.at if view.at is not None else db.read_time())
         skipped = min(offset, len(found))
@@ -221,6 +228,11 @@ class FirestoreService:
         responses[0].skipped_results = skipped
         responses[0].transaction = view.new_transaction
         responses[-1].done = True
+        if request.HasField("explain_options"):
+            responses[-1].explain_metrics.CopyFrom(explain.metrics(
+                structured, analyze=True, results_returned=len(found) - skipped, documents_scanned=len(found),
+                seconds=time.perf_counter() - started,
+            ))
         return responses
 
     def run_aggregation_query(self, request) -> list:
@@ -230,12 +242,26 @@ class FirestoreService:
         self.rules.authorize_query(db, request.parent, request.structured_aggregation_query.structured_query)
         view = self._read_view(db, request)
         aggregation = request.structured_aggregation_query
+        if _plan_only(request):  # explain without analyze: the plan, and no aggregation run
+            validate_aggregation(aggregation)
+            query.validate_query(aggregation.structured_query)
+            metrics = explain.metrics(aggregation.structured_query, analyze=False,
+                                      aggregated=aggregated_fields(aggregation))
+            return [firestore.RunAggregationQueryResponse.pb()(explain_metrics=metrics,
+                                                               transaction=view.new_transaction)]
+        started = time.perf_counter()
         candidates = _candidates(db, request.parent, aggregation.structured_query, view.at)
-        fields = query.run_aggregation(aggregation, request.parent, candidates)
+        fields, aggregated = query.aggregate(aggregation, request.parent, candidates)
         response = firestore.RunAggregationQueryResponse.pb()(transaction=view.new_transaction)
         response.read_time.CopyFrom(to_timestamp(view.at if view.at is not None else db.read_time()))
         for alias, value in fields.items():
             response.result.aggregate_fields[alias].CopyFrom(value)
+        if request.HasField("explain_options"):
+            response.explain_metrics.CopyFrom(explain.metrics(
+                aggregation.structured_query, analyze=True, aggregation=True, results_returned=1,
+                aggregated=aggregated_fields(aggregation), documents_scanned=aggregated,
+                seconds=time.perf_counter() - started,
+            ))
         return [response]
 
     def list_collection_ids(self, request):
@@ -396,6 +422,10 @@ def _candidates(db: Database, parent: str, structured, at: int | None) -> list[D
     return db.documents_under(parent, at)
 
 
+def _plan_only(request) -> bool:
+    return request.HasField("explain_options") and not request.explain_options.analyze
+
+
 def _mask(request):
     return request.mask if request.HasField("mask") else None
 
@@ -483,13 +513,9 @@ def generic_handler(service: FirestoreService) -> grpc.GenericRpcHandler:
             response_serializer=response_type.pb().SerializeToString,
         )
 
-    def listen(request_iterator, context: grpc.ServicerContext):
-        service.counters.count("Listen", "")
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "Listen is not implemented by the oncetask Firestore emulator")
-
     handlers["Listen"] = grpc.stream_stream_rpc_method_handler(
-        listen,
+        service.listens.listen,  # counts the call itself, once the first request names the database
         request_deserializer=fs.ListenRequest.pb().FromString,
-        response_serializer=fs.ListenResponse.pb().SerializeToString,
+        response_serializer=encode_response,
     )
     return grpc.method_handlers_generic_handler("google.firestore.v1.Firestore", handlers)

@@ -9,23 +9,18 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-
-from google.cloud.firestore_v1.types import document, write
-from google.protobuf import timestamp_pb2
+from typing import TYPE_CHECKING, Protocol
 
 from . import transforms
 from .errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from .locks import LockTable
-from .persistence import SqlitePersistence
+from .protos import DocumentPb, MapValuePb, Timestamp, ValuePb, WritePb, WriteResultPb
 
-DocumentPb = document.Document.pb()
-ValuePb = document.Value.pb()
-MapValuePb = document.MapValue.pb()
-WritePb = write.Write.pb()
-WriteResultPb = write.WriteResult.pb()
-Timestamp = timestamp_pb2.Timestamp
+if TYPE_CHECKING:  # sqlite3 is imported only when --data-dir asks for persistence
+    from .persistence import SqlitePersistence
+
 
 MAX_DOCUMENT_BYTES = 1_048_576
 
@@ -54,6 +49,14 @@ def write_target(w: WritePb) -> str:
     raise InvalidArgument("write has no operation: set one of update, delete or transform")
 
 
+class CommitObserver(Protocol):
+    """Told of every commit, in commit order, under the commit lock (so it must be quick): Listen's change feed."""
+
+    def committed(self, micros: int, changes: Mapping[str, DocumentPb | None]) -> None: ...
+
+    def wiped(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class Version:
     micros: int  # commit time
@@ -72,6 +75,7 @@ class Database:
         self._clock = 0  # every commit at or before it is installed; later commits get later times
         self._retention = retention_micros
         self._persistence = persistence
+        self.observers: list[CommitObserver] = []
 
     # -- time ---------------------------------------------------------------------------------------------
 
@@ -132,7 +136,7 @@ class Database:
             for w in writes:
                 name = write_target(w)
                 current = pending[name] if name in pending else self.get(name)
-                _check_precondition(w, name, current)
+                _check_precondition(w, name, current, commit_micros)
                 new_fields, transform_results = transforms.apply_write(
                     current.fields if current is not None else None, w, commit_ts
                 )
@@ -149,6 +153,9 @@ class Database:
             for name, doc in pending.items():
                 self._install(name, Version(commit_micros, doc), commit_micros)
             self._clock = commit_micros
+            if pending:
+                for observer in self.observers:  # `pending` is handed over: nothing changes it after this
+                    observer.committed(commit_micros, pending)
             return commit_micros, results
 
     def load(self, doc: DocumentPb) -> None:
@@ -162,6 +169,8 @@ class Database:
             if self._persistence is not None:
                 self._persistence.wipe(self.key)
             self._versions = {}
+            for observer in self.observers:
+                observer.wiped()
 
     def _install(self, name: str, version: Version, now: int) -> None:
         """Add a version and drop those no read can need any more (older than the retention window,
@@ -176,7 +185,10 @@ class Database:
         self._versions[name] = [*old[keep_from:], version]
 
 
-def _check_precondition(w: WritePb, name: str, current: DocumentPb | None) -> None:
+def _check_precondition(w: WritePb, name: str, current: DocumentPb | None, commit_micros: int) -> None:
+    """NOT_FOUND / ALREADY_EXISTS for `exists`; for `update_time`, INVALID_ARGUMENT when it is not a time a
+    document could have (not microsecond aligned, or later than this commit: production's answer, which the
+    Python client's system tests check), else FAILED_PRECONDITION when it is not the stored version's."""
     if not w.HasField("current_document"):
         return
     condition = w.current_document
@@ -186,6 +198,16 @@ def _check_precondition(w: WritePb, name: str, current: DocumentPb | None) -> No
         if not condition.exists and current is not None:
             raise AlreadyExists(f"Document already exists: {name}")
     elif condition.WhichOneof("condition_type") == "update_time":
+        wanted = condition.update_time
+        if wanted.nanos % 1000:
+            raise InvalidArgument(
+                f"Precondition update_time {wanted.ToJsonString()} must be microsecond aligned."
+            )
+        if to_micros(wanted) > commit_micros:
+            raise InvalidArgument(
+                f"Precondition update_time {wanted.ToJsonString()} is in the future: no version of {name} "
+                "can have it."
+            )
         if current is None or current.update_time != condition.update_time:
             raise FailedPrecondition(
                 f"the stored version of {name} does not match the required update_time "

@@ -8,16 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, MutableMapping
 
-from google.cloud.firestore_v1.types import write
-from google.protobuf import timestamp_pb2
-
-from . import paths, values
+from . import paths, values, vectors
 from .errors import InvalidArgument
+from .protos import FieldTransformPb, WritePb
+from .protos import Timestamp as TimestampPb
 
 ValuePb = values.ValuePb
-WritePb = write.Write.pb()
-FieldTransformPb = write.DocumentTransform.FieldTransform.pb()
-TimestampPb = timestamp_pb2.Timestamp
 Fields = dict[str, ValuePb]
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -237,8 +233,6 @@ def validate_value(v: ValuePb, depth: int) -> None:
                 raise InvalidArgument("Cannot have an array value directly inside an array value.")
             validate_value(element, depth + 1)
     elif kind == "map_value" and values.is_vector(v):
-        for element in v.map_value.fields["value"].array_value.values if "value" in v.map_value.fields else ():
-            if values.kind(element) != "double_value":
-                raise InvalidArgument("A vector value must contain only doubles.")
+        vectors.validate_vector_value(v)
     elif kind == "map_value":
         validate_fields(v.map_value.fields, depth)

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import math
 
-from google.cloud.firestore_v1.types import document
-
+from . import paths
 from .errors import InvalidArgument
-
-ValuePb = document.Value.pb()
+from .protos import ValuePb
 
 NULL, BOOLEAN, NUMBER, TIMESTAMP, STRING, BYTES, REFERENCE, GEO_POINT, ARRAY, VECTOR, MAP = range(11)
 
@@ -94,14 +92,10 @@ def _utf8(s: str) -> bytes:
 
 
 def _segment_key(segment: str) -> tuple:
-    """Numeric IDs (`__id<int>__`) sort before every other segment, by number; the rest by UTF-8 bytes.
+    """Numeric IDs (`__id<int64>__`) sort before every other segment, by number; the rest by UTF-8 bytes.
     The client relies on this: `recursive()` bounds a collection with `__id-9223372036854775808__`."""
-    if segment.startswith("__id") and segment.endswith("__") and len(segment) > 6:
-        try:
-            return (0, int(segment[4:-2]))
-        except ValueError:
-            pass
-    return (1, _utf8(segment))
+    number = paths.numeric_id(segment)
+    return (1, _utf8(segment)) if number is None else (0, number)
 
 
 def _reference_key(name: str) -> tuple:

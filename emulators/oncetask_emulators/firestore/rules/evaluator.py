@@ -10,8 +10,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from google.cloud.firestore_v1.types import document
-
+from ..protos import DocumentPb
 from .builtins import DOCUMENT_FUNCTIONS, GLOBAL_FUNCTIONS, METHODS, NAMESPACE_FUNCTIONS
 from .syntax import (
     Binary, Call, Expr, Ident, Index, IsType, ListExpr, Literal, MapExpr, Member, MethodCall, PathExpr, Slice,
@@ -22,7 +21,6 @@ from .values import (
     equals, fields_to_map, is_number, type_name,
 )
 
-DocumentPb = document.Document.pb()
 MAX_CALL_DEPTH = 20
 NAMESPACES = {name: Namespace(name) for name in NAMESPACE_FUNCTIONS}
 

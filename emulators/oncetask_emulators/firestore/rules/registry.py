@@ -5,8 +5,10 @@ No rules for a project: every request is allowed, as before rules existed."""
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
-from .ruleset import Ruleset
+if TYPE_CHECKING:  # the parser and evaluator load with the first rules, not with the emulator
+    from .ruleset import Ruleset
 
 
 class RulesRegistry:

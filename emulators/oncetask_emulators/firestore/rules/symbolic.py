@@ -19,15 +19,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from google.cloud.firestore_v1.types import query
-
 from .. import paths
+from ..protos import StructuredQueryPb
 from .evaluator import order
 from .values import (
     EvalError, LooseFloat, LooseInt, Path, Symbolic, Unknown, equals, from_pb, path_of_name, type_name,
 )
 
-StructuredQueryPb = query.StructuredQuery.pb()
 FieldOp = StructuredQueryPb.FieldFilter.Operator
 UnaryOp = StructuredQueryPb.UnaryFilter.Operator
 CompositeOp = StructuredQueryPb.CompositeFilter.Operator

@@ -11,9 +11,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from google.cloud.firestore_v1.types import document
+from ..protos import ValuePb
 
-ValuePb = document.Value.pb()
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 NANOS = 1_000_000_000
 
