@@ -13,7 +13,8 @@ then test a job through the real processor in a few lines:
         done = oncetask_runner.run(job)
         assert done.state is oncetask.JobState.COMPLETED and done.outputs["manifest"]["count"] == 1
 
-Fixtures (all prefixed `oncetask_`, so they never shadow yours):
+Fixtures (all prefixed `oncetask_`, so they never shadow yours; their types, for hints, are in
+`oncetask_dev.testing`):
 
 | fixture | scope | gives |
 |---|---|---|
@@ -25,7 +26,8 @@ Fixtures (all prefixed `oncetask_`, so they never shadow yours):
 | `oncetask_stack_options` | session | keyword arguments of `oncetask_dev.stack.StackOptions` for `oncetask_stack`; override to change them |
 
 `@pytest.mark.oncetask_settings(max_attempts=2, lease_ttl_seconds=5)` gives one test's runner other settings
-(`oncetask.Settings` field names).
+(`oncetask.Settings` field names). `oncetask_runner.stages(job_type, payload)` runs one job's stages by hand, one
+at a time, to unit-test a stage (a rerun, a `check` that raises `oncetask.LeaseLost`).
 
 Loading this plugin costs nothing: it imports no Google library, and starts nothing until a test asks for one of
 its fixtures.
@@ -69,7 +71,7 @@ def app_reference(config: pytest.Config) -> str:
 def oncetask_app(pytestconfig: pytest.Config) -> oncetask.App:
     """Your app, named by `--oncetask-app` or the `oncetask_app` ini option, checked (every job type complete).
     Override this fixture (scope="session") to build one in code instead."""
-    from oncetask import DefinitionError, load_app  # noqa: PLC0415 - nothing heavy before a test asks
+    from oncetask import App, DefinitionError, load_app  # noqa: PLC0415 - nothing heavy before a test asks
 
     reference = app_reference(pytestconfig)
     if not reference:
@@ -77,7 +79,9 @@ def oncetask_app(pytestconfig: pytest.Config) -> oncetask.App:
                     "[tool.pytest.ini_options] in pyproject.toml, pass --oncetask-app module:attr, or override "
                     "the `oncetask_app` fixture", pytrace=False)
     try:
-        return load_app(reference).validate()
+        app = load_app(reference)
+        App(app.name).include(app).validate()  # checked on a copy: your app keeps the settings it had (none)
+        return app
     except (LookupError, DefinitionError) as exc:
         pytest.fail(f"oncetask_app = {reference!r}: {exc}", pytrace=False)
 

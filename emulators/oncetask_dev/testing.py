@@ -32,11 +32,13 @@ from google.cloud import firestore, storage
 import oncetask
 from oncetask import JobState
 from oncetask.api import ANONYMOUS
+from oncetask.api import _invalid as invalid_request
 from oncetask.artifacts import RunArtifacts, job_prefix, split_uri
 from oncetask.cleanup import Cleanup
 from oncetask.httputil import to_response
 from oncetask.job import FAILED_TASKS, RESULTS, Job
 from oncetask.jobstore import Write
+from oncetask.models import CreateJobRequest
 from oncetask.processor import TaskDelivery, idempotency_key, job_logger
 from oncetask.stages import Context, JobType, StageOutput
 from oncetask.states import TERMINAL
@@ -243,12 +245,14 @@ class Runner:
 
     def __init__(self, app: oncetask.App, emulators: Emulators, *, project_id: str | None = None,
                  owner: str = ANONYMOUS, **settings: Any) -> None:
-        self.project_id = project_id or new_project_id()
         self.owner = owner  # the API's caller when authentication is off; jobs are visible to their owner only
-        base = {"queue": "oncetask-jobs", "bucket": f"artifacts-{uuid.uuid4().hex[:12]}",
-                "task_handler_url": "http://127.0.0.1:9/never-dispatched", **settings}
-        # Your app is left as it is: the runner serves a copy of its job types, configured for this test.
-        self.settings = emulators.settings(app.settings, project_id=self.project_id, **base)
+        changes = {"project_id": project_id or new_project_id(), "bucket": f"artifacts-{uuid.uuid4().hex[:12]}",
+                   "task_handler_url": "http://127.0.0.1:9/never-dispatched", **settings}
+        # Your app is left as it is (its settings not even read into it): the runner serves a copy of its job
+        # types, with the settings it was given, or those its deployment would read, changed for this test.
+        base = getattr(app, "_settings", None) or oncetask.Settings()
+        self.settings = emulators.settings(base, **changes)
+        self.project_id = self.settings.project_id
         self.app = oncetask.App(app.name).include(app).configure(self.settings)
         self.emulators = emulators
         self._deliveries: dict[tuple[str, int], int] = {}
@@ -274,9 +278,17 @@ class Runner:
         in the (paused) queue. A refusal raises `RunnerRefused` with the API's status, code, message and field."""
         if isinstance(payload, pydantic.BaseModel):
             payload = payload.model_dump(mode="json")
-        if payload is not None and not isinstance(payload, Mapping):
-            raise RunnerRefused(422, "INVALID_ARGUMENT", "payload: Input should be a valid dictionary", "payload")
-        submitted = self._call(self.app.services.commands.submit, self.owner, job_type, dict(payload or {}), key)
+        body = {"job_type": job_type, "payload": {} if payload is None else payload, "idempotency_key": key}
+
+        def submit() -> Any:
+            try:  # the request's own shape first, as the API checks it (a key too long, a payload not an object)
+                request = CreateJobRequest.model_validate(body)
+            except pydantic.ValidationError as exc:
+                raise invalid_request(exc) from exc
+            return self.app.services.commands.submit(self.owner, request.job_type, request.payload,
+                                                     request.idempotency_key)
+
+        submitted = self._call(submit)
         return Submission(submitted.job_id, submitted.status, submitted.task_name)
 
     def retry(self, job: str | Submission) -> Submission:

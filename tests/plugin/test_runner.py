@@ -102,7 +102,7 @@ def test_each_runner_has_its_own_project_and_leaves_the_app_as_it_was(make_runne
         second.job(job)
     assert second.submit("noop", {}, key="same").status == "queued"  # the same ID, another project: another job
     assert first.settings.project_id != second.settings.project_id and second.settings.max_attempts == 7
-    assert app.settings is not first.settings and app.settings is not second.settings
+    assert app._settings is None  # not configured, not even read: the runners configured copies
 
 
 def test_refusals_carry_the_status_code_and_field_the_api_would_answer(make_runner: Callable[..., Runner]) -> None:
@@ -111,6 +111,10 @@ def test_refusals_carry_the_status_code_and_field_the_api_would_answer(make_runn
         runner.submit("test.pipeline", {"sleep_ms": "slow"})
     assert (refused.value.status, refused.value.code, refused.value.field) == (422, "INVALID_ARGUMENT",
                                                                                "payload.sleep_ms")
+    for payload, key, field in (([1, 2], None, "payload"), ({}, "k" * 257, "idempotency_key")):
+        with pytest.raises(RunnerRefused) as refused:
+            runner.submit("noop", payload, key=key)  # type: ignore[arg-type]
+        assert (refused.value.status, refused.value.field) == (422, field)
     with pytest.raises(RunnerRefused) as refused:
         runner.retry(runner.submit("noop", {}))
     assert (refused.value.status, refused.value.code) == (409, "CONFLICT")
