@@ -337,26 +337,35 @@ class Runner:
     def run(self, job: str | Submission, *, max_deliveries: int = DEFAULT_MAX_DELIVERIES,
             timeout: float = 60.0) -> JobSnapshot:
         """Deliver the job's task to the processor again and again, at once (no backoff), until the job is
-        completed, failed or cancelled; returns it then, with the deliveries made. A job held by another live
-        lease is waited for (up to `timeout` seconds). `RunLimitReached` if it is still not finished after
-        `max_deliveries` deliveries or `timeout` seconds, naming its state and last error."""
+        completed, failed or cancelled; returns it then, with the deliveries made. While another live lease holds
+        the job, deliveries are answered `busy` and repeated until it lapses (they do not count as deliveries that
+        ran). `RunLimitReached` if it is still not finished after `max_deliveries` deliveries that ran, or after
+        `timeout` seconds, naming its state, last outcome and last error."""
         job_id = _job_id(job)
         deliveries: list[Delivery] = []
         deadline = time.monotonic() + timeout
         current = self._load(job_id)
         while current.state not in TERMINAL:
-            if len(deliveries) >= max_deliveries or time.monotonic() > deadline:
-                why = (f"{max_deliveries} deliveries" if len(deliveries) >= max_deliveries else f"{timeout:g} s")
-                last = current.errors[-1] if current.errors else None
-                raise RunLimitReached(
-                    f"job {job_id} ({current.job_type}) is still {current.state.value} after {why}; last outcome "
-                    f"{deliveries[-1].outcome if deliveries else None!r}, last error {last}")
+            ran = sum(1 for d in deliveries if d.outcome != "busy")
+            if ran >= max_deliveries or time.monotonic() > deadline:
+                raise RunLimitReached(self._unfinished(current, deliveries,
+                                                       f"{ran} deliveries" if ran >= max_deliveries else
+                                                       f"{timeout:g} s"))
             delivery = self._deliver(current)
             deliveries.append(delivery)
             if delivery.outcome == "busy":
                 time.sleep(BUSY_PAUSE)  # another lease holder: its lease must lapse before this delivery can run
             current = self._load(job_id)
         return JobSnapshot.of(current, tuple(deliveries))
+
+    def _unfinished(self, job: Job, deliveries: list[Delivery], spent: str) -> str:
+        last = deliveries[-1].outcome if deliveries else None
+        message = (f"job {job.job_id} ({job.job_type}) is still {job.state.value} after {spent}; last outcome "
+                   f"{last!r}, last error {job.errors[-1] if job.errors else None}")
+        if last == "busy":
+            message += (f"; a lease holds it until it lapses ({self.settings.lease_ttl_seconds:g} s after its last "
+                        "renewal): lower lease_ttl_seconds with @pytest.mark.oncetask_settings, or raise `timeout`")
+        return message
 
     def cleanup(self) -> dict[str, int]:
         """One run of the scheduled cleanup (lapsed leases, lost tasks, retention) on this test's project."""

@@ -3,6 +3,7 @@ emulators: deliveries through the real processor until the job ends, retries, li
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 import oncetask
 from fixtures.firestore import FirestoreEmulator
 from fixtures.storage import StorageEmulator
-from fixtures.tasks import TasksEmulator
+from fixtures.tasks import TasksEmulator, wait_until
 from oncetask import JobState
 from oncetask_dev import testjobs
 from oncetask_dev.testing import (Emulator, Emulators, RunLimitReached, Runner, RunnerRefused, Submission,
@@ -74,6 +75,22 @@ def test_run_gives_up_after_its_delivery_limit_naming_the_state_and_error(make_r
         runner.run(job, max_deliveries=3)
     assert f"job {job.job_id} (test.pipeline) is still retrying after 3 deliveries" in str(stopped.value)
     assert "INJECTED_FAILURE" in str(stopped.value)
+
+
+def test_a_job_another_worker_holds_is_waited_for_and_never_run_twice(make_runner: Callable[..., Runner]) -> None:
+    runner = make_runner()
+    job = runner.submit("test.pipeline", pipeline(sleep_ms=700))
+    worker = threading.Thread(target=runner.deliver, args=(job,))
+    worker.start()
+    try:
+        wait_until(lambda: runner.job(job).state is JobState.RUNNING, message="the worker to take the job")
+        with pytest.raises(RunLimitReached, match="last outcome 'busy'.*a lease holds it until it lapses"):
+            runner.run(job, timeout=0.2)
+        done = runner.run(job)
+    finally:
+        worker.join()
+    assert done.state is JobState.COMPLETED and done.attempts == 1
+    assert {d.outcome for d in done.deliveries} <= {"busy"}
 
 
 def test_a_task_answered_2xx_leaves_the_queue_as_in_cloud_tasks(make_runner: Callable[..., Runner]) -> None:
