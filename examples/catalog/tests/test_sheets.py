@@ -8,10 +8,10 @@ import zipfile
 
 import pytest
 
-from oncetask.errors import PermanentError
+from oncetask import PermanentError
 from catalog import sheets
 
-from .builders import GOOD_ROWS, HEADER, csv_bytes, xlsx_bytes
+from builders import GOOD_ROWS, HEADER, csv_bytes, xlsx_bytes
 
 
 def rows_of(sheet: sheets.Sheet) -> list[tuple[int, list[str | None]]]:

@@ -7,11 +7,11 @@ import io
 
 import pytest
 
-from oncetask.errors import PermanentError
+from oncetask import PermanentError
 from catalog import product_rows, sheets
 from catalog.product_rows import RowError
 
-from .builders import GOOD_ROWS, HEADER, csv_bytes, xlsx_bytes
+from builders import GOOD_ROWS, HEADER, csv_bytes, xlsx_bytes
 
 
 def validate(rows: list[list[object]], header: list[str] = HEADER) -> product_rows.Validated:

@@ -9,11 +9,11 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 
-from oncetask.errors import PermanentError
+from oncetask import PermanentError
 from catalog import images
 from catalog.thumbnails import MAX_WIDTHS, ThumbnailsPayload
 
-from .builders import image_bytes, png_header_only
+from builders import image_bytes, png_header_only
 
 
 def test_probe_reports_format_size_and_mode() -> None:

@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from oncetask.errors import PermanentError
+from oncetask import PermanentError
 from catalog import images, product_rows, sheets
 
-from .builders import GOOD_ROWS, HEADER, csv_bytes, image_bytes, xlsx_bytes
+from builders import GOOD_ROWS, HEADER, csv_bytes, image_bytes, xlsx_bytes
 
 def animated_gif() -> bytes:
     frames = [Image.new("RGB", (40, 30), colour) for colour in ("red", "green", "blue")]
