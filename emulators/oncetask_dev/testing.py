@@ -34,7 +34,6 @@ from oncetask import JobState
 from oncetask.api import ANONYMOUS
 from oncetask.api import _invalid as invalid_request
 from oncetask.artifacts import RunArtifacts, job_prefix, split_uri
-from oncetask.cleanup import Cleanup
 from oncetask.httputil import to_response
 from oncetask.job import FAILED_TASKS, RESULTS, Job
 from oncetask.jobstore import Write
@@ -44,7 +43,7 @@ from oncetask.stages import Context, JobType, StageOutput
 from oncetask.states import TERMINAL
 from oncetask_emulators.process import ChildProcess, launch, python_module
 
-from .stack import jobs_queue
+from .provision import create_queues, job_queues
 
 __all__ = [
     "Emulator", "Emulators", "Runner", "Submission", "Delivery", "JobSnapshot", "StageRunner", "StackHandle",
@@ -253,15 +252,16 @@ class Runner:
         base = getattr(app, "_settings", None) or oncetask.Settings()
         self.settings = emulators.settings(base, **changes)
         self.project_id = self.settings.project_id
-        self.app = oncetask.App(app.name).include(app).configure(self.settings)
+        self.app = oncetask.App(app.name, lanes=tuple(app.lanes.values()), default_lane=app.default_lane).include(
+            app).configure(self.settings)
         self.emulators = emulators
         self._deliveries: dict[tuple[str, int], int] = {}
         self.app.validate()  # a wrong definition: DefinitionError naming the job type, before anything is made
         services = self.app.services
-        queue = jobs_queue(self.settings)
         client = services.queue.client
-        client.create_queue(parent=queue["name"].rsplit("/queues/", 1)[0], queue=queue)
-        client.pause_queue(name=self.settings.queue_path)
+        create_queues(client, self.settings, self.app.manifest())
+        for queue in job_queues(self.settings, self.app.manifest()):
+            client.pause_queue(name=queue)
         services.bucket.client.create_bucket(self.settings.bucket)
 
     def close(self) -> None:
@@ -370,7 +370,7 @@ class Runner:
     def cleanup(self) -> dict[str, int]:
         """One run of the scheduled cleanup (lapsed leases, lost tasks, retention) on this test's project."""
         services = self.app.services
-        return Cleanup(services.store, services.queue, services.bucket, self.settings).run().to_dict()
+        return services.cleanup.run().to_dict()
 
     # Looking -------------------------------------------------------------------------------------------------
 
