@@ -427,6 +427,7 @@ class LocalStack:
         """What runs where, as JSON (the state file the CLI reads, and `--json` output)."""
         s = self.settings()
         return {
+            "app": self.options.app,
             "api_url": self.api_url, "task_handler_url": self.task_handler_url, "cleanup_url": self.cleanup_url,
             "firestore_host": self.firestore_host, "tasks_host": self.tasks_host, "tasks_http": self.tasks_http,
             "storage_host": self.storage_host, "certs_url": self.certs_url, "project_id": s.project_id,
