@@ -25,9 +25,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from oncetask.clients import tasks_client
-
 from oncetask import App
+from oncetask.clients import tasks_client
 
 from . import present, stackfile
 from .apiclient import ApiClient, ApiError
@@ -286,13 +285,13 @@ def _serve_until_stopped(stack: LocalStack, json_out: bool) -> None:
         stackfile.remove()
 
 
-def _app(given: str | None, default: str | None) -> tuple[str, App]:
+def _app(command: str, given: str | None, default: str | None) -> tuple[str, App]:
     """The app a command runs (--app, else the project's [tool.oncetask] app, else `default`), loaded from the
     current directory as the functions will load it, its definitions checked."""
     reference = resolve(given, Path.cwd(), default)
     importable_from(Path.cwd())
     if reference == DEFAULT_APP:
-        _require_demo_app("dev")
+        _require_demo_app(command)
     return reference, load_checked(reference)
 
 
@@ -333,7 +332,7 @@ def _log_view(args: argparse.Namespace, default_parts: tuple[str, ...] | None) -
 
 def cmd_dev(args: argparse.Namespace) -> int:
     view = _log_view(args, default_parts=None if args.json else PARTS)  # --json: for scripts, logs if asked
-    reference, app = _app(args.app, DEFAULT_APP)
+    reference, app = _app("dev", args.app, DEFAULT_APP)
     _require("dev", STACK_MODULES)
     given = {"api": args.api_port, "task_handler": args.task_handler_port, "cleanup": args.cleanup_port,
              "firestore": args.firestore_port, "tasks": args.tasks_port, "storage": args.storage_port}
@@ -403,7 +402,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Load the app and check every definition, as the functions do when they start."""
-    reference, app = _app(args.app, None)
+    reference, app = _app("check", args.app, None)
     manifest = app.manifest()
 
     def render(m: dict[str, Any]) -> None:
