@@ -1,26 +1,31 @@
 """Child processes of the local stack: start each in its own process group, know when it serves, stop it whole.
 
-The project's emulators print a ready line and are started with `oncetask_emulators.process.launch`. The
-functions (functions-framework under gunicorn) print nothing we can rely on, so `serve()` starts them on a
-chosen port and polls an HTTP URL until it answers. Every child is a process-group leader
-(`start_new_session`), so `stop_group()` reaches gunicorn's workers too, not only its master.
+The project's emulators print a ready line and are started with `launch()`. The functions (functions-framework
+under gunicorn) print nothing we can rely on, so `serve()` starts them on a chosen port and polls an HTTP URL
+until it answers. Every child is a process-group leader (`start_new_session`), so `stop_group()` reaches
+gunicorn's workers too, not only its master. Both hand every line a child writes (all its processes share one
+pipe) to `on_line`, which is how `oncetask dev` shows the functions' logs; the last lines are also kept in
+`child.output` for a death report.
 """
 
 from __future__ import annotations
 
 import signal
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 
-from oncetask_emulators.process import ChildProcess, LaunchError, spawn
+from oncetask_emulators.process import ChildProcess, LaunchError, parse_ready_line, spawn
 
 from .reaper import alive as group_alive, signal_group
 
-__all__ = ["LOOPBACK", "ChildProcess", "LaunchError", "answers_http", "group_alive", "kill_group", "serve",
-           "stop_group"]
+__all__ = ["LOOPBACK", "ChildProcess", "LaunchError", "OnLine", "answers_http", "group_alive", "kill_group", "launch",
+           "serve", "stop_group"]
+
+OnLine = Callable[[str, str], None]  # (part name, one line of its output)
 
 
 # The stack's parts are on loopback: never ask a proxy from the environment to reach them.
@@ -38,6 +43,31 @@ def answers_http(url: str, ok: Callable[[int], bool] = lambda status: True, time
         return False
 
 
+def launch(argv: list[str], *, name: str, timeout: float = 15.0, on_line: OnLine | None = None) -> ChildProcess:
+    """Run an emulator and wait for its ready line (`name ready grpc=h:p http=h:p`, which gives its endpoints);
+    `LaunchError` (with its last output) if it exits or stays silent."""
+    ready = threading.Event()
+
+    def watch(child: ChildProcess, line: str) -> None:
+        endpoints = None if ready.is_set() else parse_ready_line(line)
+        if endpoints is not None:
+            child.endpoints = endpoints
+            ready.set()
+        if on_line is not None:
+            on_line(name, line)
+
+    child = spawn(argv, name=name, on_line=watch)
+    deadline = time.monotonic() + timeout
+    while not ready.wait(0.05) and not child.drained.is_set():
+        if time.monotonic() > deadline:
+            stop_group(child, timeout=1.0)
+            raise LaunchError(f"{name} printed no ready line within {timeout}s:\n{child.tail()}")
+    if not child.endpoints:
+        stop_group(child, timeout=1.0)
+        raise LaunchError(f"{name} exited with {child.proc.returncode} before it was ready:\n{child.tail()}")
+    return child
+
+
 def serve(
     argv: list[str],
     *,
@@ -47,9 +77,11 @@ def serve(
     env: dict[str, str] | None = None,
     timeout: float = 30.0,
     cwd: str | None = None,
+    on_line: OnLine | None = None,
 ) -> ChildProcess:
     """Run `argv` and wait until `ready()` is true; `LaunchError` (with its last output) if it exits or times out."""
-    child = spawn(argv, name=name, env=env, cwd=cwd)
+    child = spawn(argv, name=name, env=env, cwd=cwd,
+                  on_line=None if on_line is None else (lambda _child, line: on_line(name, line)))
     child.endpoints = endpoints
     proc = child.proc
     deadline = time.monotonic() + timeout

@@ -1,10 +1,12 @@
-"""`oncetask`: run the system locally (`dev`, `demo`) and talk to a running API (`submit`, `status`, `list`,
-`retry`, `cancel`, `cleanup`). Readable output by default, `--json` for scripts; the API's errors are shown as
-the API phrased them, with exit status 1."""
+"""`oncetask`: run your app locally (`dev`, `demo`), check it (`check`), make its deployable source (`bundle`),
+and talk to a running API (`submit`, `status`, `list`, `retry`, `cancel`, `cleanup`). Readable output by default,
+`--json` for scripts; the API's errors are shown as the API phrased them, with exit status 1; a command that
+cannot run as asked (a wrong --app, a missing dependency, no API URL) says why, with exit status 2."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import signal
@@ -18,16 +20,20 @@ from typing import Any
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
+from oncetask import App
 from oncetask.clients import tasks_client
 
 from . import present, stackfile
 from .apiclient import ApiClient, ApiError
-from .demo import DEMO_TIME_SCALE, Target, run_demo
+from .appref import AppError, importable_from, load_checked, resolve
+from .logview import LogView
 from .scheduler import SCHEDULER_QUEUE, trigger_cleanup
-from .stack import ChildDied, LocalStack, StackError, StackOptions, settings_from_env
+from .stack import DEFAULT_APP, PARTS, ChildDied, LocalStack, StackError, StackOptions, settings_from_env
 
 OUT = Console()
 ERR = Console(stderr=True)
@@ -35,8 +41,22 @@ TERMINAL = frozenset({"completed", "failed", "cancelled"})
 DEV_PORTS = {"api": 8081, "task_handler": 8082, "cleanup": 8083}  # the URLs Settings defaults to
 
 
+INSTALL_DEV = "pip install 'oncetask[dev]'"
+# What the stack's children import (they run `python -m oncetask_emulators...`): checked before any starts, so a
+# missing one is one sentence instead of three tracebacks.
+STACK_MODULES = {"grpc": "grpcio", "cryptography": "cryptography", "google_crc32c": "google-crc32c",
+                 "functions_framework": "functions-framework"}
+
+
 class UsageError(Exception):
-    """The command cannot run as asked (no API URL, no running stack, bad JSON): exit status 2."""
+    """The command cannot run as asked (no API URL, no running stack, bad JSON, a missing dependency): exit 2."""
+
+
+def _require(command: str, modules: dict[str, str], install: str = INSTALL_DEV) -> None:
+    """UsageError naming what to install if any of `modules` (module -> distribution) cannot be imported."""
+    missing = sorted({dist for module, dist in modules.items() if importlib.util.find_spec(module) is None})
+    if missing:
+        raise UsageError(f"`oncetask {command}` needs {', '.join(missing)}, not installed here: {install}")
 
 
 # Talking to a running API --------------------------------------------------------------------------------------
@@ -196,8 +216,8 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 # Running the stack ---------------------------------------------------------------------------------------------
 
 def _report_death(died: ChildDied) -> None:
-    ERR.print(Panel(f"exit code {died.exit_code}; the other parts keep running (restart `oncetask dev` to bring "
-                    f"it back). Its last output:\n\n{died.tail or '(none)'}",
+    ERR.print(Panel(Text(f"exit code {died.exit_code}; the other parts keep running (restart `oncetask dev` to "
+                         f"bring it back). Its last output:\n\n{died.tail or '(none)'}"),  # as written, no markup
                     title=f"[bold red]{died.name} died[/]", border_style="red"))
 
 
@@ -265,19 +285,68 @@ def _serve_until_stopped(stack: LocalStack, json_out: bool) -> None:
         stackfile.remove()
 
 
+def _app(command: str, given: str | None, default: str | None) -> tuple[str, App]:
+    """The app a command runs (--app, else the project's [tool.oncetask] app, else `default`), loaded from the
+    current directory as the functions will load it, its definitions checked."""
+    reference = resolve(given, Path.cwd(), default)
+    importable_from(Path.cwd())
+    if reference == DEFAULT_APP:
+        _require_demo_app(command)
+    return reference, load_checked(reference)
+
+
+def _require_demo_app(command: str) -> None:
+    """The built-in examples need the catalog example project (and so Pillow and openpyxl): say so if absent."""
+    try:
+        from . import demoapp  # noqa: F401, PLC0415 - the check is the import
+    except ModuleNotFoundError as exc:
+        if exc.name == "catalog":  # its own message says how to install it
+            raise UsageError(f"`oncetask {command}` without --app runs the built-in examples, and {exc}") from None
+        raise UsageError(f"`oncetask {command}` without --app runs the built-in examples, which need {exc.name!r} "
+                         "(the catalog example's dependencies: pip install ./examples/catalog from the oncetask "
+                         "repository), or run your own app with --app module:attr") from None
+
+
+def _log_view(args: argparse.Namespace, default_parts: tuple[str, ...] | None) -> LogView | None:
+    """Which parts' output to show (`--logs a,b`, `--logs all`, `--quiet`), printed where: stdout, or stderr when
+    stdout is for JSON."""
+    if getattr(args, "quiet", False):
+        return None
+    if args.logs is None:
+        parts = default_parts
+    elif args.logs.strip() in ("", "none"):
+        return None
+    elif args.logs.strip() == "all":
+        parts = PARTS
+    else:
+        parts = tuple(part.strip() for part in args.logs.split(",") if part.strip())
+        unknown = [part for part in parts if part not in PARTS]
+        if unknown:
+            raise UsageError(f"--logs: no part {', '.join(map(repr, unknown))}; the parts are {', '.join(PARTS)} "
+                             "(or all, none)")
+    if parts is None or not parts:
+        return None
+    return LogView(ERR if getattr(args, "json", False) else OUT, parts, raw=getattr(args, "raw_logs", False),
+                   width=max(map(len, PARTS)))
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
+    view = _log_view(args, default_parts=None if args.json else PARTS)  # --json: for scripts, logs if asked
+    reference, app = _app("dev", args.app, DEFAULT_APP)
+    _require("dev", STACK_MODULES)
     given = {"api": args.api_port, "task_handler": args.task_handler_port, "cleanup": args.cleanup_port,
              "firestore": args.firestore_port, "tasks": args.tasks_port, "storage": args.storage_port}
     ports = {**DEV_PORTS, **{part: port for part, port in given.items() if port is not None}}
-    options = StackOptions(ports={k: v for k, v in ports.items() if v}, data_dir=args.data_dir,
+    options = StackOptions(app=reference, ports={k: v for k, v in ports.items() if v}, data_dir=args.data_dir,
                            time_scale=args.time_scale, handler_workers=args.handler_workers,
                            cleanup_interval=args.cleanup_interval)
-    stack = LocalStack(options, on_death=_report_death)
+    stack = LocalStack(options, on_death=_report_death, on_output=view)
     with _signals_stop():
         try:
             if not args.json:
-                OUT.print("starting the local stack…" + (f" (state in {args.data_dir})" if args.data_dir else
-                                                         " (ephemeral: --data-dir keeps state)"))
+                OUT.print(f"starting the local stack for [bold]{escape(reference)}[/] ({_job_types(app)})"
+                          + (f", state in {args.data_dir}" if args.data_dir else
+                             ", ephemeral (--data-dir keeps state)") + "…", highlight=False)
             stack.start()
             _serve_until_stopped(stack, args.json)
         finally:
@@ -286,9 +355,19 @@ def cmd_dev(args: argparse.Namespace) -> int:
     return 1 if stack.deaths else 0
 
 
+def _job_types(app: App) -> str:
+    names = sorted(app.job_types())
+    return f"job type{'s' if len(names) != 1 else ''} {', '.join(names)}" if names else "no job types"
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     if args.copies < 1:
         raise UsageError(f"--copies must be at least 1, got {args.copies}")
+    _require_demo_app("demo")
+    _require("demo", STACK_MODULES)
+    from .demo import DEMO_TIME_SCALE, Target, run_demo  # noqa: PLC0415 - it needs Pillow and openpyxl
+
+    view = _log_view(args, default_parts=None)  # the demo's own display; the parts' output if asked
     if args.api:
         running = stackfile.read()
         if running is None or running["api_url"].rstrip("/") != args.api.rstrip("/"):
@@ -298,8 +377,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         OUT.print(f"Status page: {args.api}")
         return status
     # Its own stack: fast backoffs, and no scheduler tick during the run (the counters must be the demo's alone).
-    options = StackOptions(time_scale=DEMO_TIME_SCALE, cleanup_interval=3600.0)
-    stack = LocalStack(options, on_death=_report_death)
+    options = StackOptions(app=DEFAULT_APP, time_scale=DEMO_TIME_SCALE, cleanup_interval=3600.0)
+    stack = LocalStack(options, on_death=_report_death, on_output=view)
     status = 1  # unless the demo runs to its end
     with _signals_stop():
         try:
@@ -319,11 +398,51 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return status
 
 
+# The app itself ------------------------------------------------------------------------------------------------
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Load the app and check every definition, as the functions do when they start."""
+    reference, app = _app("check", args.app, None)
+    manifest = app.manifest()
+
+    def render(m: dict[str, Any]) -> None:
+        table = Table(title=f"{reference}: {len(m['job_types'])} job type(s), queue {m['queues'][0]['name']}",
+                      title_justify="left", box=box.SIMPLE_HEAD)
+        for column in ("job type", "stages", "attempts", "stage timeout"):
+            table.add_column(column, overflow="fold")
+        for job_type in m["job_types"]:
+            table.add_row(job_type["name"], " → ".join(job_type["stages"]), str(job_type["max_attempts"]),
+                          f"{job_type['stage_timeout_seconds']:g} s")
+        OUT.print(table)
+        OUT.print("[green]ok[/]: every definition checks")
+
+    _emit(args, manifest, render)
+    return 0
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from .bundle import write_bundle  # noqa: PLC0415 - only this command needs packaging
+
+    project = Path(args.project) if args.project else Path.cwd()
+    bundle = write_bundle(project, Path(args.out), args.app)
+    data = {"out": str(bundle.out), "app": bundle.app, "packages": list(bundle.packages),
+            "requirements": list(bundle.requirements), "job_types": list(bundle.job_types)}
+    _emit(args, data, lambda d: OUT.print(
+        f"bundle of [bold]{d['app']}[/] in {d['out']}: main.py, oncetask/ (vendored), "
+        f"{', '.join(p + '/' if (bundle.out / p).is_dir() else p for p in d['packages'])}, requirements.txt "
+        f"({len(d['requirements'])} requirements), oncetask.json ({len(d['job_types'])} job types)",
+        highlight=False))
+    return 0
+
+
 # Parsing -------------------------------------------------------------------------------------------------------
 
 EXAMPLES = """examples:
   oncetask demo                                   # the whole product, locally, in under a minute
-  oncetask dev --data-dir .oncetask/data          # run it until Ctrl-C, keeping state across restarts
+  oncetask dev --app myproject.jobs:app           # your app with the emulators, until Ctrl-C
+  oncetask dev --data-dir .oncetask/data --logs api,task_handler
+  oncetask check --app myproject.jobs:app         # every definition checked, as at a deployment's start
+  oncetask bundle --app myproject.jobs:app --out build/functions   # the source to deploy
   oncetask submit noop --payload '{"note": "hi"}' --key first --wait 10
   oncetask list --state failed
   oncetask retry JOB_ID
@@ -337,7 +456,16 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--api", help="the API's URL (default: $ONCETASK_API_URL, or the running `oncetask dev`)")
     common.add_argument("--json", action="store_true", help="print JSON for scripts")
 
-    dev = sub.add_parser("dev", help="run the whole system locally until Ctrl-C")
+    app_help = ("the app, as module:attribute (default: [tool.oncetask] app in ./pyproject.toml, else the "
+                f"built-in examples {DEFAULT_APP})")
+    logs_help = f"show these parts' output, comma-separated, or all or none (parts: {', '.join(PARTS)})"
+
+    dev = sub.add_parser("dev", help="run your app locally with the emulators until Ctrl-C")
+    dev.add_argument("--app", help=app_help)
+    shown = dev.add_mutually_exclusive_group()
+    shown.add_argument("--logs", metavar="PARTS", help=logs_help + " (default: all; none with --json)")
+    shown.add_argument("--quiet", action="store_true", help="show no part's output")
+    dev.add_argument("--raw-logs", action="store_true", help="show JSON log lines as written, not compacted")
     dev.add_argument("--data-dir", type=Path, help="keep state across restarts here (default: ephemeral)")
     dev.add_argument("--time-scale", type=float, default=1.0, help="Cloud Tasks backoffs x F (e.g. 0.01)")
     dev.add_argument("--api-port", type=int, help=f"default {DEV_PORTS['api']}; 0 picks a free port")
@@ -356,7 +484,24 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--api", help="use this running `oncetask dev` instead of starting a stack")
     demo.add_argument("--copies", type=int, default=4, help="concurrent submissions of each job")
     demo.add_argument("--keep", action="store_true", help="keep the stack running afterwards (status page)")
+    demo.add_argument("--logs", metavar="PARTS", help=logs_help + " (default: none)")
+    demo.add_argument("--raw-logs", action="store_true", help="show JSON log lines as written, not compacted")
     demo.set_defaults(func=cmd_demo)
+
+    check = sub.add_parser("check", help="load the app and check every job definition")
+    check.add_argument("--app", help="the app, as module:attribute (default: [tool.oncetask] app in "
+                                     "./pyproject.toml)")
+    check.add_argument("--json", action="store_true", help="print the app's manifest (queue and job types)")
+    check.set_defaults(func=cmd_check)
+
+    bundle = sub.add_parser("bundle", help="write the app's Cloud Run functions source (main.py, requirements.txt, "
+                                           "oncetask/, your packages, oncetask.json)")
+    bundle.add_argument("--app", help="the app, as module:attribute (default: [tool.oncetask] app in the "
+                                      "project's pyproject.toml)")
+    bundle.add_argument("--project", help="the project's directory, with its pyproject.toml (default: .)")
+    bundle.add_argument("--out", required=True, help="the directory to write (new, empty, or an earlier bundle)")
+    bundle.add_argument("--json", action="store_true", help="print what was written as JSON")
+    bundle.set_defaults(func=cmd_bundle)
 
     submit = sub.add_parser("submit", parents=[common], help="submit a job")
     submit.add_argument("job_type", help="the job type's name, as the app defines it (the API's /openapi.json lists "
@@ -398,10 +543,14 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"error": {"status": error.status, "code": error.code, "message": error.message,
                                         "field": error.field}}, indent=2))
         else:
-            ERR.print(f"[red]error[/]: {error}")
+            ERR.print(f"[red]error[/]: {escape(str(error))}")
         return 1
-    except (UsageError, StackError) as error:
-        ERR.print(f"[red]error[/]: {error}")
+    except (UsageError, StackError, AppError) as error:
+        ERR.print(f"[red]error[/]: {escape(str(error))}", highlight=False, soft_wrap=True)
+        return 2
+    except ModuleNotFoundError as error:  # a command's dependency that is not installed: what to install
+        ERR.print("[red]error[/]: " + escape(f"`oncetask {args.command}` needs {error.name!r}, not installed "
+                                             f"here: {INSTALL_DEV}"), highlight=False)
         return 2
 
 

@@ -7,8 +7,9 @@
 Every part is a child process in its own process group (the functions run under gunicorn with WORKERS worker
 processes, as Cloud Run would scale them); `stop()` ends every group and waits until no process of it is left.
 If this process dies without stopping them (kill -9), a small reaper process (`reaper.py`) ends them instead.
-A child that dies while the stack runs is reported (name, exit code, last lines of its output) through
-`on_death`, never hidden. The functions get their settings as in production (ONCETASK_* variables), with the
+Every line a child writes (each emulator, each function's gunicorn master and workers) goes to `on_output(part,
+line)` as it is written: `oncetask dev` prints them prefixed by part. A child that dies while the stack runs is
+reported (name, exit code, last lines of its output) through `on_death`, never hidden. The functions get their settings as in production (ONCETASK_* variables), with the
 emulator hosts and the Tasks emulator's JWKS as the OIDC certificates URL.
 """
 
@@ -33,9 +34,9 @@ from google.api_core import exceptions as gexc
 from oncetask import load_app
 from oncetask.clients import tasks_client
 from oncetask.settings import Settings
-from oncetask_emulators.process import ChildProcess, LaunchError, free_port, launch, python_module
+from oncetask_emulators.process import ChildProcess, LaunchError, free_port, python_module
 
-from .children import LOOPBACK, answers_http, group_alive, kill_group, serve, stop_group
+from .children import LOOPBACK, OnLine, answers_http, group_alive, kill_group, launch, serve, stop_group
 from .localclients import storage_api
 from .scheduler import SCHEDULER_QUEUE, SchedulerLoop, scheduler_queue, trigger_cleanup
 
@@ -101,9 +102,11 @@ class StackOptions:
 
 class LocalStack:
     def __init__(self, options: StackOptions | None = None,
-                 on_death: Callable[[ChildDied], None] | None = None) -> None:
+                 on_death: Callable[[ChildDied], None] | None = None,
+                 on_output: OnLine | None = None) -> None:
         self.options = options or StackOptions()
         self.on_death = on_death or (lambda died: LOG.error("%s", died))
+        self.on_output = on_output  # every line of every child, as (part, line); called from reader threads
         self.children: dict[str, ChildProcess] = {}
         self.deaths: list[ChildDied] = []
         self._ports: dict[str, int] = dict(self.options.ports)
@@ -230,6 +233,17 @@ class LocalStack:
             except (BrokenPipeError, ValueError):
                 LOG.warning("the reaper is gone: children would outlive a crash of this process")
 
+    def _output(self, name: str, line: str) -> None:
+        """Hand a child's line to `on_output`. It runs on the thread that drains the child's pipe: if it failed, that
+        thread would end and the child block on a full pipe, so a failing consumer is dropped instead."""
+        if self.on_output is None:
+            return
+        try:
+            self.on_output(name, line)
+        except Exception:  # noqa: BLE001 - whatever it is, the children must keep running
+            LOG.exception("showing the output of %s failed; the stack's output is no longer shown", name)
+            self.on_output = None
+
     def _child(self, name: str) -> ChildProcess:
         if name not in self.children:
             raise StackError(f"no such part {name!r}; the parts are {list(PARTS)}")
@@ -265,7 +279,8 @@ class LocalStack:
             if (data := self._data_dir("firestore")) is not None:
                 args += ["--data-dir", data]
             args += self.options.emulator_args.get("firestore", ())
-            child = launch(python_module("oncetask_emulators.firestore", *args), name=name, timeout=timeout)
+            child = launch(python_module("oncetask_emulators.firestore", *args), name=name, timeout=timeout,
+                           on_line=self._output)
             self._ports["firestore"] = _port(child.endpoints["grpc"])  # the same port after a restart
             return child
         if name == "tasks":
@@ -274,7 +289,8 @@ class LocalStack:
             if (data := self._data_dir("tasks")) is not None:
                 args += ["--data-dir", data]
             args += self.options.emulator_args.get("tasks", ())
-            child = launch(python_module("oncetask_emulators.tasks", *args), name=name, timeout=timeout)
+            child = launch(python_module("oncetask_emulators.tasks", *args), name=name, timeout=timeout,
+                           on_line=self._output)
             self._ports["tasks"] = _port(child.endpoints["grpc"])
             self._ports["tasks_http"] = _port(child.endpoints["http"])
             return child
@@ -283,7 +299,8 @@ class LocalStack:
             if (data := self._data_dir("storage")) is not None:
                 args += ["--data-dir", data]
             args += self.options.emulator_args.get("storage", ())
-            child = launch(python_module("oncetask_emulators.storage", *args), name=name, timeout=timeout)
+            child = launch(python_module("oncetask_emulators.storage", *args), name=name, timeout=timeout,
+                           on_line=self._output)
             self._ports["storage"] = _port(child.endpoints["http"])  # the same port after a restart
             return child
         return self._serve_with_port(name)
@@ -309,7 +326,8 @@ class LocalStack:
         probe = url + "/healthz" if name == "api" else url + "/"
         ok: Callable[[int], bool] = (lambda status: status == 200) if name == "api" else (lambda status: True)
         return serve(argv, name=name, ready=lambda: answers_http(probe, ok), endpoints={"http": f"{host}:{port}"},
-                     env={**self.function_env(), "WORKERS": str(workers)}, timeout=timeout, cwd=os.getcwd())
+                     env={**self.function_env(), "WORKERS": str(workers)}, timeout=timeout, cwd=os.getcwd(),
+                     on_line=self._output)
 
     def _provision(self) -> None:
         """The jobs queue (production's retry and rate settings, from `Settings`), the scheduler queue, the bucket."""
@@ -409,6 +427,7 @@ class LocalStack:
         """What runs where, as JSON (the state file the CLI reads, and `--json` output)."""
         s = self.settings()
         return {
+            "app": self.options.app,
             "api_url": self.api_url, "task_handler_url": self.task_handler_url, "cleanup_url": self.cleanup_url,
             "firestore_host": self.firestore_host, "tasks_host": self.tasks_host, "tasks_http": self.tasks_http,
             "storage_host": self.storage_host, "certs_url": self.certs_url, "project_id": s.project_id,
