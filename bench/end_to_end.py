@@ -45,13 +45,14 @@ from google.cloud import tasks_v2
 from rich.console import Console
 from rich.table import Table
 
+from oncetask import Retry
 from oncetask.clients import firestore_client, tasks_client
 from oncetask.jobstore import JobStore
 from oncetask_dev.testjobs import app as test_jobs
 from oncetask.states import JobState
 from oncetask_dev.apiclient import ApiClient, ApiError
 from oncetask_dev.children import answers_http, serve, stop_group
-from oncetask_dev.stack import LocalStack, StackOptions, jobs_queue
+from oncetask_dev.stack import LocalStack, StackOptions
 from oncetask_emulators.process import ChildProcess, free_port
 from oncetask_emulators.tasks.backoff import RetryPolicy, schedule
 
@@ -75,7 +76,8 @@ class Bench:
         self.store = JobStore(firestore_client(self.settings))
         self.database = f"projects/{self.settings.project_id}/databases/{self.settings.database}"
         self.bare: ChildProcess | None = None
-        self.bare_queue = self.settings.queue_path.rsplit("/", 1)[0] + "/bare"
+        self.queue = stack.lane_queue()  # the default lane's queue: where test.pipeline and noop jobs go
+        self.bare_queue = self.settings.queue_path("bare")
 
     def api(self) -> ApiClient:
         return ApiClient(self.stack.api_url, timeout=30)
@@ -101,10 +103,10 @@ class Bench:
         return time.monotonic()
 
     def pause(self, queue: str | None = None) -> None:
-        self.tasks.pause_queue(name=queue or self.settings.queue_path)
+        self.tasks.pause_queue(name=queue or self.queue)
 
     def resume(self, queue: str | None = None) -> None:
-        self.tasks.resume_queue(name=queue or self.settings.queue_path)
+        self.tasks.resume_queue(name=queue or self.queue)
 
     def submit_many(self, job_type: str, payload: dict[str, Any], count: int) -> list[str]:
         """Submit `count` jobs with distinct keys from CLIENT_THREADS threads; their job IDs."""
@@ -132,8 +134,8 @@ class Bench:
                "WORKERS": str(workers)}
         self.bare = serve(argv, name="bare", ready=lambda: answers_http(f"http://127.0.0.1:{port}/"),
                           endpoints={"http": f"127.0.0.1:{port}"}, env=env, timeout=60)
-        queue = jobs_queue(self.settings)  # the same retry and (lifted) rate settings as the jobs queue
-        queue["name"] = self.bare_queue
+        queue = self.tasks.get_queue(name=self.queue)  # the same retry and (lifted) rate settings as the jobs queue
+        queue.name = self.bare_queue
         self.tasks.create_queue(parent=self.bare_queue.rsplit("/queues/", 1)[0], queue=queue)
 
     def stop_bare(self) -> None:
@@ -207,7 +209,7 @@ class Throughput:
 
 
 def drain_rate(bench: Bench, count: int, bare: bool) -> float:
-    queue = bench.bare_queue if bare else bench.settings.queue_path
+    queue = bench.bare_queue if bare else bench.queue
     bench.pause(queue)
     job_ids: list[str] = []
     if bare:
@@ -284,7 +286,7 @@ def enqueue(bench: Bench, count: int, keys: int, copies: int) -> Enqueue:
 
     requests = [f"storm-{run}-{k}" for k in range(keys) for _ in range(copies)]
     random.Random(7).shuffle(requests)
-    created_before = bench.tasks_created(bench.settings.queue_path)
+    created_before = bench.tasks_created(bench.queue)
     local = threading.local()
 
     def one(key: str) -> str:
@@ -297,7 +299,7 @@ def enqueue(bench: Bench, count: int, keys: int, copies: int) -> Enqueue:
 
     with ThreadPoolExecutor(16) as pool:
         answers = Counter(pool.map(one, requests))
-    created = bench.tasks_created(bench.settings.queue_path) - created_before
+    created = bench.tasks_created(bench.queue) - created_before
     return Enqueue(count, cuts[49], cuts[98], len(requests), keys, created, dict(answers))
 
 
@@ -314,9 +316,9 @@ class Recovery:
 
 
 def recovery(bench: Bench, ttl: float, time_scale: float, stage_ms: int) -> Recovery:
-    s = bench.settings
-    policy = RetryPolicy(s.max_attempts, s.max_retry_duration_seconds, s.min_backoff_seconds,
-                         s.max_backoff_seconds, s.max_doublings)
+    s, retry = bench.settings, Retry()  # the default lane's backoff
+    policy = RetryPolicy(s.max_attempts, retry.max_retry_duration, retry.min_backoff, retry.max_backoff,
+                         retry.max_doublings)
     steps = [delay * time_scale for delay in schedule(policy, 4)]
     points = [round(sum(steps[:n + 1]), 2) for n in range(len(steps))]
     api = bench.api()

@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from oncetask.job import FAILED_TASKS
+from oncetask import Retry
 from oncetask.policy import queue_backoff
 from oncetask.settings import Settings
 
@@ -224,12 +225,14 @@ def run_demo(target: Target, console: Console, copies: int = 4, threads: int = 1
     client = ApiClient(target.api_url)
     scale = target.description.get("time_scale", 1.0)
     console.print(f"[bold]oncetask demo[/] (run {run_id}) against {target.api_url}")
-    # The job that exhausts its attempts waits every backoff of the queue: allow for them at this time scale.
-    backoffs = sum(queue_backoff(n, settings.min_backoff_seconds, settings.max_backoff_seconds,
-                                 settings.max_doublings) for n in range(1, settings.max_attempts))
+    # The job that exhausts its attempts waits every backoff of its lane's queue (the demo app's default lane
+    # keeps oncetask.Retry's defaults): allow for them at this time scale.
+    retry = Retry()
+    backoffs = sum(queue_backoff(n, retry.min_backoff, retry.max_backoff, retry.max_doublings)
+                   for n in range(1, settings.max_attempts))
     timeout += backoffs * scale
-    console.print(f"Cloud Tasks emulator time scale {scale:g}: a {settings.min_backoff_seconds:g} s backoff takes "
-                  f"{settings.min_backoff_seconds * scale:g} s; the work itself runs in real time.")
+    console.print(f"Cloud Tasks emulator time scale {scale:g}: a {retry.min_backoff:g} s backoff takes "
+                  f"{retry.min_backoff * scale:g} s; the work itself runs in real time.")
     inputs = demo_inputs()
     uploaded = upload(settings, inputs, run_id)
     console.print(f"Uploaded {len(inputs)} input files to gs://{settings.bucket}/demo/{run_id}/")

@@ -7,6 +7,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import tasks_v2
 
+from oncetask.policy import transient_retry
 from oncetask.settings import Settings
 
 
@@ -31,12 +32,19 @@ def create_queues(client: tasks_v2.CloudTasksClient, settings: Settings, manifes
     names = []
     for queue in manifest["queues"]:
         config = queue_config(settings, queue)
-        try:
-            client.create_queue(parent=settings.location_path, queue=config)
-        except gexc.AlreadyExists:
-            client.update_queue(queue=config)  # kept from an earlier run (--data-dir): make it current
+        ensure_queue(client, settings, config)
         names.append(config["name"])
     return names
+
+
+@transient_retry(max_calls=8, max_seconds=30.0)
+def ensure_queue(client: tasks_v2.CloudTasksClient, settings: Settings, config: dict[str, Any]) -> None:
+    """Create a queue, or update one kept from an earlier run (--data-dir); a transient error is retried, as
+    Terraform retries it (a stack's Cloud Tasks emulator may inject faults)."""
+    try:
+        client.create_queue(parent=settings.location_path, queue=config)
+    except gexc.AlreadyExists:
+        client.update_queue(queue=config)
 
 
 def job_queues(settings: Settings, manifest: dict[str, Any]) -> list[str]:

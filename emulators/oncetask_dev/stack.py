@@ -31,13 +31,14 @@ from typing import Any
 
 from google.api_core import exceptions as gexc
 
-from oncetask import load_app
+from oncetask import App, load_app
 from oncetask.clients import tasks_client
 from oncetask.settings import Settings
 from oncetask_emulators.process import ChildProcess, LaunchError, free_port, python_module
 
 from .children import LOOPBACK, OnLine, answers_http, group_alive, kill_group, launch, serve, stop_group
 from .localclients import storage_api
+from .provision import create_queues, ensure_queue, job_queues
 from .scheduler import SCHEDULER_QUEUE, SchedulerLoop, scheduler_queue, trigger_cleanup
 
 LOG = logging.getLogger("oncetask_dev.stack")
@@ -118,6 +119,7 @@ class LocalStack:
         self._endpoints: dict[str, dict[str, str]] = {}
         self._reaper: subprocess.Popen | None = None
         self._entry_dir: tempfile.TemporaryDirectory[str] | None = None
+        self._app: App | None = None
 
     # Lifecycle ----------------------------------------------------------------------------------------------
 
@@ -131,7 +133,8 @@ class LocalStack:
     def start(self) -> None:
         """Start every part, create the queues and the bucket, and return once every part answers."""
         self._check_ports()
-        load_app(self.options.app).validate()  # a wrong reference or definition: said here, before anything starts
+        self._app = load_app(self.options.app)
+        self._app.validate()  # a wrong reference or definition: said here, before anything starts
         self._entry_dir = tempfile.TemporaryDirectory(prefix="oncetask-entry-")
         (Path(self._entry_dir.name) / "main.py").write_text(ENTRY_MODULE.format(app=self.options.app))
         # First, the reaper: if this process dies without stop() (kill -9), it ends the children we registered.
@@ -330,15 +333,11 @@ class LocalStack:
                      on_line=self._output)
 
     def _provision(self) -> None:
-        """The jobs queue (production's retry and rate settings, from `Settings`), the scheduler queue, the bucket."""
+        """Every queue of the app's manifest (as the Terraform module creates them), the scheduler's, the bucket."""
         s = self.settings()
         client = tasks_client(s)
-        parent = f"projects/{s.project_id}/locations/{s.location}"
-        for queue in (jobs_queue(s), scheduler_queue(s.project_id, s.location)):
-            try:
-                client.create_queue(parent=parent, queue=queue)
-            except gexc.AlreadyExists:
-                client.update_queue(queue=queue)  # kept from an earlier run (--data-dir): make it current
+        create_queues(client, s, self.manifest())
+        ensure_queue(client, s, scheduler_queue(s.project_id, s.location))
         try:
             storage_api(self.storage_host, s.project_id).create_bucket(s.bucket)
         except gexc.Conflict:
@@ -423,6 +422,27 @@ class LocalStack:
     def pids(self) -> dict[str, int]:
         return {name: child.pid for name, child in self.children.items()}
 
+    def manifest(self) -> dict[str, Any]:
+        """The served app's manifest with the stack's settings (its queue names, attempts), as its bundle would
+        carry it; computed on a copy, so the app object of this process keeps its own settings."""
+        if self._app is None:
+            self._app = load_app(self.options.app)
+        app = self._app
+        copy = App(app.name, lanes=tuple(app.lanes.values()), default_lane=app.default_lane).include(app)
+        return copy.configure(self.settings()).manifest()
+
+    def job_queues(self) -> list[str]:
+        """The full names of every job queue of the served app (each lane, job type and shard)."""
+        return job_queues(self.settings(), self.manifest())
+
+    def lane_queue(self, lane: str | None = None) -> str:
+        """The full name of a lane's shared queue (default: the app's default lane; its first shard)."""
+        manifest = self.manifest()
+        lane = lane or next(entry["name"] for entry in manifest["lanes"] if entry["default"])
+        name = next(q["name"] for q in manifest["queues"]
+                    if q.get("lane") == lane and q.get("job_type") is None and q.get("shard", 0) == 0)
+        return self.settings().queue_path(name)
+
     def describe(self) -> dict[str, Any]:
         """What runs where, as JSON (the state file the CLI reads, and `--json` output)."""
         s = self.settings()
@@ -431,28 +451,13 @@ class LocalStack:
             "api_url": self.api_url, "task_handler_url": self.task_handler_url, "cleanup_url": self.cleanup_url,
             "firestore_host": self.firestore_host, "tasks_host": self.tasks_host, "tasks_http": self.tasks_http,
             "storage_host": self.storage_host, "certs_url": self.certs_url, "project_id": s.project_id,
-            "location": s.location, "queue": s.queue, "bucket": s.bucket, "cleanup_audience": s.cleanup_audience,
+            "location": s.location, "queues": job_queues(s, self.manifest()), "bucket": s.bucket,
+            "cleanup_audience": s.cleanup_audience,
             "scheduler_service_account": s.scheduler_service_account, "time_scale": self.options.time_scale,
             "cleanup_interval": self.options.cleanup_interval,
             "data_dir": str(self.options.data_dir) if self.options.data_dir else None,
             "pid": os.getpid(), "children": self.pids(),
         }
-
-
-def jobs_queue(s: Settings) -> dict[str, Any]:
-    """The jobs queue exactly as production's: retry and rate settings from `Settings` (the single source)."""
-    return {
-        "name": s.queue_path,
-        "retry_config": {
-            "max_attempts": s.max_attempts,
-            "min_backoff": {"seconds": int(s.min_backoff_seconds)},
-            "max_backoff": {"seconds": int(s.max_backoff_seconds)},
-            "max_doublings": s.max_doublings,
-            "max_retry_duration": {"seconds": int(s.max_retry_duration_seconds)},
-        },
-        "rate_limits": {"max_dispatches_per_second": s.max_dispatches_per_second,
-                        "max_concurrent_dispatches": s.max_concurrent_dispatches},
-    }
 
 
 def settings_from_env(env: dict[str, str]) -> Settings:
@@ -482,4 +487,4 @@ def _port(host_port: str) -> int:
     return int(host_port.rsplit(":", 1)[1])
 
 
-__all__ = ["ChildDied", "LocalStack", "StackError", "StackOptions", "jobs_queue", "settings_from_env"]
+__all__ = ["ChildDied", "LocalStack", "StackError", "StackOptions", "settings_from_env"]

@@ -62,20 +62,22 @@ def test_every_part_answers_once_the_stack_says_ready(local_stack: LocalStack) -
     assert storage_for(local_stack).bucket(settings.bucket).exists()
     queues = {q.name for q in tasks_client(settings).list_queues(
         parent=f"projects/{settings.project_id}/locations/{settings.location}")}
-    assert settings.queue_path in queues
+    assert set(local_stack.job_queues()) <= queues
 
 
-def test_jobs_queue_has_the_retry_and_rate_settings_of_production(local_stack: LocalStack) -> None:
-    production = Settings()  # the defaults: the single source Terraform reads too
-    queue = tasks_client(local_stack.settings()).get_queue(name=local_stack.settings().queue_path)
-    retry = queue.retry_config
-    assert retry.max_attempts == production.max_attempts
-    assert retry.min_backoff.total_seconds() == production.min_backoff_seconds
-    assert retry.max_backoff.total_seconds() == production.max_backoff_seconds
-    assert retry.max_doublings == production.max_doublings
-    assert retry.max_retry_duration.total_seconds() == production.max_retry_duration_seconds
-    assert queue.rate_limits.max_dispatches_per_second == production.max_dispatches_per_second
-    assert queue.rate_limits.max_concurrent_dispatches == production.max_concurrent_dispatches
+def test_every_queue_has_the_settings_of_the_apps_manifest_as_production_would(local_stack: LocalStack) -> None:
+    settings = local_stack.settings()
+    client = tasks_client(settings)
+    for declared in local_stack.manifest()["queues"]:  # what the Terraform module creates from the same manifest
+        queue = client.get_queue(name=settings.queue_path(declared["name"]))
+        retry = queue.retry_config
+        assert retry.max_attempts == declared["max_attempts"]
+        assert retry.min_backoff.total_seconds() == declared["min_backoff_seconds"]
+        assert retry.max_backoff.total_seconds() == declared["max_backoff_seconds"]
+        assert retry.max_doublings == declared["max_doublings"]
+        assert retry.max_retry_duration.total_seconds() == declared["max_retry_duration_seconds"]
+        assert queue.rate_limits.max_dispatches_per_second == declared["max_dispatches_per_second"]
+        assert queue.rate_limits.max_concurrent_dispatches == declared["max_concurrent_dispatches"]
 
 
 def test_functions_get_the_emulators_and_the_tasks_emulators_jwks(local_stack: LocalStack) -> None:

@@ -60,7 +60,7 @@ def test_concurrent_manual_retries_of_a_failed_job_requeue_it_once_and_it_resume
     ids = [api.submit_ok(unique("retry"), sleep_ms=50, fail_kind="permanent", fail_times=1) for _ in range(4)]
     failed = observer.assert_invariants(ids, timeout=30)
     assert failed.states() == {"failed": len(ids)} and len(failed.dead_letters) == len(ids)
-    queue = stack.settings().queue_path
+    queue = stack.lane_queue()  # test.pipeline runs in the default lane
     created_before = observer.tasks_stats()["tasks_created_by_queue"][queue]
 
     with ThreadPoolExecutor(max_workers=RETRIES_AT_ONCE * len(ids)) as pool:

@@ -38,14 +38,14 @@ def test_concurrent_cleanup_runs_requeue_each_dead_workers_job_once_and_leave_li
     holder = wait_for_holder(stack, lambda: observer.docs(JOBS, ids))
     signal_worker(stack, holder.pid, signal.SIGKILL)
     # Hold back everything that could take the dead worker's jobs first: their tasks' retries and the scheduler.
-    tasks.pause_queue(name=s.queue_path)
+    tasks.pause_queue(name=stack.lane_queue())
     tasks.pause_queue(name=scheduler_queue)
     try:
         jobs = observer.docs(JOBS, ids)
         victims = {i: j for i, j in jobs.items() if j.get("state") == "running"
                    and owner_pid(j.get("lease_owner") or "x-0-x") == holder.pid}
         assert victims, "the killed worker held no lease any more"
-        created_before = observer.tasks_stats()["tasks_created_by_queue"].get(s.queue_path, 0)
+        created_before = observer.tasks_stats()["tasks_created_by_queue"].get(stack.lane_queue(), 0)
         lapse = max(j["lease_renewed_at"] + timedelta(seconds=j["lease_ttl"]) for j in victims.values())
         wait_for(lambda: datetime.now(timezone.utc) > lapse, 10, "the dead worker's leases to lapse")
         left_alone_before = sum("left alone" in line for line in list(cleanup_log))
@@ -59,12 +59,12 @@ def test_concurrent_cleanup_runs_requeue_each_dead_workers_job_once_and_leave_li
         for job_id, job in after.items():
             timeouts = [e for e in job["errors"] if e["code"] == "TIMEOUT"]
             assert (job["state"], job["generation"], len(timeouts)) == ("queued", 2, 1), (job_id, job)
-        requeues = observer.tasks_stats()["tasks_created_by_queue"][s.queue_path] - created_before
+        requeues = observer.tasks_stats()["tasks_created_by_queue"][stack.lane_queue()] - created_before
         assert requeues == len(victims), f"{requeues} tasks for {len(victims)} recovered jobs"
         # The runs really overlapped on the same jobs: the losers' fenced writes were refused.
         assert sum("left alone" in line for line in list(cleanup_log)) > left_alone_before
     finally:
-        tasks.resume_queue(name=s.queue_path)
+        tasks.resume_queue(name=stack.lane_queue())
         tasks.resume_queue(name=scheduler_queue)
 
     snap = observer.assert_invariants(ids, timeout=60)
@@ -78,7 +78,7 @@ def test_a_dead_workers_job_with_no_attempts_left_is_failed_and_keeps_no_artifac
         stack: LocalStack, api: Api, observer: Observer) -> None:
     s = stack.settings()
     tasks = tasks_client(s)
-    tasks.pause_queue(name=s.queue_path)  # the job must not run: we set the scene its last worker left
+    tasks.pause_queue(name=stack.lane_queue())  # the job must not run: we set the scene its last worker left
     try:
         job_id = api.submit_ok(unique("spent"), sleep_ms=0)
         store = JobStore(observer.db)
@@ -98,7 +98,7 @@ def test_a_dead_workers_job_with_no_attempts_left_is_failed_and_keeps_no_artifac
                                                 "at": datetime.now(timezone.utc)})
         stack.trigger_cleanup(wait=20)  # it enqueues the job again; the delivery ends it, for want of attempts
     finally:
-        tasks.resume_queue(name=s.queue_path)
+        tasks.resume_queue(name=stack.lane_queue())
     snap = observer.assert_invariants([job_id], timeout=20)
     assert snap.states() == {"failed": 1}
     assert snap.dead_letters[job_id]["last_error"]["code"] == "TIMEOUT"

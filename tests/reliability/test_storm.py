@@ -20,7 +20,7 @@ def test_storm_of_1000_concurrent_submissions_over_50_keys_makes_50_jobs_50_task
     keys = [unique(f"storm{i}") for i in range(KEYS)]
     requests = [keys[i % KEYS] for i in range(SUBMISSIONS)]
     random.Random(7).shuffle(requests)  # duplicates of one key arrive interleaved, not one after another
-    queue = stack.settings().queue_path
+    queue = stack.lane_queue()  # test.pipeline runs in the default lane
     created_before = observer.tasks_stats()["tasks_created_by_queue"].get(queue, 0)
 
     with ThreadPoolExecutor(max_workers=48) as pool:
