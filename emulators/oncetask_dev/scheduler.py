@@ -1,4 +1,5 @@
-"""The local stand-in for Cloud Scheduler: call the cleanup function on an interval, with a real OIDC token.
+"""The local stand-in for Cloud Scheduler: call the cleanup function on an interval, and the app's schedules at the
+times their cron expressions name, each with a real OIDC token.
 
 Production's Cloud Scheduler job calls the cleanup URL with an ID token for the scheduler service account. The
 local stack has no Google to sign one, so each tick creates a Cloud Task on a `scheduler` queue of the Tasks
@@ -12,6 +13,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 
 from google.api_core import exceptions as gexc
 from google.cloud import tasks_v2
@@ -39,10 +42,27 @@ def cleanup_task(cleanup_url: str, audience: str, service_account: str) -> tasks
     ))
 
 
+def schedule_task(cleanup_url: str, name: str, at: datetime, audience: str, service_account: str) -> tasks_v2.Task:
+    """What Cloud Scheduler sends for one run of a schedule: its URL, its OIDC token, and the run's time."""
+    task = cleanup_task(cleanup_url.rstrip("/") + f"/schedules/{name}", audience, service_account)
+    task.http_request.headers["X-CloudScheduler-ScheduleTime"] = at.astimezone(timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+    return task
+
+
+def next_run(cron: str, time_zone: str, after: datetime) -> datetime:
+    """The first time after `after` that `cron` names, in `time_zone` (as Cloud Scheduler reads it)."""
+    from croniter import croniter  # noqa: PLC0415
+
+    return croniter(cron, after.astimezone(ZoneInfo(time_zone))).get_next(datetime)
+
+
 def trigger_cleanup(client: tasks_v2.CloudTasksClient, queue_path: str, cleanup_url: str, audience: str,
-                    service_account: str, wait: float | None = None) -> str:
-    """Create one cleanup task; with `wait`, block until it was dispatched and is gone (TimeoutError if not)."""
-    task = client.create_task(parent=queue_path, task=cleanup_task(cleanup_url, audience, service_account))
+                    service_account: str, wait: float | None = None,
+                    task: tasks_v2.Task | None = None) -> str:
+    """Create one cleanup task (or `task`, e.g. a schedule's run); with `wait`, block until it was dispatched and is
+    gone (TimeoutError if not)."""
+    task = client.create_task(parent=queue_path, task=task or cleanup_task(cleanup_url, audience, service_account))
     if wait is not None:
         deadline = time.monotonic() + wait
         while True:
@@ -54,6 +74,43 @@ def trigger_cleanup(client: tasks_v2.CloudTasksClient, queue_path: str, cleanup_
                 raise TimeoutError(f"the cleanup task {task.name} was not dispatched within {wait}s")
             time.sleep(0.05)
     return task.name
+
+
+class CronLoop:
+    """Fires each schedule at the times its cron expression names (`fire(name, at)`), on a daemon thread."""
+
+    def __init__(self, schedules: list[dict], fire: Callable[[str, datetime], object],
+                 on_error: Callable[[BaseException], None] = lambda exc: None) -> None:
+        self.schedules = schedules
+        self.fire = fire
+        self.on_error = on_error
+        self.fired = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cron", daemon=True)
+
+    def start(self) -> None:
+        if self.schedules:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        now = datetime.now(timezone.utc)
+        due = {s["name"]: next_run(s["cron"], s["time_zone"], now) for s in self.schedules}
+        by_name = {s["name"]: s for s in self.schedules}
+        while not self._stop.is_set():
+            name, at = min(due.items(), key=lambda item: item[1])
+            if self._stop.wait(max(0.0, (at - datetime.now(timezone.utc)).total_seconds())):
+                return
+            try:
+                self.fire(name, at)
+                self.fired += 1
+            except Exception as exc:  # noqa: BLE001 - as Cloud Scheduler, a failed run does not end the schedule
+                self.on_error(exc)
+            due[name] = next_run(by_name[name]["cron"], by_name[name]["time_zone"], at)
 
 
 class SchedulerLoop:

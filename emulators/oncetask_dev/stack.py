@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from datetime import datetime, timezone
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from oncetask_emulators.process import ChildProcess, LaunchError, free_port, pyt
 from .children import LOOPBACK, OnLine, answers_http, group_alive, kill_group, launch, serve, stop_group
 from .localclients import storage_api
 from .provision import create_queues, ensure_queue, job_queues
-from .scheduler import SCHEDULER_QUEUE, SchedulerLoop, scheduler_queue, trigger_cleanup
+from .scheduler import SCHEDULER_QUEUE, CronLoop, SchedulerLoop, schedule_task, scheduler_queue, trigger_cleanup
 
 LOG = logging.getLogger("oncetask_dev.stack")
 
@@ -116,6 +117,7 @@ class LocalStack:
         self._watch_stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._scheduler: SchedulerLoop | None = None
+        self._cron: CronLoop | None = None
         self._endpoints: dict[str, dict[str, str]] = {}
         self._reaper: subprocess.Popen | None = None
         self._entry_dir: tempfile.TemporaryDirectory[str] | None = None
@@ -153,6 +155,9 @@ class LocalStack:
         self._scheduler = SchedulerLoop(self.trigger_cleanup, self.options.cleanup_interval,
                                         on_error=lambda exc: LOG.warning("scheduler tick failed: %s", exc))
         self._scheduler.start()
+        self._cron = CronLoop(self.manifest().get("schedules", []), lambda name, at: self.fire_schedule(name, at),
+                              on_error=lambda exc: LOG.warning("schedule run failed: %s", exc))
+        self._cron.start()
         self._watcher = threading.Thread(target=self._watch, name="stack-watch", daemon=True)
         self._watcher.start()
 
@@ -182,6 +187,8 @@ class LocalStack:
         self._watch_stop.set()
         if self._scheduler is not None:
             self._scheduler.stop()
+        if self._cron is not None:
+            self._cron.stop()
         with self._lock:
             self._expected_down.update(self.children)
             names = [n for n in (*FUNCTIONS, *EMULATORS) if n in self.children]
@@ -411,6 +418,16 @@ class LocalStack:
     def tasks_stats(self) -> dict[str, Any]:
         with LOOPBACK.open(f"http://{self.tasks_http}/emulator/v1/stats", timeout=5) as response:
             return json.loads(response.read())
+
+    def fire_schedule(self, name: str, at: datetime | None = None, wait: float | None = None) -> str:
+        """What Cloud Scheduler does for one run of a schedule (default: now): a call to the cleanup function's
+        /schedules/{name} with the scheduler's OIDC token and the run's time."""
+        s = self.settings()
+        queue = f"projects/{s.project_id}/locations/{s.location}/queues/{SCHEDULER_QUEUE}"
+        task = schedule_task(self.cleanup_url, name, at or datetime.now(timezone.utc), s.cleanup_audience,
+                             s.scheduler_service_account)
+        return trigger_cleanup(tasks_client(s), queue, self.cleanup_url, s.cleanup_audience,
+                               s.scheduler_service_account, wait, task=task)
 
     def trigger_cleanup(self, wait: float | None = None) -> str:
         """What the scheduler does each tick: a Cloud Task to the cleanup URL with the scheduler's OIDC token."""

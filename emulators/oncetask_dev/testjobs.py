@@ -36,6 +36,10 @@ def _noop(ctx: Context[NoopPayload]) -> dict:
     return {"note": ctx.payload.note}
 
 
+# A schedule, so that local stacks and tests have one to fire (at 03:00 UTC, as a nightly job would run).
+app.schedule("noop-nightly", cron="0 3 * * *", job_type=noop, payload={"note": "nightly"})
+
+
 class PipelinePayload(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -11,17 +11,18 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import requests
-from google.cloud import storage
+from google.cloud import firestore, storage
 
 from fixtures.tasks import TESTS_TIME_SCALE, wait_until
 from oncetask.clients import tasks_client
-from oncetask.settings import Settings
 from oncetask_dev.apiclient import ApiClient
 from oncetask_dev.cli import main
-from oncetask_dev.localclients import storage_api
+from oncetask_dev.localclients import firestore_api, storage_api
+from oncetask_dev.scheduler import next_run
 from oncetask_dev.stack import ChildDied, LocalStack, StackError, StackOptions
 
 ONCETASK = str(Path(sys.executable).with_name("oncetask"))
@@ -220,3 +221,22 @@ def test_children_of_a_killed_oncetask_dev_are_ended_by_the_reaper(tmp_path: Pat
         proc.kill()  # no chance to stop anything itself
         proc.wait()
     wait_until(lambda: all_members(groups) == [], timeout=20, message="the reaper to end every child")
+
+
+def test_a_schedule_fired_as_cloud_scheduler_does_makes_one_job_per_run(local_stack: LocalStack) -> None:
+    s = local_stack.settings()
+    at = datetime(2026, 12, 1, 3, 0, tzinfo=timezone.utc)
+    local_stack.fire_schedule("noop-nightly", at=at, wait=20)
+    local_stack.fire_schedule("noop-nightly", at=at, wait=20)  # Cloud Scheduler retried the same run
+    local_stack.fire_schedule("noop-nightly", at=at + timedelta(days=1), wait=20)
+    db = firestore_api(local_stack.firestore_host, s.project_id)
+    keys = sorted(d.to_dict()["idempotency_key"] for d in db.collection("jobs").where(
+        filter=firestore.FieldFilter("owner", "==", "schedule:noop-nightly")).stream())
+    assert keys == ["schedule:noop-nightly:2026-12-01T03:00:00Z", "schedule:noop-nightly:2026-12-02T03:00:00Z"]
+
+
+def test_the_next_run_of_a_cron_schedule_is_read_in_its_time_zone() -> None:
+    after = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+    assert next_run("0 3 * * *", "UTC", after) == datetime(2026, 6, 2, 3, 0, tzinfo=timezone.utc)
+    assert next_run("0 3 * * *", "Europe/Paris", after).astimezone(timezone.utc) == \
+        datetime(2026, 6, 2, 1, 0, tzinfo=timezone.utc)  # 03:00 in Paris, summer time
