@@ -58,8 +58,12 @@ from oncetask_emulators.tasks.backoff import RetryPolicy, schedule
 
 import machine  # bench/machine.py, beside this script
 
+# The apps these benchmarks serve are `bench.apps:...`, found from the repository's root, as the stack's functions
+# find them (they run with the current directory on their path).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 BARE_SOURCE = Path(__file__).resolve().parent / "bare_handler.py"
-LIFTED_RATE = {"ONCETASK_MAX_DISPATCHES_PER_SECOND": "500", "ONCETASK_MAX_CONCURRENT_DISPATCHES": "100"}
+LIFTED_APP = "bench.apps:lifted"  # the default lane at 500/s and 100 in flight
 CLIENT_THREADS = 8
 console = Console(width=150)
 
@@ -158,8 +162,8 @@ class Bench:
 
 
 def start_stack(workers: int, time_scale: float = 1.0, env: dict[str, str] | None = None) -> Bench:
-    options = StackOptions(handler_workers=workers, time_scale=time_scale, cleanup_interval=3600.0,
-                           env={**LIFTED_RATE, **(env or {})})
+    options = StackOptions(app=LIFTED_APP, handler_workers=workers, time_scale=time_scale, cleanup_interval=3600.0,
+                           env=env or {})
     stack = LocalStack(options)
     stack.start()
     return Bench(stack)

@@ -15,8 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 import oncetask
 from oncetask import Context, PermanentError
 
-from . import images
 from .sources import GsUri, read_source
+
+# `images` (Pillow) is imported by the stages that use it: the API and cleanup functions, which load this module
+# for the payload model, never import Pillow, and start faster for it.
 
 MAX_SOURCE_BYTES = 25 * 1024 * 1024
 MAX_WIDTH = 4096
@@ -53,6 +55,8 @@ thumbnails = app.job("image.thumbnails", payload=ThumbnailsPayload, stage_timeou
 def probe(ctx: Context[ThumbnailsPayload]) -> dict:
     payload = ctx.payload
     data = read_source(ctx, payload.source, MAX_SOURCE_BYTES)
+    from . import images  # noqa: PLC0415 - see the module's imports
+
     info = images.probe(data)
     return {"source": payload.source, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
             **info.to_dict()}
@@ -66,6 +70,8 @@ def resize(ctx: Context[ThumbnailsPayload]) -> dict:
     if hashlib.sha256(data).hexdigest() != probed["sha256"]:
         raise PermanentError("SOURCE_CHANGED", f"{payload.source} changed after it was probed; submit a new job")
     ctx.check()
+    from . import images  # noqa: PLC0415 - see the module's imports
+
     thumbs = images.thumbnails(data, payload.widths, quality=payload.quality)
     written = []
     for thumb in thumbs:
