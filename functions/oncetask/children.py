@@ -169,8 +169,10 @@ class Children:
         if not link:
             return
         try:
-            count, failed = self.store.children_done(link["job_id"], link["stage"])
-            if count < int(link.get("expected", 0)) and not (failed and link.get("policy") == "fail"):
+            # A failure, under `fail`, wakes the parent at once; an ending child otherwise wakes it only when its
+            # own outcome completed the count (a failed sibling, if any, has woken it already).
+            failure = state is not JobState.COMPLETED and link.get("policy") == "fail"
+            if not failure and self.store.children_ended(link["job_id"], link["stage"]) < int(link.get("expected", 0)):
                 return
             parent = self.store.get(link["job_id"])
             if parent is not None and parent.state is JobState.WAITING \

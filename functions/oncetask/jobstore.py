@@ -191,13 +191,19 @@ class JobStore:
                     commit(missing)
 
     @transient_retry()
+    def children_ended(self, parent_id: str, stage: str) -> int:
+        """How many children started by `stage` have ended (a count aggregation)."""
+        outcomes = self.ref(parent_id).collection(CHILDREN).where(
+            filter=firestore.FieldFilter("stage", "==", stage))
+        return int(outcomes.count().get(retry=None, timeout=CALL_TIMEOUT)[0][0].value)
+
+    @transient_retry()
     def children_done(self, parent_id: str, stage: str) -> tuple[int, bool]:
         """How many children started by `stage` have ended, and whether one of them failed or was cancelled."""
         outcomes = self.ref(parent_id).collection(CHILDREN).where(
             filter=firestore.FieldFilter("stage", "==", stage))
-        count = outcomes.count().get(retry=None, timeout=CALL_TIMEOUT)[0][0].value
         failed = outcomes.where(filter=firestore.FieldFilter("state", "in", ["failed", "cancelled"])).limit(1)
-        return int(count), bool(list(failed.stream(retry=None, timeout=CALL_TIMEOUT)))
+        return self.children_ended(parent_id, stage), bool(list(failed.stream(retry=None, timeout=CALL_TIMEOUT)))
 
     def children_outcomes(self, parent_id: str, stage: str) -> list[dict[str, Any]]:
         query = self.ref(parent_id).collection(CHILDREN).where(
