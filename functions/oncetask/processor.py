@@ -311,18 +311,27 @@ class Processor:
         return Outcome(200, "sleeping" if run_at is not None else "next_stage")
 
     def _release(self, keeper: LeaseKeeper, stage: str | None) -> Outcome:
-        """This instance is shutting down: keep nothing of the stage cut short, give the attempt back, and release
-        the lease, so the task's retry takes the job over at once."""
+        """This instance is shutting down: keep nothing of the stage cut short, give the attempt back, and hand the
+        job to a new task of the next generation, due now. Answering the old one 503 would leave the job to its
+        retry, which Cloud Tasks holds for the queue's backoff (30 s by default) whatever Retry-After says."""
+        queue = self._queue()
         job = keeper.job
+        generation = job.generation + 1
         try:
             JobArtifacts(self.bucket, job.job_id).sweep(job.checkpoints, up_to_fencing=job.fencing)
-            keeper.write({**_clear_lease(), "attempts": job.attempts - 1, "current_stage": stage}, JobState.RETRYING)
+            keeper.write({**_clear_lease(), "attempts": job.attempts - 1, "current_stage": stage,
+                          "generation": generation,
+                          "task_name": queue.name_for(job.job_id, generation, job.incarnation, queue=queue.queue_of(job))},
+                         JobState.QUEUED)
         except (LeaseLost, Cancelled):
             return LEASE_LOST
-        except Exception as exc:  # noqa: BLE001 - the lease lapses anyway; the retry takes over after it
+        except Exception as exc:  # noqa: BLE001 - the lease lapses anyway; the task's retry takes over after it
             log(LOG, logging.WARNING, "could not release the job while shutting down", error=str(exc))
-        log(LOG, logging.INFO, "job released: this instance is shutting down", stage=stage)
-        return Outcome(503, "shutting_down", headers={"Retry-After": "1"})
+            return Outcome(503, "shutting_down", headers={"Retry-After": "1"})
+        # After the write, as for a parked job: if this instance dies in between, the cleanup finds the lost task.
+        queue.enqueue(job.job_id, generation, job.incarnation, queue=queue.queue_of(job))
+        log(LOG, logging.INFO, "job handed over: this instance is shutting down", stage=stage, generation=generation)
+        return Outcome(200, "handed_over")
 
     # Endings -----------------------------------------------------------------------------------------------------
 

@@ -3,8 +3,9 @@ keeps nothing of the stage it cut short, and releases its lease, so the task's r
 instead of waiting for the lease to lapse.
 
 Under gunicorn (how functions-framework serves in production) the app is loaded in the master and each worker
-resets its signal handlers when it starts, then answers SIGTERM with `Worker.handle_exit`; so the hook wraps that
-method (inherited by the forked workers) rather than installing a handler that the worker would replace. Without
+resets its signal handlers when it starts (`Worker.init_signals`, which each worker class's own `handle_exit`
+then answers); so the hook wraps `init_signals` to chain its handler after the worker's own, rather than installing
+one that the worker would replace. Without
 gunicorn (a development server, a test), a plain handler on the main thread does the same, chained to the one
 before it.
 """
@@ -39,23 +40,29 @@ def install() -> None:
     try:
         from gunicorn.workers.base import Worker  # noqa: PLC0415 - only where gunicorn serves
 
-        original = Worker.handle_exit
+        original = Worker.init_signals
 
-        def handle_exit(self: Any, sig: int, frame: FrameType | None) -> None:
-            SHUTTING_DOWN.set()
-            original(self, sig, frame)
+        def init_signals(self: Any) -> None:
+            original(self)
+            _chain_sigterm()
+            signal.siginterrupt(signal.SIGTERM, False)  # as gunicorn had it: a SIGTERM must not break a request
 
-        Worker.handle_exit = handle_exit  # type: ignore[method-assign]
+        Worker.init_signals = init_signals  # type: ignore[method-assign]
     except ImportError:
         pass
     if threading.current_thread() is threading.main_thread():
-        previous = signal.getsignal(signal.SIGTERM)
+        _chain_sigterm()
 
-        def on_term(sig: int, frame: FrameType | None) -> None:
-            SHUTTING_DOWN.set()
-            if callable(previous):
-                previous(sig, frame)
-            elif previous == signal.SIG_DFL:
-                raise SystemExit(128 + sig)
 
-        signal.signal(signal.SIGTERM, on_term)
+def _chain_sigterm() -> None:
+    """Set `SHUTTING_DOWN` on SIGTERM, then do what the handler before ours did."""
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(sig: int, frame: FrameType | None) -> None:
+        SHUTTING_DOWN.set()
+        if callable(previous):
+            previous(sig, frame)
+        elif previous == signal.SIG_DFL:
+            raise SystemExit(128 + sig)
+
+    signal.signal(signal.SIGTERM, on_term)

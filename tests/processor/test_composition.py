@@ -405,7 +405,8 @@ def test_job_types_starting_each_other_in_a_cycle_are_refused_when_the_app_start
 
 # Graceful shutdown ---------------------------------------------------------------------------------------------------
 
-def test_a_worker_shutting_down_releases_its_job_at_once_and_keeps_nothing_of_the_cut_stage(paused: Stack) -> None:
+def test_a_worker_shutting_down_hands_its_job_to_a_new_task_due_now_and_keeps_nothing_of_the_cut_stage(
+        paused: Stack) -> None:
     job_id = paused.submit_ok("test.long", {"seconds": 30}, key="sigterm")
     outcome: list = []
     worker = threading.Thread(target=lambda: outcome.append(
@@ -417,13 +418,17 @@ def test_a_worker_shutting_down_releases_its_job_at_once_and_keeps_nothing_of_th
         worker.join(10)
     finally:
         SHUTTING_DOWN.clear()
-    assert (outcome[0].status, outcome[0].outcome) == (503, "shutting_down")
+    # 200 ends the old task: a 503 would leave the job to its retry, which waits out the queue's backoff.
+    assert (outcome[0].status, outcome[0].outcome) == (200, "handed_over")
     job = paused.job(job_id)
-    assert (job.state, job.lease_owner, job.attempts) == (JobState.RETRYING, None, 0)  # the attempt is given back
+    assert (job.state, job.lease_owner, job.attempts, job.generation) == (JobState.QUEUED, None, 0, 2)
     assert paused.artifacts(job_id) == []
+    assert job.task_name.rsplit("/", 1)[1] in [name.rsplit("/", 1)[1] for name in paused.tasks()]
+    # Had the 200 been lost, the old task's retry finds a newer generation and does nothing.
+    assert paused.services.processor.handle(TaskDelivery(job_id, 1, "t", 1)).outcome == "stale_generation"
     hurry.set()
-    try:  # the task's retry takes the job over at once: there is no lease to wait for
-        assert paused.services.processor.handle(TaskDelivery(job_id, 1, "retry", 1)).outcome == "completed"
+    try:  # the new task takes the job over at once: there is no lease to wait for
+        assert paused.services.processor.handle(TaskDelivery(job_id, 2, "t2")).outcome == "completed"
     finally:
         hurry.clear()
     assert paused.job(job_id).fencing == 2 and paused.artifact_problems(job_id) == []

@@ -72,3 +72,20 @@ def test_handler_paused_past_its_lease_is_fenced_off_when_it_resumes(
     snap = observer.assert_invariants([job_id], timeout=10)
     assert not [r for r in snap.runs if r["attempt"] == holder.fencing and r["stage"] == holder.stage]
 
+
+
+def test_a_handler_worker_stopped_with_sigterm_hands_its_job_over_and_gives_the_attempt_back(
+        stack: LocalStack, api: Api, observer: Observer) -> None:
+    # Cloud Run sends SIGTERM before it stops an instance; gunicorn's worker must reach our hook, not only its own.
+    job_id = api.submit_ok(unique("term"), sleep_ms=1500)
+    holder = wait_for_holder(stack, lambda: observer.docs(JOBS, [job_id]))
+    attempts = observer.job(job_id)["attempts"]
+    signal_worker(stack, holder.pid, signal.SIGTERM)
+    handler = stack.children["task_handler"]
+    wait_for(lambda: any(job_id in line and "job handed over" in line for line in list(handler.output)), 10,
+             "the stopping worker to hand its job over")
+    snap = observer.assert_invariants([job_id], timeout=30)
+    job = snap.jobs[job_id]
+    assert job["state"] == "completed" and job["fencing"] > holder.fencing
+    assert job["attempts"] == attempts  # the cut-short run cost nothing: the next one is the same attempt again
+    assert stack.deaths == []
