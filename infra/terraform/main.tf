@@ -3,7 +3,9 @@
 #
 #   oncetask bundle --app catalog:app --project examples/catalog --out build/bundle
 #
-# cloudbuild.yaml does exactly that before it plans. The bundle's oncetask.json decides the queue's settings.
+# cloudbuild.yaml does exactly that before it plans. The bundle's oncetask.json decides the queues (every lane's,
+# the callbacks queue), their settings and the app's schedules; with the default settings the queue prefix is
+# "oncetask", this stack's name_prefix.
 
 module "oncetask" {
   source = "../modules/oncetask"
@@ -16,4 +18,7 @@ module "oncetask" {
   api_invoker_members = var.api_invoker_members
 
   firestore_location = var.firestore_location
+
+  # URL callbacks are signed with this Secret Manager secret; without it they are refused (422).
+  callback_secret = var.callback_secret
 }

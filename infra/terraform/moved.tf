@@ -162,6 +162,9 @@ moved {
   to   = module.oncetask.google_firestore_database.main[0]
 }
 
+# The one queue of those stacks, oncetask-jobs, is not a queue of manifest version 2 (lanes: oncetask-interactive,
+# oncetask-batch, ...): the plan would destroy it after the move, with its tasks. infra/README.md ("Upgrading a
+# stack from one queue") says how to let it drain instead.
 moved {
   from = google_cloud_tasks_queue.jobs
   to   = module.oncetask.google_cloud_tasks_queue.jobs["oncetask-jobs"]

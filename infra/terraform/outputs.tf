@@ -19,8 +19,13 @@ output "scheduler_job" {
 }
 
 output "queue_ids" {
-  description = "The Cloud Tasks queues."
+  description = "The Cloud Tasks queues: every job queue and the callbacks queue."
   value       = module.oncetask.queue_ids
+}
+
+output "schedule_jobs" {
+  description = "The scheduler job of each schedule of the app."
+  value       = module.oncetask.schedule_jobs
 }
 
 output "service_accounts" {

@@ -4,7 +4,7 @@ variable "project_id" {
 }
 
 variable "region" {
-  description = "Region of the functions, the queue, the scheduler job and the buckets."
+  description = "Region of the functions, the queues, the scheduler jobs and the buckets."
   type        = string
   default     = "us-central1"
 }
@@ -25,4 +25,13 @@ variable "firestore_location" {
   description = "Firestore database location (e.g. nam5); it cannot change after creation. Empty: region."
   type        = string
   default     = ""
+}
+
+variable "callback_secret" {
+  description = "The Secret Manager secret (its ID in project_id, and a version) that signs URL callbacks, e.g. {secret_id = \"oncetask-callback-secret\", version = \"1\"}. null: URL callbacks are refused."
+  type = object({
+    secret_id = string
+    version   = optional(string, "latest")
+  })
+  default = null
 }

@@ -49,6 +49,8 @@ SOURCES: dict[str, list[str]] = {
     "google_cloud_run_service_iam_member": ["google/services/cloudrun/iam_cloud_run_service.go", IAM_MEMBER],
     "google_artifact_registry_repository_iam_member": [
         "google/services/artifactregistry/iam_artifact_registry_repository.go", IAM_MEMBER],
+    "google_secret_manager_secret_iam_member": ["google/services/secretmanager/iam_secret_manager_secret.go",
+                                                IAM_MEMBER],
     "data.google_project": ["google/services/resourcemanager/resource_google_project.go"],
 }
 META = {"count", "for_each", "depends_on", "lifecycle", "provider", "dynamic"}
@@ -62,6 +64,8 @@ READS = [
     ("google_service_account", ("name",)),
     ("google_service_account", ("id",)),
     ("google_cloud_tasks_queue", ("location",)),
+    ("google_cloud_tasks_queue", ("name",)),
+    ("google_cloud_scheduler_job", ("name",)),
     ("google_artifact_registry_repository", ("location",)),
     ("google_artifact_registry_repository", ("name",)),
     ("data.google_project", ("number",)),
@@ -158,11 +162,13 @@ def schema_of(checkout: Path, tag: str, kind: str) -> dict[str, Node] | None:
 def used_paths(body: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     paths = []
     for key, value in body.items():
+        if key == "dynamic":  # a block written as `dynamic "name" { content { ... } }`, at any level
+            for dynamic in value:
+                for name, dyn in dynamic.items():
+                    paths.append((*prefix, name))
+                    paths += used_paths(dyn["content"][0], (*prefix, name))
+            continue
         if not prefix and key in META:
-            if key == "dynamic":
-                for name, dyn in value[0].items():
-                    paths.append((name,))
-                    paths += used_paths(dyn["content"][0], (name,))
             continue
         paths.append((*prefix, key))
         if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):

@@ -13,7 +13,7 @@ from functions_framework._function_registry import REGISTRY_MAP
 
 from oncetask.settings import Settings
 
-from .terraform import FIXTURE_BUNDLE, REPO, Module, block, load_module, ref, squash, text
+from .terraform import FIXTURE_BUNDLE, MODULE_DIR, REPO, Module, block, load_module, ref, squash, text
 
 FUNCTIONS = {"api": "api", "process_task": "process_task", "cleanup": "cleanup_stale_locks"}  # resource -> entry
 
@@ -106,10 +106,52 @@ def env_of(module: Module, resource: str) -> str:
     return ref(service["environment_variables"])
 
 
+def secret_keys(module: Module, resource: str) -> list[str]:
+    service = block(module.resource("google_cloudfunctions2_function", resource), "service_config")
+    return [text(block(d["secret_environment_variables"], "content")["key"]) for d in service.get("dynamic", [])
+            if "secret_environment_variables" in d]
+
+
 def test_function_environment_names_are_settings_fields(module: Module) -> None:
-    unknown = set(module.locals["module_env"]) - env_names_of_settings()
+    names = {*module.locals["module_env"], "ONCETASK_TASK_HANDLER_URL",
+             *(key for resource in FUNCTIONS for key in secret_keys(module, resource))}
+    unknown = names - env_names_of_settings()
     assert not unknown, f"environment variables no Settings field reads: {sorted(unknown)}"
     assert squash(ref(module.locals["common_env"])) == "merge(var.environment_variables,local.module_env)"
+
+
+def test_every_setting_that_names_a_deployed_resource_is_given(module: Module) -> None:
+    """A setting left at its local default would point the code at a queue, bucket or identity that is not there."""
+    env = set(module.locals["module_env"])
+    assert {"ONCETASK_PROJECT_ID", "ONCETASK_LOCATION", "ONCETASK_QUEUE_PREFIX", "ONCETASK_CALLBACK_QUEUE",
+            "ONCETASK_DATABASE", "ONCETASK_BUCKET", "ONCETASK_TASKS_SERVICE_ACCOUNT",
+            "ONCETASK_SCHEDULER_SERVICE_ACCOUNT", "ONCETASK_TASK_AUDIENCE", "ONCETASK_CLEANUP_AUDIENCE",
+            "ONCETASK_API_AUDIENCE", "ONCETASK_API_REQUIRE_AUTH"} <= env
+
+
+@pytest.mark.parametrize("resource", sorted(FUNCTIONS))
+def test_the_callback_secret_comes_from_secret_manager_when_one_is_named(module: Module, resource: str) -> None:
+    """The API, the task handler and the cleanup all send URL callbacks: each signs them with the secret."""
+    service = block(module.resource("google_cloudfunctions2_function", resource), "service_config")
+    [dynamic] = [d["secret_environment_variables"] for d in service["dynamic"] if "secret_environment_variables" in d]
+    assert ref(dynamic["for_each"]) == "local.callback_secret"
+    content = block(dynamic, "content")
+    assert text(content["key"]) == "ONCETASK_CALLBACK_SECRET"
+    assert ref(content["project_id"]) == "var.project_id"
+    assert ref(content["secret"]) == "secret_environment_variables.value.secret_id"
+    assert ref(content["version"]) == "secret_environment_variables.value.version"
+    # Optional: no secret, no block (and the code refuses URL callbacks with 422).
+    assert squash(ref(module.locals["callback_secret"])) == "var.callback_secret==null?[]:[var.callback_secret]"
+    assert module.variables["callback_secret"]["default"] is None
+    assert "ONCETASK_CALLBACK_SECRET" not in module.locals["module_env"]
+
+
+def test_the_callback_secret_cannot_be_given_as_a_plain_environment_variable(module: Module) -> None:
+    validation = block(module.variables["environment_variables"], "validation")
+    assert squash(ref(validation["condition"])) == \
+        '!contains(keys(var.environment_variables),"ONCETASK_CALLBACK_SECRET")'
+    version = [v for v in module.variables["callback_secret"]["validation"] if "version" in v["condition"]]
+    assert version and "latest" in version[0]["condition"]
 
 
 @pytest.mark.parametrize(("resource", "env"), [("api", "local.enqueuer_env"), ("cleanup", "local.enqueuer_env"),
@@ -145,11 +187,19 @@ def test_each_function_runs_as_its_own_identity(module: Module, resource: str, i
     assert ref(service["service_account_email"]) == f"google_service_account.{identity}.email"
 
 
-def test_task_handler_timeout_covers_the_dispatch_deadline_and_its_cap_the_queues_concurrency(module: Module) -> None:
+def test_task_handler_timeout_covers_the_dispatch_deadline_and_its_cap_every_job_queues_concurrency(
+        module: Module) -> None:
     service = block(module.resource("google_cloudfunctions2_function", "process_task"), "service_config")
     assert ref(service["timeout_seconds"]) == "var.dispatch_deadline_seconds"
-    # One request per instance: the instance cap must admit every concurrent dispatch (else 429s burn attempts).
-    assert ref(service["max_instance_count"]) == "local.queue.max_concurrent_dispatches"
+    # One request per instance: the instance cap must admit every concurrent dispatch of every job queue (else
+    # 429s burn deliveries), unless the deployer caps it for a quota.
+    assert ref(service["max_instance_count"]) == "local.task_handler_max_instances"
+    assert squash(ref(module.locals["task_handler_max_instances"])) == (
+        "var.task_handler_max_instances!=null?var.task_handler_max_instances:module.manifest.job_concurrency")
+    assert module.variables["task_handler_max_instances"]["default"] is None
+    manifest = load_module(MODULE_DIR / "manifest")
+    assert squash(ref(manifest.locals["job_concurrency"])) == (
+        "sum(concat([0],[forqueueinvalues(local.job_queues):queue.max_concurrent_dispatches]))")
 
 
 @pytest.mark.parametrize("resource", ["process_task", "cleanup"])

@@ -17,31 +17,47 @@ TARGET_ATTRIBUTE = {
     "google_storage_bucket_iam_member": "bucket",
     "google_cloud_run_service_iam_member": "service",
     "google_artifact_registry_repository_iam_member": "repository",
+    "google_secret_manager_secret_iam_member": "secret_id",
 }
 
-QUEUE = "google_cloud_tasks_queue.jobs"
+JOB_QUEUES = "google_cloud_tasks_queue.jobs"  # one grant per job queue of the manifest
+CALLBACKS = "google_cloud_tasks_queue.callbacks"
 TASKS_SA = "google_service_account.tasks"
 ARTIFACTS = "google_storage_bucket.artifacts"
 GCF_SOURCES = "project, if gcf-v2-sources bucket"
+CALLBACK_SECRET = "the callback secret, if one is named"
 
 EXPECTED = {
     "api": {
         ("roles/datastore.user", "project"),
         ("roles/storage.objectUser", ARTIFACTS),
-        ("roles/cloudtasks.enqueuer", QUEUE),
+        # New jobs and retries (create), a cancelled scheduled job's task (delete: not in the enqueuer role).
+        ("roles/cloudtasks.enqueuer", JOB_QUEUES),
+        ("roles/cloudtasks.taskDeleter", JOB_QUEUES),
+        # The callback of a job it cancels.
+        ("roles/cloudtasks.enqueuer", CALLBACKS),
         ("roles/iam.serviceAccountUser", TASKS_SA),
+        ("roles/secretmanager.secretAccessor", CALLBACK_SECRET),
     },
     "worker": {
         ("roles/datastore.user", "project"),
         ("roles/storage.objectAdmin", ARTIFACTS),
+        # Children, next stages, sleeps, wake-ups, follow-up jobs; and the callbacks of the jobs it ends.
+        ("roles/cloudtasks.enqueuer", JOB_QUEUES),
+        ("roles/cloudtasks.enqueuer", CALLBACKS),
+        ("roles/iam.serviceAccountUser", TASKS_SA),
+        ("roles/secretmanager.secretAccessor", CALLBACK_SECRET),
     },
     "cleanup": {
         ("roles/datastore.user", "project"),
         ("roles/storage.objectAdmin", ARTIFACTS),
-        # It re-enqueues lapsed jobs (create) after checking their task is gone (get).
-        ("roles/cloudtasks.enqueuer", QUEUE),
-        ("roles/cloudtasks.viewer", QUEUE),
+        # It re-enqueues lapsed jobs (create) after checking their task is gone (get), submits scheduled jobs,
+        # and sends the callbacks nobody sent.
+        ("roles/cloudtasks.enqueuer", JOB_QUEUES),
+        ("roles/cloudtasks.viewer", JOB_QUEUES),
+        ("roles/cloudtasks.enqueuer", CALLBACKS),
         ("roles/iam.serviceAccountUser", TASKS_SA),
+        ("roles/secretmanager.secretAccessor", CALLBACK_SECRET),
     },
     "tasks": {("roles/run.invoker", "google_cloudfunctions2_function.process_task")},
     "scheduler": {("roles/run.invoker", "google_cloudfunctions2_function.cleanup")},
@@ -84,8 +100,11 @@ def target(kind: str, body: dict) -> str:
             return GCF_SOURCES
         return "project"
     expression = ref(body[attribute])
-    if expression == "each.value.name" and ref(body["for_each"]) == QUEUE:
-        return QUEUE  # one grant per queue of the manifest
+    if expression == "each.value.name" and ref(body["for_each"]) == JOB_QUEUES:
+        return JOB_QUEUES  # one grant per job queue of the manifest
+    if expression == "var.callback_secret.secret_id":
+        assert squash(ref(body["count"])) == "var.callback_secret!=null?1:0"
+        return CALLBACK_SECRET
     assert expression.endswith((".name", ".id")), f"{kind} grants on {expression}, not on a resource of this stack"
     return expression.rsplit(".", 1)[0]
 
@@ -156,12 +175,35 @@ def test_the_build_reads_only_the_cloud_functions_source_bucket_of_its_region(mo
         "gcf-v2-sources-${data.google_project.this.number}-${var.region}"
 
 
-def test_functions_are_built_only_after_the_build_grants_had_time_to_propagate(module: Module) -> None:
-    wait = module.resource("time_sleep", "build_grants_propagate")
+def test_functions_are_deployed_only_after_every_grant_they_need_had_time_to_propagate(module: Module) -> None:
+    """Cloud Build reads the source with its grants, Cloud Run checks a revision's access to its secrets when it
+    deploys it, and a function must not serve before its queue and Firestore grants work: every grant but the
+    invokers' (which are on the functions) comes before the wait, and every function after it."""
+    wait = module.resource("time_sleep", "grants_propagate")
     assert text(wait["create_duration"]) == "${var.iam_propagation_seconds}s"
     assert module.default("iam_propagation_seconds") >= 60
-    build_grants = {f"${{{kind}.{name}}}" for (kind, name), body in module.resources.items()
-                    if kind.endswith("_iam_member") and member_key(body["member"]) == "build"}
-    assert set(wait["depends_on"]) == build_grants
+    needed = {f"${{{kind}.{name}}}" for (kind, name), body in module.resources.items()
+              if kind.endswith("_iam_member") and kind != "google_cloud_run_service_iam_member"}
+    assert set(wait["depends_on"]) == needed
     for name, function in module.of_type("google_cloudfunctions2_function").items():
-        assert function["depends_on"] == ["${time_sleep.build_grants_propagate}"], name
+        assert function["depends_on"] == ["${time_sleep.grants_propagate}"], name
+
+
+def test_the_handler_the_api_and_the_cleanup_put_the_tasks_identity_on_tasks_and_nobody_else(module: Module) -> None:
+    acting = {member for member, grants in grants_by_member(module).items()
+              if ("roles/iam.serviceAccountUser", TASKS_SA) in grants}
+    assert acting == {"api", "worker", "cleanup"}
+    # Nobody may act as any other identity of the stack (the scheduler's token is minted by Cloud Scheduler).
+    targets = {target(kind, body) for (kind, _), body in module.resources.items()
+               if kind == "google_service_account_iam_member"}
+    assert targets == {TASKS_SA}
+
+
+def test_every_function_that_sends_callbacks_may_read_the_secret_and_enqueue_on_the_callbacks_queue(
+        module: Module) -> None:
+    grants = grants_by_member(module)
+    for member in ("api", "worker", "cleanup"):
+        assert ("roles/cloudtasks.enqueuer", CALLBACKS) in grants[member], member
+        assert ("roles/secretmanager.secretAccessor", CALLBACK_SECRET) in grants[member], member
+    secret_grants = module.of_type("google_secret_manager_secret_iam_member")
+    assert all(ref(body["project"]) == "var.project_id" for body in secret_grants.values())

@@ -46,7 +46,7 @@ def test_the_readme_documents_every_input_and_output_and_an_example(module: Modu
     readme = README.read_text()
     for name in [*module.variables, *module.outputs]:
         assert re.search(rf"^\| `{name}` \|", readme, flags=re.M), f"README.md does not document {name}"
-    assert 'source     = "' in readme or "source = " in readme
+    assert re.search(r'^  source\s+= "git::', readme, flags=re.M), "README.md has no example of the module's use"
     assert BUNDLE_COMMAND.split(" --app")[0] in readme
 
 
@@ -128,7 +128,8 @@ def test_every_moved_block_of_the_reference_root_lands_on_a_resource_of_the_modu
         assert ref(move["from"]) == f"{kind}.{name}", f"{move['from']} moves to a resource of another name"
         if "count" in body:
             assert index == "[0]", target
-        elif "for_each" in body and ref(body["for_each"]) in {"local.queues", "google_cloud_tasks_queue.jobs"}:
-            assert index == '["oncetask-jobs"]', target  # the catalog manifest's one queue
+        elif "for_each" in body and ref(body["for_each"]) in {"module.manifest.job_queues",
+                                                                 "google_cloud_tasks_queue.jobs"}:
+            assert index == '["oncetask-jobs"]', target  # the one queue of those stacks (manifest version 1)
         else:
             assert index is None, target  # a plain resource, or a for_each moved whole (same keys)

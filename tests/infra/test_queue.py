@@ -1,6 +1,7 @@
-"""The queue comes from the bundle's manifest, not from variables: its retry and rate settings, and the same
-values in the functions' environment, are App.manifest()'s. The runtime settings the module does take as inputs
-default to settings.py's defaults."""
+"""The queues come from the bundle's manifest, not from variables: one Cloud Tasks queue per manifest queue (every
+lane's, shard's and job type's own, and the callbacks queue), each with its retry and rate settings, and no copy of
+those settings in the functions' environment (the code declares them). The runtime settings the module does take
+as inputs default to settings.py's defaults. (test_manifest.py evaluates the manifest's reading with Terraform.)"""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 
 from oncetask.settings import Settings
 
-from .terraform import FIXTURE_BUNDLE, Module, block, load_module, ref, squash, text
+from .manifests import reference_manifest
+from .terraform import MODULE_DIR, Module, block, load_module, ref, squash, text
 
 # Module variable -> the Settings field whose default it must equal.
 SETTINGS_OF_VARIABLE = {
@@ -24,11 +26,17 @@ SETTINGS_OF_VARIABLE = {
 }
 QUEUE_SETTINGS = ("max_attempts", "min_backoff_seconds", "max_backoff_seconds", "max_doublings",
                   "max_retry_duration_seconds", "max_dispatches_per_second", "max_concurrent_dispatches")
+MANIFEST_MODULE = MODULE_DIR / "manifest"
 
 
 @pytest.fixture(scope="module")
 def module() -> Module:
     return load_module()
+
+
+@pytest.fixture(scope="module")
+def manifest_module() -> Module:
+    return load_module(MANIFEST_MODULE)
 
 
 @pytest.mark.parametrize("variable", sorted(SETTINGS_OF_VARIABLE))
@@ -39,21 +47,29 @@ def test_variable_default_equals_the_settings_default(module: Module, variable: 
 
 
 def test_no_variable_holds_a_queue_setting(module: Module) -> None:
-    """A second copy of the queue's settings could disagree with the manifest the code was bundled with."""
-    copies = set(module.variables) & {*QUEUE_SETTINGS, "queue_name", "min_backoff", "max_backoff"}
+    """A second copy of the queues' settings or names could disagree with the manifest the code was bundled with."""
+    copies = set(module.variables) & {*QUEUE_SETTINGS, "queue_name", "queue_prefix", "callback_queue", "min_backoff",
+                                      "max_backoff", "lanes", "schedules"}
     assert not copies, f"queue settings as variables: {sorted(copies)}"
 
 
-def test_the_manifest_is_read_from_the_bundle(module: Module) -> None:
-    assert ref(module.locals["manifest"]) == 'jsondecode(file("${var.source_dir}/oncetask.json"))'
-    assert squash(ref(module.locals["queues"])) == "{forqueueinlocal.manifest.queues:queue.name=>queue}"
-    assert ref(module.locals["queue"]) == "local.manifest.queues[0]"
+def test_the_manifest_is_read_from_the_bundle_by_the_provider_free_submodule(module: Module,
+                                                                            manifest_module: Module) -> None:
+    call = module.modules["manifest"]
+    assert text(call["source"]) == "./manifest"
+    assert text(call["path"]) == "${var.source_dir}/oncetask.json"
+    assert ref(call["dispatch_deadline_seconds"]) == "var.dispatch_deadline_seconds"
+    assert ref(manifest_module.locals["manifest"]) == "jsondecode(file(var.path))"
+    # It reads the manifest and nothing else: no provider, no resource, no data source.
+    assert not manifest_module.resources and not manifest_module.data
+    assert all("required_providers" not in t for t in manifest_module.terraform)
 
 
-def test_one_queue_is_created_per_manifest_queue_with_its_settings(module: Module) -> None:
+def test_one_queue_is_created_per_manifest_job_queue_with_its_settings(module: Module) -> None:
     queue = module.resource("google_cloud_tasks_queue", "jobs")
-    assert ref(queue["for_each"]) == "local.queues"
+    assert ref(queue["for_each"]) == "module.manifest.job_queues"
     assert ref(queue["name"]) == "each.value.name"
+    assert ref(queue["location"]) == "var.region"
     limits = block(queue, "rate_limits")
     assert ref(limits["max_dispatches_per_second"]) == "each.value.max_dispatches_per_second"
     assert ref(limits["max_concurrent_dispatches"]) == "each.value.max_concurrent_dispatches"
@@ -66,18 +82,40 @@ def test_one_queue_is_created_per_manifest_queue_with_its_settings(module: Modul
     assert text(retry["max_retry_duration"]) == "${each.value.max_retry_duration_seconds}s"
 
 
-def test_the_functions_get_the_queue_settings_of_the_manifest(module: Module) -> None:
+def test_the_callbacks_queue_is_created_with_its_settings(module: Module) -> None:
+    queue = module.resource("google_cloud_tasks_queue", "callbacks")
+    source = "module.manifest.callback_queue"
+    assert ref(queue["name"]) == f"{source}.name"
+    limits = block(queue, "rate_limits")
+    retry = block(queue, "retry_config")
+    for setting in ("max_dispatches_per_second", "max_concurrent_dispatches"):
+        assert ref(limits[setting]) == f"{source}.{setting}"
+    for setting in ("max_attempts", "max_doublings"):
+        assert ref(retry[setting]) == f"{source}.{setting}"
+    for setting in ("min_backoff", "max_backoff", "max_retry_duration"):
+        assert text(retry[setting]) == f"${{{source}.{setting}_seconds}}s"
+
+
+def test_the_functions_get_the_queue_prefix_and_the_callbacks_queue_and_no_queue_settings(module: Module) -> None:
     env = module.locals["module_env"]
-    assert ref(env["ONCETASK_QUEUE"]) == "google_cloud_tasks_queue.jobs[local.queue.name].name"
-    for setting in QUEUE_SETTINGS:
-        assert ref(env[f"ONCETASK_{setting.upper()}"]) == f"tostring(local.queue.{setting})"
+    assert ref(env["ONCETASK_QUEUE_PREFIX"]) == "module.manifest.queue_prefix"
+    assert ref(env["ONCETASK_CALLBACK_QUEUE"]) == "google_cloud_tasks_queue.callbacks.name"
+    copies = {name for name in env if name.removeprefix("ONCETASK_").lower() in {*QUEUE_SETTINGS, "queue"}}
+    assert not copies, f"queue settings in the functions' environment: {sorted(copies)}"
 
 
-def test_the_manifest_is_checked_before_anything_is_created(module: Module) -> None:
-    conditions = [squash(ref(p["condition"])) for p in
-                  block(module.resource("google_cloud_tasks_queue", "jobs"), "lifecycle")["precondition"]]
-    assert "try(local.manifest.manifest_version,0)==1" in conditions
-    assert "length(local.manifest.queues)==1" in conditions
+def test_the_manifest_is_checked_before_anything_is_created(manifest_module: Module) -> None:
+    """Every check is an output precondition of the submodule, evaluated at plan time (test_manifest.py runs them)."""
+    conditions = [squash(ref(p["condition"])) for output in manifest_module.outputs.values()
+                  for p in output.get("precondition", [])]
+    assert "local.version_ok" in conditions
+    assert squash(ref(manifest_module.locals["version_ok"])) == "local.version==2"
+    for checked in ("local.misnamed_queues", "local.bad_rates", "local.job_types_without_queues",
+                    "local.slow_job_types", "local.bad_schedules", "local.callback_queues", "local.unknown_lanes",
+                    "local.bad_queue_ids"):
+        assert any(checked in condition for condition in conditions), f"no precondition checks {checked}"
+    assert "<=500" in squash(ref(manifest_module.locals["bad_rates"]))
+    assert ">var.dispatch_deadline_seconds" in squash(ref(manifest_module.locals["slow_job_types"]))
 
 
 def test_artifact_bucket_deletes_objects_a_day_after_the_retention_as_the_purges_backstop(module: Module) -> None:
@@ -90,87 +128,53 @@ def test_artifact_bucket_deletes_objects_a_day_after_the_retention_as_the_purges
 
 # Code and infrastructure agree ----------------------------------------------------------------------------------
 
-def manifest_fields_read(module: Module) -> dict[str, set[str]]:
-    """Which manifest fields the module reads: of a queue (each.value.X in the queue, local.queue.X), of a job
-    type (job_type.X), and at the top (local.manifest.X)."""
-    everything = json.dumps([list(module.resources.values()), module.locals, module.outputs])
-    queue_body = json.dumps(module.resource("google_cloud_tasks_queue", "jobs"))
+def manifest_fields_read(manifest_module: Module) -> dict[str, set[str]]:
+    """Which manifest fields the submodule reads: of a queue, a job type, a schedule, a lane, and at the top."""
+    locals_ = manifest_module.locals
     return {
-        "queue": set(re.findall(r"each\.value\.(\w+)", queue_body)) | set(re.findall(r"local\.queue\.(\w+)", everything)),
-        "job_type": set(re.findall(r"\bjob_type\.(\w+)", everything)),
-        "top": set(re.findall(r"local\.manifest\.(\w+)", everything)),
+        "queue": set(re.findall(r"\bqueue\.(\w+)", json.dumps(locals_["queues"]))),
+        "job_type": set(re.findall(r"\bjob_type\.(\w+)", json.dumps(locals_["job_types"]))),
+        "schedule": set(re.findall(r"\bschedule\.(\w+)", json.dumps(locals_["schedules"]))),
+        "lane": set(re.findall(r"\blane\.(\w+)", json.dumps(locals_["shards"]))),
+        "top": set(re.findall(r"local\.manifest\.(\w+)", json.dumps([locals_, manifest_module.outputs]))),
     }
 
 
-def terraform_number(value: float) -> str:
-    """How Terraform writes a number into a string ("${30.0}s" is "30s")."""
-    return f"{value:g}" if float(value) != int(value) else str(int(value))
+def fields_of(items: list[dict[str, Any]]) -> set[str]:
+    return set().union(*(set(item) for item in items))
 
 
-def queue_the_module_creates(queue: dict[str, Any]) -> dict[str, Any]:
-    """google_cloud_tasks_queue.jobs evaluated for one manifest queue, as the Cloud Tasks API will hold it."""
-    return {
-        "name": queue["name"],
-        "max_dispatches_per_second": queue["max_dispatches_per_second"],
-        "max_concurrent_dispatches": queue["max_concurrent_dispatches"],
-        "max_attempts": queue["max_attempts"],
-        "max_doublings": queue["max_doublings"],
-        "min_backoff": f"{terraform_number(queue['min_backoff_seconds'])}s",
-        "max_backoff": f"{terraform_number(queue['max_backoff_seconds'])}s",
-        "max_retry_duration": f"{terraform_number(queue['max_retry_duration_seconds'])}s",
-    }
+def test_every_manifest_field_the_module_reads_is_in_app_manifest(manifest_module: Module) -> None:
+    from .manifests import fixture_manifest_expected  # noqa: PLC0415
+
+    read = manifest_fields_read(manifest_module)
+    assert read["queue"] >= {"name", "purpose", "lane", "job_type", "shard", *QUEUE_SETTINGS}
+    for manifest in (reference_manifest(), fixture_manifest_expected()):
+        assert read["queue"] <= fields_of(manifest["queues"]), read["queue"] - fields_of(manifest["queues"])
+        assert read["job_type"] <= fields_of(manifest["job_types"]), read["job_type"] - fields_of(manifest["job_types"])
+        assert read["lane"] <= fields_of(manifest["lanes"])
+        assert read["top"] <= set(manifest), read["top"] - set(manifest)
+    schedules = fixture_manifest_expected()["schedules"]
+    assert schedules and read["schedule"] <= fields_of(schedules), read["schedule"] - fields_of(schedules)
 
 
-def reference_manifest() -> dict[str, Any]:
-    """What `oncetask bundle --app catalog:app` writes as oncetask.json (the reference deployment's app),
-    through JSON as the bundle stores it."""
+def test_the_reference_apps_manifest_has_the_queues_its_code_routes_to() -> None:
+    """What the bundle of the reference deployment holds: every lane's queue (and the job types' own), named with
+    the settings' prefix, and the callbacks queue the code sends callbacks on."""
     import oncetask  # noqa: PLC0415
-    from catalog import app  # noqa: PLC0415 - the example project, installed by scripts/setup
+    from catalog import app  # noqa: PLC0415
 
-    # The catalog's job types under a deployment's default settings, without reconfiguring the shared app object.
-    fresh = oncetask.App(app.name, settings=Settings()).include(app)
-    return json.loads(json.dumps(fresh.manifest()))
-
-
-def test_every_manifest_field_the_module_reads_is_in_the_reference_apps_manifest(module: Module) -> None:
-    manifest = reference_manifest()
-    read = manifest_fields_read(module)
-    assert read["queue"] >= {"name", *QUEUE_SETTINGS}
-    assert read["queue"] <= set(manifest["queues"][0]), read["queue"] - set(manifest["queues"][0])
-    assert read["job_type"] <= set(manifest["job_types"][0]), read["job_type"] - set(manifest["job_types"][0])
-    assert read["top"] <= set(manifest), read["top"] - set(manifest)
-
-
-def test_the_queue_the_module_creates_for_the_reference_app_is_the_one_its_code_retries_with() -> None:
     settings = Settings()
-    [queue] = reference_manifest()["queues"]
-    assert queue_the_module_creates(queue) == {
-        "name": settings.queue,
-        "max_dispatches_per_second": settings.max_dispatches_per_second,
-        "max_concurrent_dispatches": settings.max_concurrent_dispatches,
-        "max_attempts": settings.max_attempts,
-        "max_doublings": settings.max_doublings,
-        "min_backoff": "30s",
-        "max_backoff": "600s",
-        "max_retry_duration": "3600s",
-    }
-
-
-def test_the_fixture_bundles_manifest_has_the_shape_of_a_real_one() -> None:
-    """The hand-made manifest must not drift from App.manifest(): same fields at every level."""
-    fixture = json.loads((FIXTURE_BUNDLE / "oncetask.json").read_text())
-    real = reference_manifest()
-    assert set(fixture) == set(real)
-    assert fixture["manifest_version"] == real["manifest_version"]
-    assert {frozenset(q) for q in fixture["queues"]} == {frozenset(q) for q in real["queues"]}
-    assert {frozenset(t) for t in fixture["job_types"]} == {frozenset(t) for t in real["job_types"]}
+    manifest = reference_manifest()
+    assert manifest["manifest_version"] == 2
+    fresh = oncetask.App(app.name, settings=settings, lanes=tuple(app.lanes.values())).include(app)
+    jobs = {q["name"] for q in manifest["queues"] if q["purpose"] == "jobs"}
+    assert jobs == {spec.name for spec in fresh.router().plan()}
+    assert all(name.startswith(f"{settings.queue_prefix}-") for name in jobs)
+    assert [q["name"] for q in manifest["queues"] if q["purpose"] == "callbacks"] == [settings.callback_queue]
 
 
 def test_the_reference_apps_stage_timeouts_fit_the_default_dispatch_deadline(module: Module) -> None:
-    """The process_task precondition, evaluated for the reference app with the module's default deadline."""
+    """The submodule's stage-timeout precondition, for the reference app with the module's default deadline."""
     deadline = module.default("dispatch_deadline_seconds")
     assert all(t["stage_timeout_seconds"] <= deadline for t in reference_manifest()["job_types"])
-    precondition = block(module.resource("google_cloudfunctions2_function", "process_task"), "lifecycle")
-    condition = squash(ref(precondition["precondition"][0]["condition"]))
-    assert condition == ("alltrue([forjob_typeinlocal.manifest.job_types:"
-                         "job_type.stage_timeout_seconds<=var.dispatch_deadline_seconds])")

@@ -1,6 +1,9 @@
-# The catalog project's own deployment, as a user of oncetask writes it. From examples/catalog:
+# The catalog project's own deployment, as a user of oncetask writes it. From examples/catalog, bundle with the
+# stack's queue names (the queues are named by the app, `catalog-interactive`..., and must not meet another
+# stack's in the project; the module refuses a callbacks queue outside the prefix):
 #
-#   oncetask bundle --app catalog:app --out build/bundle      # main.py, requirements, oncetask/, catalog/, oncetask.json
+#   ONCETASK_QUEUE_PREFIX=catalog ONCETASK_CALLBACK_QUEUE=catalog-callbacks \
+#     oncetask bundle --app catalog:app --out build/bundle      # main.py, requirements, oncetask/, catalog/, oncetask.json
 #   terraform -chdir=infra init -backend-config="bucket=<state bucket>" -backend-config="prefix=catalog"
 #   terraform -chdir=infra apply -var="project_id=<project>"
 #
@@ -20,6 +23,10 @@ module "oncetask" {
 
   # The thumbnails and imports read images and sheets from gs:// URIs: grant the worker read on those buckets
   # where they are managed (module.oncetask.service_accounts.worker).
+
+  # Callers that pass a callback URL get signed calls: create the secret once (gcloud secrets create
+  # catalog-callback-secret --data-file=-) and name it here; without it, URL callbacks are refused (422).
+  callback_secret = var.callback_secret
 }
 
 # A catalog job writes products into Firestore collections of its own; the worker's roles/datastore.user covers

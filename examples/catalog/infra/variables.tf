@@ -4,7 +4,7 @@ variable "project_id" {
 }
 
 variable "region" {
-  description = "Region of the functions, the queue, the scheduler job and the buckets."
+  description = "Region of the functions, the queues, the scheduler jobs and the buckets."
   type        = string
   default     = "us-central1"
 }
@@ -13,4 +13,13 @@ variable "api_invoker_members" {
   description = "IAM principals allowed to call the API, e.g. [\"serviceAccount:shop-backend@PROJECT.iam.gserviceaccount.com\"]."
   type        = list(string)
   default     = []
+}
+
+variable "callback_secret" {
+  description = "The Secret Manager secret that signs URL callbacks, e.g. {secret_id = \"catalog-callback-secret\", version = \"1\"}. null: URL callbacks are refused."
+  type = object({
+    secret_id = string
+    version   = optional(string, "latest")
+  })
+  default = null
 }

@@ -19,41 +19,47 @@ resource "google_storage_bucket_object" "source" {
 }
 
 locals {
-  # Every function reads the one Settings class; these are its fields' ONCETASK_* names. Queue settings come
-  # from the manifest, as the queue's do.
+  # Every function reads the one Settings class; these are its fields' ONCETASK_* names. What depends on the app
+  # (queues, their rates and backoff, schedules) is in its code and its manifest, not here: the functions get the
+  # queue prefix the app named its queues with, and the callbacks queue, and derive the rest as the app did.
   module_env = {
-    ONCETASK_PROJECT_ID                 = var.project_id
-    ONCETASK_LOCATION                   = var.region
-    ONCETASK_QUEUE                      = google_cloud_tasks_queue.jobs[local.queue.name].name
-    ONCETASK_DATABASE                   = local.database
-    ONCETASK_BUCKET                     = google_storage_bucket.artifacts.name
-    ONCETASK_TASKS_SERVICE_ACCOUNT      = google_service_account.tasks.email
-    ONCETASK_SCHEDULER_SERVICE_ACCOUNT  = google_service_account.scheduler.email
-    ONCETASK_TASK_AUDIENCE              = local.run_app_urls.process_task
-    ONCETASK_CLEANUP_AUDIENCE           = local.run_app_urls.cleanup
-    ONCETASK_API_REQUIRE_AUTH           = tostring(!var.allow_unauthenticated_api_calls)
-    ONCETASK_API_AUDIENCE               = var.api_audience != "" ? var.api_audience : local.run_app_urls.api
-    ONCETASK_RETENTION_DAYS             = tostring(var.retention_days)
-    ONCETASK_LEASE_TTL_SECONDS          = tostring(var.lease_ttl_seconds)
-    ONCETASK_DISPATCH_DEADLINE_SECONDS  = tostring(var.dispatch_deadline_seconds)
-    ONCETASK_MAX_ATTEMPTS               = tostring(local.queue.max_attempts)
-    ONCETASK_MIN_BACKOFF_SECONDS        = tostring(local.queue.min_backoff_seconds)
-    ONCETASK_MAX_BACKOFF_SECONDS        = tostring(local.queue.max_backoff_seconds)
-    ONCETASK_MAX_DOUBLINGS              = tostring(local.queue.max_doublings)
-    ONCETASK_MAX_RETRY_DURATION_SECONDS = tostring(local.queue.max_retry_duration_seconds)
-    ONCETASK_MAX_DISPATCHES_PER_SECOND  = tostring(local.queue.max_dispatches_per_second)
-    ONCETASK_MAX_CONCURRENT_DISPATCHES  = tostring(local.queue.max_concurrent_dispatches)
+    ONCETASK_PROJECT_ID                = var.project_id
+    ONCETASK_LOCATION                  = var.region
+    ONCETASK_QUEUE_PREFIX              = module.manifest.queue_prefix
+    ONCETASK_CALLBACK_QUEUE            = google_cloud_tasks_queue.callbacks.name
+    ONCETASK_DATABASE                  = local.database
+    ONCETASK_BUCKET                    = google_storage_bucket.artifacts.name
+    ONCETASK_TASKS_SERVICE_ACCOUNT     = google_service_account.tasks.email
+    ONCETASK_SCHEDULER_SERVICE_ACCOUNT = google_service_account.scheduler.email
+    ONCETASK_TASK_AUDIENCE             = local.run_app_urls.process_task
+    ONCETASK_CLEANUP_AUDIENCE          = local.run_app_urls.cleanup
+    ONCETASK_API_REQUIRE_AUTH          = tostring(!var.allow_unauthenticated_api_calls)
+    ONCETASK_API_AUDIENCE              = var.api_audience != "" ? var.api_audience : local.run_app_urls.api
+    ONCETASK_RETENTION_DAYS            = tostring(var.retention_days)
+    ONCETASK_LEASE_TTL_SECONDS         = tostring(var.lease_ttl_seconds)
+    ONCETASK_DISPATCH_DEADLINE_SECONDS = tostring(var.dispatch_deadline_seconds)
   }
   common_env = merge(var.environment_variables, local.module_env)
 
-  # The functions that create tasks send them to the task handler's run.app URI as the provider reports it.
-  # The handler itself cannot reference its own attribute, so it gets its deterministic URL (it never enqueues).
+  # Every function creates tasks for the task handler (the API: new jobs, retries; the cleanup: lost tasks,
+  # schedules; the handler itself: children, next stages, sleeps, wake-ups, follow-up jobs). The API and the
+  # cleanup send them to the handler's run.app URI as the provider reports it; the handler cannot reference its
+  # own attribute, so it uses its deterministic run.app URL (also the tasks' audience, which it checks).
   enqueuer_env = merge(local.common_env, {
     ONCETASK_TASK_HANDLER_URL = google_cloudfunctions2_function.process_task.service_config[0].uri
   })
   handler_env = merge(local.common_env, {
     ONCETASK_TASK_HANDLER_URL = local.run_app_urls.process_task
   })
+
+  # URL callbacks are signed with this secret (Settings.callback_secret), which Cloud Run reads from Secret
+  # Manager when an instance starts; it never appears in the configuration or the state. Without it the
+  # functions refuse URL callbacks (422); follow-up job callbacks need no secret.
+  callback_secret = var.callback_secret == null ? [] : [var.callback_secret]
+
+  # One request per instance (the Python default), so every job queue's concurrent dispatches need their own
+  # instance: the sum over the job queues, unless the deployer caps it lower for the project's quota.
+  task_handler_max_instances = var.task_handler_max_instances != null ? var.task_handler_max_instances : module.manifest.job_concurrency
 
   source_object = google_storage_bucket_object.source.name
 }
@@ -86,25 +92,30 @@ resource "google_cloudfunctions2_function" "process_task" {
     # cuts it, so a "failed" attempt is never one that is still running unseen (the lease fences it anyway).
     timeout_seconds    = var.dispatch_deadline_seconds
     min_instance_count = 0
-    # One request per instance (the Python default), so the queue's concurrency is the instance cap: a
-    # dispatch beyond the cap would get 429 and spend one of the task's few attempts.
-    max_instance_count             = local.queue.max_concurrent_dispatches
+    # One request per instance (the Python default): a dispatch beyond the cap gets 429 and spends one of the
+    # queue's deliveries. (Every job type's stage timeout fits in the deadline: ./manifest checks it.)
+    max_instance_count             = local.task_handler_max_instances
     all_traffic_on_latest_revision = true
+
+    dynamic "secret_environment_variables" {
+      for_each = local.callback_secret
+      content {
+        key        = "ONCETASK_CALLBACK_SECRET"
+        project_id = var.project_id
+        secret     = secret_environment_variables.value.secret_id
+        version    = secret_environment_variables.value.version
+      }
+    }
   }
 
   lifecycle {
-    precondition {
-      # A stage that may run longer than the delivery would be cut by Cloud Tasks, not by its own timeout.
-      condition     = alltrue([for job_type in local.manifest.job_types : job_type.stage_timeout_seconds <= var.dispatch_deadline_seconds])
-      error_message = "A job type's stage_timeout_seconds in ${var.source_dir}/oncetask.json exceeds dispatch_deadline_seconds (${var.dispatch_deadline_seconds}): lower the job type's stage_timeout or raise the deadline."
-    }
     postcondition {
       condition     = self.service_config[0].uri == local.run_app_urls.process_task || can(regex("^https://${local.function_names.process_task}-[a-z0-9]+-[a-z0-9]+\\.a\\.run\\.app$", self.service_config[0].uri))
       error_message = "The task handler reports ${self.service_config[0].uri}, not a run.app URL of service ${local.function_names.process_task}: Cloud Tasks must call a run.app URL to pass internal ingress."
     }
   }
 
-  depends_on = [time_sleep.build_grants_propagate]
+  depends_on = [time_sleep.grants_propagate]
 }
 
 resource "google_cloudfunctions2_function" "api" {
@@ -137,6 +148,16 @@ resource "google_cloudfunctions2_function" "api" {
     min_instance_count             = 0
     max_instance_count             = var.api_max_instances
     all_traffic_on_latest_revision = true
+
+    dynamic "secret_environment_variables" {
+      for_each = local.callback_secret
+      content {
+        key        = "ONCETASK_CALLBACK_SECRET"
+        project_id = var.project_id
+        secret     = secret_environment_variables.value.secret_id
+        version    = secret_environment_variables.value.version
+      }
+    }
   }
 
   lifecycle {
@@ -146,7 +167,7 @@ resource "google_cloudfunctions2_function" "api" {
     }
   }
 
-  depends_on = [time_sleep.build_grants_propagate]
+  depends_on = [time_sleep.grants_propagate]
 }
 
 resource "google_cloudfunctions2_function" "cleanup" {
@@ -179,6 +200,16 @@ resource "google_cloudfunctions2_function" "cleanup" {
     # than two at once would only contend.
     max_instance_count             = 2
     all_traffic_on_latest_revision = true
+
+    dynamic "secret_environment_variables" {
+      for_each = local.callback_secret
+      content {
+        key        = "ONCETASK_CALLBACK_SECRET"
+        project_id = var.project_id
+        secret     = secret_environment_variables.value.secret_id
+        version    = secret_environment_variables.value.version
+      }
+    }
   }
 
   lifecycle {
@@ -188,5 +219,5 @@ resource "google_cloudfunctions2_function" "cleanup" {
     }
   }
 
-  depends_on = [time_sleep.build_grants_propagate]
+  depends_on = [time_sleep.grants_propagate]
 }

@@ -1,15 +1,18 @@
 # One identity per role in the system, each granted only what its code calls:
 #
-#   api        runs the API: Firestore; creates tasks on the queue; mints tasks' OIDC tokens as `tasks`;
-#              lists and deletes the partial objects of a job cancelled while it waits
-#   worker     runs the task handler: Firestore; objects of the artifact bucket
-#   cleanup    runs the scheduled cleanup: Firestore; the artifact bucket (purges expired jobs' artifacts);
-#              re-enqueues lapsed jobs, so creates and reads tasks on the queue and mints tokens as `tasks`
+#   api        runs the API: Firestore; creates tasks on the job queues (new jobs, retries) and mints their OIDC
+#              tokens as `tasks`; deletes the task of a scheduled job it cancels; sends the callback of a job it
+#              cancels (callbacks queue); lists and deletes the partial objects of a job cancelled while it waits
+#   worker     runs the task handler: Firestore; objects of the artifact bucket; creates tasks on the job queues
+#              (children, next stages, sleeps, wake-ups, follow-up jobs) as `tasks`, and the callbacks' tasks
+#   cleanup    runs the scheduled cleanup and the app's schedules: Firestore; the artifact bucket (purges expired
+#              jobs' artifacts); re-enqueues lapsed jobs after checking their task is gone (create and read
+#              tasks on the job queues, as `tasks`); submits scheduled jobs; sends callbacks a worker could not
 #   tasks      the identity in Cloud Tasks' OIDC tokens: may invoke the task handler, nothing else
-#   scheduler  the identity in Cloud Scheduler's OIDC token: may invoke the cleanup function, nothing else
+#   scheduler  the identity in Cloud Scheduler's OIDC tokens: may invoke the cleanup function, nothing else
 #   build      builds the functions' images: writes logs, reads the uploaded source, pushes to its repository
 #
-# Grants are on the resource (queue, bucket, service, service account), never project-wide, except
+# Grants are on the resource (queue, bucket, service, service account, secret), never project-wide, except
 # roles/datastore.user (Firestore has no per-collection IAM), log writing, and the build's read of the Cloud
 # Functions source bucket (a project grant with a condition naming that one bucket, see below).
 
@@ -69,7 +72,8 @@ resource "google_project_iam_member" "cleanup_datastore" {
   member  = google_service_account.cleanup.member
 }
 
-# The queue: only the API and the cleanup function create tasks, and only on the stack's queue.
+# The queues. roles/cloudtasks.enqueuer is tasks.create (and fullView) only; each function gets it on exactly the
+# queues its code creates tasks on. Callback tasks carry no OIDC token (they go to the callers' URLs).
 
 resource "google_cloud_tasks_queue_iam_member" "api_enqueuer" {
   for_each = google_cloud_tasks_queue.jobs
@@ -79,6 +83,16 @@ resource "google_cloud_tasks_queue_iam_member" "api_enqueuer" {
   location = each.value.location
   role     = "roles/cloudtasks.enqueuer"
   member   = google_service_account.api.member
+}
+
+resource "google_cloud_tasks_queue_iam_member" "worker_enqueuer" {
+  for_each = google_cloud_tasks_queue.jobs
+
+  project  = var.project_id
+  name     = each.value.name
+  location = each.value.location
+  role     = "roles/cloudtasks.enqueuer"
+  member   = google_service_account.worker.member
 }
 
 resource "google_cloud_tasks_queue_iam_member" "cleanup_enqueuer" {
@@ -102,6 +116,46 @@ resource "google_cloud_tasks_queue_iam_member" "cleanup_viewer" {
   member   = google_service_account.cleanup.member
 }
 
+# A scheduled job cancelled before its time: the API deletes its task, which would otherwise still be dispatched.
+# DeleteTask needs cloudtasks.tasks.delete, which the enqueuer role lacks; roles/cloudtasks.taskDeleter is that
+# permission alone.
+resource "google_cloud_tasks_queue_iam_member" "api_task_deleter" {
+  for_each = google_cloud_tasks_queue.jobs
+
+  project  = var.project_id
+  name     = each.value.name
+  location = each.value.location
+  role     = "roles/cloudtasks.taskDeleter"
+  member   = google_service_account.api.member
+}
+
+# Callbacks are sent after a job's terminal commit: by the worker that ended it, by the API when it cancels a job,
+# and by the cleanup for those neither got to send.
+
+resource "google_cloud_tasks_queue_iam_member" "api_sends_callbacks" {
+  project  = var.project_id
+  name     = google_cloud_tasks_queue.callbacks.name
+  location = google_cloud_tasks_queue.callbacks.location
+  role     = "roles/cloudtasks.enqueuer"
+  member   = google_service_account.api.member
+}
+
+resource "google_cloud_tasks_queue_iam_member" "worker_sends_callbacks" {
+  project  = var.project_id
+  name     = google_cloud_tasks_queue.callbacks.name
+  location = google_cloud_tasks_queue.callbacks.location
+  role     = "roles/cloudtasks.enqueuer"
+  member   = google_service_account.worker.member
+}
+
+resource "google_cloud_tasks_queue_iam_member" "cleanup_sends_callbacks" {
+  project  = var.project_id
+  name     = google_cloud_tasks_queue.callbacks.name
+  location = google_cloud_tasks_queue.callbacks.location
+  role     = "roles/cloudtasks.enqueuer"
+  member   = google_service_account.cleanup.member
+}
+
 # Creating a task whose OIDC token names `tasks` requires iam.serviceAccounts.actAs on `tasks`, and only on it.
 
 resource "google_service_account_iam_member" "api_acts_as_tasks" {
@@ -110,10 +164,46 @@ resource "google_service_account_iam_member" "api_acts_as_tasks" {
   member             = google_service_account.api.member
 }
 
+resource "google_service_account_iam_member" "worker_acts_as_tasks" {
+  service_account_id = google_service_account.tasks.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = google_service_account.worker.member
+}
+
 resource "google_service_account_iam_member" "cleanup_acts_as_tasks" {
   service_account_id = google_service_account.tasks.name
   role               = "roles/iam.serviceAccountUser"
   member             = google_service_account.cleanup.member
+}
+
+# The callback secret (callback_secret): read by the three functions that send URL callbacks, on that secret only.
+# Cloud Run checks the grant when it deploys a revision, so the functions wait for it (time_sleep below).
+
+resource "google_secret_manager_secret_iam_member" "api_reads_callback_secret" {
+  count = var.callback_secret != null ? 1 : 0
+
+  project   = var.project_id
+  secret_id = var.callback_secret.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = google_service_account.api.member
+}
+
+resource "google_secret_manager_secret_iam_member" "worker_reads_callback_secret" {
+  count = var.callback_secret != null ? 1 : 0
+
+  project   = var.project_id
+  secret_id = var.callback_secret.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = google_service_account.worker.member
+}
+
+resource "google_secret_manager_secret_iam_member" "cleanup_reads_callback_secret" {
+  count = var.callback_secret != null ? 1 : 0
+
+  project   = var.project_id
+  secret_id = var.callback_secret.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = google_service_account.cleanup.member
 }
 
 # Artifacts: the task handler writes and deletes a job's objects; the cleanup purges expired jobs' objects; the
@@ -217,15 +307,44 @@ resource "google_artifact_registry_repository_iam_member" "build_pushes_images" 
   member     = google_service_account.build.member
 }
 
-# IAM grants are eventually consistent: Cloud Build may not see them for a minute. The provider's own example
-# waits the same way before building a function with a custom build account; every function depends on this.
-resource "time_sleep" "build_grants_propagate" {
+# IAM grants are eventually consistent: Cloud Build may not see them for a minute, Cloud Run checks a revision's
+# access to its secrets when it deploys it, and a function that starts before its queue and Firestore grants have
+# propagated answers its first requests with PermissionDenied. The provider's own example waits the same way
+# before building a function with a custom build account. Every function depends on this wait, which follows
+# every grant except the invoker grants (those are on the functions themselves).
+resource "time_sleep" "grants_propagate" {
   create_duration = "${var.iam_propagation_seconds}s"
 
   depends_on = [
+    google_project_iam_member.api_datastore,
+    google_project_iam_member.worker_datastore,
+    google_project_iam_member.cleanup_datastore,
+    google_cloud_tasks_queue_iam_member.api_enqueuer,
+    google_cloud_tasks_queue_iam_member.worker_enqueuer,
+    google_cloud_tasks_queue_iam_member.cleanup_enqueuer,
+    google_cloud_tasks_queue_iam_member.cleanup_viewer,
+    google_cloud_tasks_queue_iam_member.api_task_deleter,
+    google_cloud_tasks_queue_iam_member.api_sends_callbacks,
+    google_cloud_tasks_queue_iam_member.worker_sends_callbacks,
+    google_cloud_tasks_queue_iam_member.cleanup_sends_callbacks,
+    google_service_account_iam_member.api_acts_as_tasks,
+    google_service_account_iam_member.worker_acts_as_tasks,
+    google_service_account_iam_member.cleanup_acts_as_tasks,
+    google_secret_manager_secret_iam_member.api_reads_callback_secret,
+    google_secret_manager_secret_iam_member.worker_reads_callback_secret,
+    google_secret_manager_secret_iam_member.cleanup_reads_callback_secret,
+    google_storage_bucket_iam_member.api_artifacts,
+    google_storage_bucket_iam_member.worker_artifacts,
+    google_storage_bucket_iam_member.cleanup_artifacts,
     google_project_iam_member.build_logs,
     google_storage_bucket_iam_member.build_reads_source,
     google_project_iam_member.build_reads_gcf_sources,
     google_artifact_registry_repository_iam_member.build_pushes_images,
   ]
+}
+
+# Its earlier name; the wait is not repeated on a stack that has it.
+moved {
+  from = time_sleep.build_grants_propagate
+  to   = time_sleep.grants_propagate
 }

@@ -1,26 +1,28 @@
 # oncetask on Google Cloud, as a module: give it a bundle (`oncetask bundle`), get the whole stack. One file per
 # concern:
-#   main.tf        the bundle's manifest, derived names and URLs, the APIs
+#   main.tf        the bundle's manifest (read and checked by ./manifest), derived names and URLs, the APIs
 #   identities.tf  service accounts and every IAM grant (least privilege, on the resource wherever possible)
 #   storage.tf     the artifact bucket (retention lifecycle), the source bucket, the image repository
 #   firestore.tf   the database, composite indexes (firestore.indexes.json beside this file), TTL policies
-#   queue.tf       the Cloud Tasks queue(s) of the manifest
+#   queue.tf       the Cloud Tasks queues of the manifest: every job queue, and the callbacks queue
 #   functions.tf   the three 2nd gen functions built from the bundle
-#   scheduler.tf   the cleanup's schedule
+#   scheduler.tf   the cleanup's schedule, and one job per schedule of the app
+
+# The bundle's manifest (App.manifest() of the app it was built from): the single source of the queues, their
+# retry and rate settings, the job types' stage timeouts and the schedules. The submodule has no provider: a
+# manifest it refuses stops the plan before anything is created, with a message naming what is wrong.
+module "manifest" {
+  source = "./manifest"
+
+  path                      = "${var.source_dir}/oncetask.json"
+  dispatch_deadline_seconds = var.dispatch_deadline_seconds
+}
 
 data "google_project" "this" {
   project_id = var.project_id
 }
 
 locals {
-  # The bundle's manifest (App.manifest() of the app it was built from): the single source of the queue's
-  # retry and rate settings and of the job types' stage timeouts.
-  manifest  = jsondecode(file("${var.source_dir}/oncetask.json"))
-  queues    = { for queue in local.manifest.queues : queue.name => queue }
-  job_types = { for job_type in local.manifest.job_types : job_type.name => job_type }
-  # The runtime reads one queue (ONCETASK_QUEUE); a precondition on the queue says so if a manifest has more.
-  queue = local.manifest.queues[0]
-
   firestore_location = var.firestore_location != "" ? var.firestore_location : var.region
   artifact_bucket    = var.artifact_bucket_name != "" ? var.artifact_bucket_name : "${var.project_id}-${var.name_prefix}-artifacts"
 
@@ -48,7 +50,7 @@ locals {
 }
 
 resource "google_project_service" "apis" {
-  for_each = var.enable_apis ? toset([
+  for_each = var.enable_apis ? toset(concat([
     "artifactregistry.googleapis.com",
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
@@ -60,7 +62,7 @@ resource "google_project_service" "apis" {
     "logging.googleapis.com",
     "run.googleapis.com",
     "storage.googleapis.com",
-  ]) : toset([])
+  ], var.callback_secret != null ? ["secretmanager.googleapis.com"] : [])) : toset([])
 
   project = var.project_id
   service = each.key

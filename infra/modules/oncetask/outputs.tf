@@ -24,8 +24,21 @@ output "function_names" {
 }
 
 output "queue_ids" {
-  description = "The Cloud Tasks queues of the manifest, by name."
-  value       = { for name, queue in google_cloud_tasks_queue.jobs : name => queue.id }
+  description = "Every Cloud Tasks queue of the manifest (job queues and the callbacks queue), by name."
+  value = merge(
+    { for name, queue in google_cloud_tasks_queue.jobs : name => queue.id },
+    { (google_cloud_tasks_queue.callbacks.name) = google_cloud_tasks_queue.callbacks.id },
+  )
+}
+
+output "queue_prefix" {
+  description = "The prefix of every queue name, as the app was bundled with it (ONCETASK_QUEUE_PREFIX)."
+  value       = module.manifest.queue_prefix
+}
+
+output "callback_queue" {
+  description = "The queue of the completion callbacks (pause it to hold callbacks back: gcloud tasks queues pause NAME)."
+  value       = google_cloud_tasks_queue.callbacks.name
 }
 
 output "artifact_bucket" {
@@ -55,7 +68,12 @@ output "scheduler_job" {
   value       = google_cloud_scheduler_job.cleanup.name
 }
 
+output "schedule_jobs" {
+  description = "The scheduler job of each schedule of the app, by schedule name (run one now: gcloud scheduler jobs run NAME --location REGION)."
+  value       = { for name, job in google_cloud_scheduler_job.schedules : name => job.name }
+}
+
 output "manifest" {
-  description = "The bundle's manifest as deployed: app name, queues and job types."
-  value       = local.manifest
+  description = "The bundle's manifest as deployed: app name, queues, lanes, job types and schedules."
+  value       = module.manifest.manifest
 }

@@ -1,8 +1,9 @@
-# The queue(s) of the bundle's manifest, with the retry and rate settings the app was built with. The same
-# values reach the functions as ONCETASK_* variables (functions.tf), so the handler's "was that the last
-# attempt?" and the queue's retry policy are one decision.
+# The queues of the bundle's manifest, each with the retry and rate settings the app declares in code (its lanes,
+# its job types' own rates, routing.py): every lane's queue (one per shard), every job type's own queues, and
+# the callbacks queue. The functions get no copy of these settings: the code that decides "was that the last
+# attempt?" reads the same declarations, and ONCETASK_QUEUE_PREFIX lets it name the same queues.
 resource "google_cloud_tasks_queue" "jobs" {
-  for_each = local.queues
+  for_each = module.manifest.job_queues
 
   project  = var.project_id
   name     = each.value.name
@@ -21,24 +22,27 @@ resource "google_cloud_tasks_queue" "jobs" {
     max_retry_duration = "${each.value.max_retry_duration_seconds}s"
   }
 
-  lifecycle {
-    precondition {
-      condition     = try(local.manifest.manifest_version, 0) == 1
-      error_message = "${var.source_dir}/oncetask.json is not a version 1 manifest: rebuild the bundle with an oncetask this module supports."
-    }
-    precondition {
-      condition     = length(local.manifest.queues) == 1
-      error_message = "The manifest names ${length(local.manifest.queues)} queues; this runtime reads one (ONCETASK_QUEUE)."
-    }
-    precondition {
-      condition     = alltrue([for job_type in local.manifest.job_types : contains(keys(local.queues), job_type.queue)])
-      error_message = "A job type of the manifest names a queue the manifest does not define."
-    }
-    precondition {
-      # One queue dispatches at most 500 tasks per second (infra/README.md, "Past 500 dispatches per second").
-      condition     = each.value.max_dispatches_per_second > 0 && each.value.max_dispatches_per_second <= 500
-      error_message = "Queue ${each.key}: max_dispatches_per_second must be in (0, 500]."
-    }
+  depends_on = [google_project_service.apis]
+}
+
+# The completion callbacks: HTTP tasks to the callers' own URLs (signed with ONCETASK_CALLBACK_SECRET), retried
+# for a day, apart from the jobs so a slow receiver never holds up a job's dispatch.
+resource "google_cloud_tasks_queue" "callbacks" {
+  project  = var.project_id
+  name     = module.manifest.callback_queue.name
+  location = var.region
+
+  rate_limits {
+    max_dispatches_per_second = module.manifest.callback_queue.max_dispatches_per_second
+    max_concurrent_dispatches = module.manifest.callback_queue.max_concurrent_dispatches
+  }
+
+  retry_config {
+    max_attempts       = module.manifest.callback_queue.max_attempts
+    min_backoff        = "${module.manifest.callback_queue.min_backoff_seconds}s"
+    max_backoff        = "${module.manifest.callback_queue.max_backoff_seconds}s"
+    max_doublings      = module.manifest.callback_queue.max_doublings
+    max_retry_duration = "${module.manifest.callback_queue.max_retry_duration_seconds}s"
   }
 
   depends_on = [google_project_service.apis]

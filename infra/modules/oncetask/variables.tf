@@ -1,7 +1,7 @@
-# Inputs of the oncetask module. The queue's retry and rate settings are NOT inputs: they come from the bundle's
-# oncetask.json (App.manifest()), so the code that decides "was that the last attempt?" and the queue that
-# retries cannot disagree. The defaults below that the runtime also reads (retention, lease, deadline) equal
-# functions/oncetask/settings.py's; tests/infra checks that they do.
+# Inputs of the oncetask module. The queues, their retry and rate settings and the schedules are NOT inputs: they
+# come from the bundle's oncetask.json (App.manifest()), so the code that decides "was that the last attempt?" or
+# which queue a job goes to, and the infrastructure, cannot disagree. The defaults below that the runtime also
+# reads (retention, lease, deadline) equal functions/oncetask/settings.py's; tests/infra checks that they do.
 
 variable "project_id" {
   description = "The Google Cloud project to deploy into."
@@ -9,13 +9,13 @@ variable "project_id" {
 }
 
 variable "region" {
-  description = "Region of the functions, the queue, the scheduler job and the buckets."
+  description = "Region of the functions, the queues, the scheduler jobs and the buckets."
   type        = string
   default     = "us-central1"
 }
 
 variable "source_dir" {
-  description = "A bundle directory written by `oncetask bundle` (main.py, requirements.txt, oncetask/, your packages, oncetask.json). It is zipped as the functions' source; its oncetask.json says which queue to create."
+  description = "A bundle directory written by `oncetask bundle` (main.py, requirements.txt, oncetask/, your packages, oncetask.json). It is zipped as the functions' source; its oncetask.json says which queues and schedules to create."
   type        = string
 
   validation {
@@ -119,9 +119,32 @@ variable "dispatch_deadline_seconds" {
 }
 
 variable "environment_variables" {
-  description = "Extra environment variables of all three functions (e.g. settings a newer runtime reads). The module's own ONCETASK_* values win over these."
+  description = "Extra environment variables of all three functions (e.g. settings a newer runtime reads). The module's own ONCETASK_* values win over these. Never a secret: the callback secret comes from Secret Manager (callback_secret)."
   type        = map(string)
   default     = {}
+
+  validation {
+    condition     = !contains(keys(var.environment_variables), "ONCETASK_CALLBACK_SECRET")
+    error_message = "ONCETASK_CALLBACK_SECRET must not be a plain environment variable (it would be readable in the function's configuration and in the state): name its Secret Manager secret in callback_secret."
+  }
+}
+
+variable "callback_secret" {
+  description = "The Secret Manager secret, in project_id, that signs URL completion callbacks (ONCETASK_CALLBACK_SECRET of the API, the task handler and the cleanup, which each get roles/secretmanager.secretAccessor on this secret only). version: a version number, or \"latest\" (read when an instance starts: after a rotation, redeploy or wait for new instances). null: no secret, and submissions with a URL callback are refused (422); follow-up job callbacks still work."
+  type = object({
+    secret_id = string
+    version   = optional(string, "latest")
+  })
+  default = null
+
+  validation {
+    condition     = var.callback_secret == null || can(regex("^[A-Za-z0-9_-]{1,255}$", var.callback_secret.secret_id))
+    error_message = "callback_secret.secret_id is the secret's ID in project_id (letters, digits, '_', '-'), not its full resource name."
+  }
+  validation {
+    condition     = var.callback_secret == null || can(regex("^(latest|[1-9][0-9]*)$", var.callback_secret.version))
+    error_message = "callback_secret.version must be a version number or \"latest\"."
+  }
 }
 
 # Storage and Firestore.
@@ -169,6 +192,17 @@ variable "function_memory" {
   default     = "512Mi"
 }
 
+variable "task_handler_max_instances" {
+  description = "Instance cap of the task handler. null: the sum of the job queues' max_concurrent_dispatches from the manifest (one request per instance, so every dispatch the queues allow at once has an instance). Set it lower only to fit the project's Cloud Run quota: a dispatch beyond the cap gets 429 and spends one of the queue's deliveries."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.task_handler_max_instances == null || try(var.task_handler_max_instances >= 1, false)
+    error_message = "task_handler_max_instances must be at least 1 (or null)."
+  }
+}
+
 variable "api_max_instances" {
   description = "Instance cap of the API."
   type        = number
@@ -187,13 +221,13 @@ variable "private_ingress" {
 }
 
 variable "cleanup_schedule" {
-  description = "Cron schedule of the cleanup (frees lapsed leases, re-enqueues lost tasks, purges expired jobs), in UTC."
+  description = "Cron schedule of the cleanup (frees lapsed leases, re-enqueues lost tasks, sends pending callbacks, purges expired jobs), in UTC. The app's own schedules come from its manifest."
   type        = string
   default     = "*/15 * * * *"
 }
 
 variable "iam_propagation_seconds" {
-  description = "How long to wait after granting the build identity its roles before the functions are built: IAM grants take a while to reach Cloud Build, and a build that starts too early fails on the source download."
+  description = "How long to wait after granting the build identity its roles (and the functions their callback secret) before the functions are deployed: IAM grants take a while to reach Cloud Build and Cloud Run, and a build that starts too early fails on the source download."
   type        = number
   default     = 60
 }
