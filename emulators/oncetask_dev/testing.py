@@ -6,7 +6,8 @@ classes are importable for type hints and for scripts (benchmarks) that want the
 - `Runner(app, emulators)`: your app configured for a fresh project on those emulators. `submit()` does what
   `POST /jobs` does (validation, idempotency key, the job document and its named task, in a paused queue), and
   `run()` hands the job's task to the real processor in this process, delivery after delivery (a retryable
-  failure is delivered again at once: backoffs are skipped), until the job is completed, failed or cancelled.
+  failure is delivered again at once: backoffs and sleeps are skipped), until the job is completed, failed or
+  cancelled; a job waiting for the child jobs it started gets them run first, the same way.
 - `Runner.stages(job_type, payload)`: one stage at a time, without a lease, to unit-test what a stage does with
   its input, on a rerun, or when `ctx.check()` says the worker must stop.
 - `StackHandle`: a running `LocalStack` (the functions served over HTTP, Cloud Tasks dispatching with OIDC).
@@ -34,6 +35,7 @@ from oncetask import JobState
 from oncetask.api import ANONYMOUS
 from oncetask.api import _invalid as invalid_request
 from oncetask.artifacts import RunArtifacts, job_prefix, split_uri
+from oncetask.children import child_ids
 from oncetask.httputil import to_response
 from oncetask.job import FAILED_TASKS, RESULTS, Job
 from oncetask.jobstore import Write
@@ -340,12 +342,17 @@ class Runner:
         completed, failed or cancelled; returns it then, with the deliveries made. While another live lease holds
         the job, deliveries are answered `busy` and repeated until it lapses (they do not count as deliveries that
         ran). `RunLimitReached` if it is still not finished after `max_deliveries` deliveries that ran, or after
-        `timeout` seconds, naming its state, last outcome and last error."""
+        `timeout` seconds, naming its state, last outcome and last error.
+
+        A job that waits for the child jobs one of its stages started has those children run first (each with
+        these limits), in order, then its wake-up delivered; the deliveries returned are the job's own."""
         job_id = _job_id(job)
         deliveries: list[Delivery] = []
         deadline = time.monotonic() + timeout
         current = self._load(job_id)
         while current.state not in TERMINAL:
+            if current.state is JobState.WAITING:
+                self._run_children(current, max_deliveries, deadline)
             ran = sum(1 for d in deliveries if d.outcome != "busy")
             if ran >= max_deliveries or time.monotonic() > deadline:
                 raise RunLimitReached(self._unfinished(current, deliveries,
@@ -357,6 +364,18 @@ class Runner:
                 time.sleep(BUSY_PAUSE)  # another lease holder: its lease must lapse before this delivery can run
             current = self._load(job_id)
         return JobSnapshot.of(current, tuple(deliveries))
+
+    def _run_children(self, parent: Job, max_deliveries: int, deadline: float) -> None:
+        """Run the waiting job's unfinished children, in order, until one of them wakes it (the last one's ending,
+        or a failed one under `on_failure="fail"`, enqueues the job's wake-up task, delivered next)."""
+        fail_fast = (parent.waiting or {}).get("policy") == "fail"
+        for child in child_ids(parent):
+            state = self._load(child).state
+            if state not in TERMINAL:
+                state = self.run(child, max_deliveries=max_deliveries,
+                                 timeout=max(deadline - time.monotonic(), 0.0)).state
+            if (fail_fast and state is not JobState.COMPLETED) or self._load(parent.job_id).state is not JobState.WAITING:
+                return
 
     def _unfinished(self, job: Job, deliveries: list[Delivery], spent: str) -> str:
         last = deliveries[-1].outcome if deliveries else None

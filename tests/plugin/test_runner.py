@@ -165,3 +165,44 @@ def test_stage_by_stage_runs_each_stage_with_the_outputs_before_it(make_runner: 
         stages.run("publish")
     with pytest.raises(RunnerRefused, match="payload.fail_times"):
         runner.stages("test.pipeline", {"fail_times": -1})
+
+
+def test_a_parent_waiting_for_its_children_gets_them_run_and_is_woken_by_them(
+        make_runner: Callable[..., Runner]) -> None:
+    runner = make_runner()
+    job = runner.submit("test.fanout", {"parts": 3})
+    done = runner.run(job)
+    assert done.state is JobState.COMPLETED and done.outputs["stitch"]["total"] == 0 + 10 + 20
+    assert [d.outcome for d in done.deliveries] == ["waiting", "completed"]
+
+
+def test_a_child_failing_for_good_fails_its_parent_under_the_fail_policy_and_the_run_ends(
+        make_runner: Callable[..., Runner]) -> None:
+    app = oncetask.App("family")
+    part = app.job("family.part", payload=testjobs.PartPayload)
+    whole = app.job("family.whole", payload=testjobs.FanoutPayload)
+
+    @part.stage
+    def work(ctx: oncetask.Context[testjobs.PartPayload]) -> dict:
+        if ctx.payload.index == 1:
+            raise oncetask.PermanentError("BAD_PART", "part 1 cannot be done")
+        return {"index": ctx.payload.index}
+
+    @whole.stage
+    def split(ctx: oncetask.Context[testjobs.FanoutPayload]) -> dict:
+        return {"ids": ctx.start_children(part, [testjobs.PartPayload(index=i) for i in range(ctx.payload.parts)])}
+
+    @whole.stage
+    def stitch(ctx: oncetask.Context[testjobs.FanoutPayload]) -> dict:
+        raise AssertionError("a parent whose child failed under 'fail' must not stitch")
+
+    runner = make_runner(app)
+    job = runner.submit("family.whole", {"parts": 3})
+    done = runner.run(job)
+    assert done.state is JobState.FAILED and done.error["code"] == "CHILD_FAILED"
+    ids = done.outputs["split"]["ids"]
+    assert [runner.job(i).state for i in ids[:2]] == [JobState.COMPLETED, JobState.FAILED]
+    # The child not run yet is told to stop by its failing parent, and ends cancelled at its delivery, unrun.
+    assert runner.job(ids[2]).cancel_requested
+    stopped = runner.run(ids[2])
+    assert (stopped.state, stopped.completed_stages) == (JobState.CANCELLED, [])

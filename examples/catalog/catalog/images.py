@@ -1,4 +1,5 @@
-"""Pure image work over bytes: probe a hostile upload safely, and make WebP thumbnails of it.
+"""Pure image work over bytes: probe a hostile upload safely, make WebP thumbnails of it, and lay thumbnails out
+on one contact sheet.
 
 Every way an input can be bad (not an image, truncated, a format we do not open, a decompression bomb) ends in
 one `PermanentError` naming the problem: no retry turns a corrupt file into an image.
@@ -146,3 +147,22 @@ def _is_animated(image: Image.Image) -> bool:
 
 def _has_alpha(image: Image.Image) -> bool:
     return image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+
+
+def contact_sheet(tiles: list[bytes | None], tile: int, columns: int, quality: int = 80) -> bytes:
+    """One WebP of `tile`-pixel cells, `columns` to a row, in order: each image centred in its cell, None left
+    empty (light grey). The bytes depend only on the inputs and the Pillow version, so a rerun writes the same."""
+    rows = max(1, -(-len(tiles) // columns))
+    sheet = Image.new("RGB", (min(columns, max(len(tiles), 1)) * tile, rows * tile), (238, 238, 238))
+    for index, data in enumerate(tiles):
+        if data is None:
+            continue
+        with _open_checked(data, tile * WEBP_MAX_SIDE) as image:  # a thumbnail `tile` wide, as tall as WebP allows
+            _decode(image)
+            cell = image.convert("RGBA")
+            cell.thumbnail((tile, tile), Image.Resampling.LANCZOS)
+            x, y = (index % columns) * tile, (index // columns) * tile
+            sheet.paste(cell, (x + (tile - cell.width) // 2, y + (tile - cell.height) // 2), cell)
+    out = io.BytesIO()
+    sheet.save(out, format="WEBP", quality=quality, method=4)
+    return out.getvalue()
