@@ -410,9 +410,13 @@ def cmd_check(args: argparse.Namespace) -> int:
                       title_justify="left", box=box.SIMPLE_HEAD)
         for column in ("job type", "stages", "attempts", "stage timeout"):
             table.add_column(column, overflow="fold")
+        settings = app.settings  # what a job type leaves to the deployment, as this environment sets it
         for job_type in m["job_types"]:
-            table.add_row(job_type["name"], " → ".join(job_type["stages"]), str(job_type["max_attempts"]),
-                          f"{job_type['stage_timeout_seconds']:g} s")
+            attempts, timeout = job_type["max_attempts"], job_type["stage_timeout_seconds"]
+            table.add_row(job_type["name"], " → ".join(job_type["stages"]),
+                          str(attempts) if attempts is not None else f"{settings.max_attempts} (setting)",
+                          f"{timeout:g} s" if timeout is not None else
+                          f"{settings.effective_stage_timeout_seconds:g} s (setting)")
         OUT.print(table)
         OUT.print("[green]ok[/]: every definition checks")
 

@@ -371,8 +371,10 @@ class App:
                 "description": job_type.description,
                 "stages": [stage.name for stage in job_type.stages],
                 "delivery": job_type.delivery,
-                "stage_timeout_seconds": job_type.stage_timeout_seconds or s.effective_stage_timeout_seconds,
-                "max_attempts": job_type.retry.max_attempts if job_type.retry else s.max_attempts,
+                # As declared; None: the deployment's setting, read where the function runs (a value resolved
+                # here would be the bundling machine's, and could differ from the deployment's).
+                "stage_timeout_seconds": job_type.stage_timeout_seconds,
+                "max_attempts": job_type.retry.max_attempts if job_type.retry else None,
                 "lane": router.lane_of(job_type.name),
                 "queues": router.queues_of(job_type.name),
             } for job_type in sorted(job_types.values(), key=lambda t: t.name)],

@@ -177,4 +177,4 @@ def test_the_reference_apps_manifest_has_the_queues_its_code_routes_to() -> None
 def test_the_reference_apps_stage_timeouts_fit_the_default_dispatch_deadline(module: Module) -> None:
     """The submodule's stage-timeout precondition, for the reference app with the module's default deadline."""
     deadline = module.default("dispatch_deadline_seconds")
-    assert all(t["stage_timeout_seconds"] <= deadline for t in reference_manifest()["job_types"])
+    assert all((t["stage_timeout_seconds"] or 0) <= deadline for t in reference_manifest()["job_types"])

@@ -80,8 +80,8 @@ locals {
     for job_type in try(local.manifest.job_types, []) : job_type.name => {
       name                  = job_type.name
       stages                = job_type.stages
-      stage_timeout_seconds = job_type.stage_timeout_seconds
-      max_attempts          = job_type.max_attempts
+      stage_timeout_seconds = try(job_type.stage_timeout_seconds, null) # null: the deployment's setting
+      max_attempts          = try(job_type.max_attempts, null)          # null: the deployment's setting
       lane                  = try(job_type.lane, null)
       queues                = try(job_type.queues, [])
     }
@@ -92,7 +92,7 @@ locals {
   ]
   slow_job_types = [
     for name, job_type in local.job_types : "${name} (${job_type.stage_timeout_seconds} s)"
-    if job_type.stage_timeout_seconds > var.dispatch_deadline_seconds
+    if coalesce(job_type.stage_timeout_seconds, 0) > var.dispatch_deadline_seconds
   ]
 
   schedules = {
