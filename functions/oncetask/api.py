@@ -19,7 +19,7 @@ from .errors import is_retryable
 from .job import Job
 from .httputil import HttpError, error_response, json_response, read_json, to_response
 from .logs import bound, get_logger, trace_from_header
-from .models import CreateJobRequest, CreateJobResponse, JobList, JobView
+from .models import CreateJobRequest, CreateJobResponse, JobList, JobView, Me
 from .naming import is_job_id
 from .services import Services
 from .states import JobState
@@ -150,8 +150,9 @@ def _me(services: Services, request: flask.Request, caller: Caller, _: dict[str,
     """Who the API takes the caller for: its owner, what kind of caller, and whether it is an operator."""
     if not caller.may_list:
         raise Unauthenticated("no identity: send `Authorization: Bearer <ID token>`")
-    return json_response(200, {"owner": caller.owner, "kind": caller.kind.value, "email": caller.email,
-                                "operator": caller.operator})
+    me = Me(owner=caller.owner or "", kind=caller.kind.value, email=caller.email,  # type: ignore[arg-type]
+            operator=caller.operator)
+    return json_response(200, me.model_dump(mode="json"))
 
 
 def _health(services: Services, request: flask.Request, caller: Caller, _: dict[str, str]) -> flask.Response:

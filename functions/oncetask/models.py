@@ -95,6 +95,15 @@ class ActionResponse(BaseModel):
     task_name: str | None = None
 
 
+class Me(BaseModel):
+    owner: str = Field(description="The owner of the jobs this caller submits: its token's `sub`.")
+    kind: Literal["person", "service", "development"] = Field(
+        description="person: a Firebase ID token; service: a Google ID token; development: no token, where none is "
+                    "required.")
+    email: str | None = None
+    operator: bool = Field(description="Whether the caller sees and acts on every job.")
+
+
 class ErrorBody(BaseModel):
     code: str
     message: str
