@@ -6,4 +6,5 @@ from fixtures.tasks import *  # noqa: F401,F403
 from fixtures.storage import *  # noqa: F401,F403
 from fixtures.stack import *  # noqa: F401,F403
 from fixtures.gates import *  # noqa: F401,F403
+from fixtures.issuer import *  # noqa: F401,F403
 from fixtures.node import *  # noqa: F401,F403

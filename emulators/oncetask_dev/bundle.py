@@ -31,6 +31,9 @@ import oncetask
 from .appref import AppError, importable_from, load_checked, read_pyproject, resolve
 
 MANIFEST = "oncetask.json"
+# What never goes into a deployment: the development distribution and its packages.
+DEVELOPMENT_DISTRIBUTIONS = frozenset({"oncetask-dev"})
+DEVELOPMENT_PACKAGES = frozenset({"oncetask_dev", "oncetask_emulators"})
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.py[co]", ".pytest_cache", "*.egg-info", ".mypy_cache")
 # The runtime package as a wheel carries it: code and the status page, not the design notes.
 RUNTIME_IGNORE = shutil.ignore_patterns("__pycache__", "*.py[co]", "*.md")
@@ -86,6 +89,11 @@ def write_bundle(project: Path, out: Path, app_reference: str | None = None) -> 
     declared = declared_sources(project, pyproject)
     importable_from(*{source.parent for source in declared.values()}, project)
     app = load_checked(reference)
+    test_only = development_job_types(app)
+    if test_only:
+        raise BundleError(f"--app {reference}: job types for tests and demos are never deployed, and this app "
+                          f"includes {test_only} from the development tools (oncetask-dev): include only your "
+                          "own job types in the app you deploy")
     sources = dict(declared)
     if top not in sources:
         sources[top] = _source_of(top, project)
@@ -231,9 +239,26 @@ def project_requirements(table: dict[str, Any]) -> list[str]:
             requirement = Requirement(line)
         except InvalidRequirement as exc:
             raise BundleError(f"[project] dependencies: {line!r} is not a valid requirement: {exc}") from exc
-        if canonicalize_name(requirement.name) != "oncetask":
+        name = canonicalize_name(requirement.name)
+        if name in DEVELOPMENT_DISTRIBUTIONS or (name == "oncetask" and "dev" in requirement.extras):
+            raise BundleError(f"[project] dependencies: {line!r} is development tooling (emulators, test job types), "
+                              "never deployed: list it in an optional dependency (e.g. [project.optional-"
+                              "dependencies] test)")
+        if name != "oncetask":
             lines.append(line)
     return lines
+
+
+def development_job_types(app: oncetask.App) -> list[str]:
+    """The app's job types defined by the development tools (oncetask-dev's test job types: `noop`,
+    `test.pipeline`): their payload model or a stage lives in a development package."""
+    found = []
+    for name, job_type in sorted(app.job_types().items()):
+        modules = {job_type.payload_model.__module__,
+                   *(getattr(stage.run, "__module__", None) or "" for stage in job_type.stages)}
+        if any(module.split(".")[0] in DEVELOPMENT_PACKAGES for module in modules):
+            found.append(name)
+    return found
 
 
 def merged_requirements(*groups: list[str]) -> list[str]:
@@ -254,5 +279,5 @@ def merged_requirements(*groups: list[str]) -> list[str]:
     return [str(requirement) for requirement in merged.values()]
 
 
-__all__ = ["Bundle", "BundleError", "declared_sources", "merged_requirements", "project_requirements",
-           "write_bundle"]
+__all__ = ["Bundle", "BundleError", "declared_sources", "development_job_types", "merged_requirements",
+           "project_requirements", "write_bundle"]

@@ -399,6 +399,10 @@ class LocalStack:
             "ONCETASK_TASK_HANDLER_URL": self.task_handler_url,
             "ONCETASK_CLEANUP_AUDIENCE": self.cleanup_url,
             "ONCETASK_OIDC_CERTS_URL": self.certs_url,
+            # Local development: the API takes callers without a token (the CLI, the demo, the status page without
+            # sign-in) as the shared development caller. Tokens that are sent are still verified. `env` may turn
+            # it back on (with a Firebase project or a local issuer for the page's sign-in).
+            "ONCETASK_API_REQUIRE_AUTH": "false",
             "FIRESTORE_EMULATOR_HOST": self.firestore_host,
             "CLOUD_TASKS_EMULATOR_HOST": self.tasks_host,
             "STORAGE_EMULATOR_HOST": self.storage_host,

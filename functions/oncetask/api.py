@@ -1,45 +1,56 @@
-"""The public HTTP API: parse the request, call the commands, map the result to HTTP. Nothing else."""
+"""The public HTTP API: parse the request, call the commands, map the result to HTTP. Nothing else.
+
+Who the caller is comes from callers.py, before anything else is read: a job endpoint without an accepted identity
+(or, where anonymous submissions are allowed, a capability) answers 401 and touches nothing."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from functools import lru_cache
-from importlib import resources
 
 import flask
 import pydantic
 
+from . import statuspage
 from .auth import Unauthenticated
+from .callers import ANONYMOUS, Caller, CallerKind, caller_from, capability_owner, new_capability
 from .errors import InvalidRequest
 from .errors import is_retryable
 from .job import Job
 from .httputil import HttpError, error_response, json_response, read_json, to_response
 from .logs import bound, get_logger, trace_from_header
-from .models import CreateJobRequest, CreateJobResponse, JobList, JobView
+from .models import CreateJobRequest, CreateJobResponse, JobList, JobView, Me
 from .naming import is_job_id
 from .services import Services
 from .states import JobState
 
-LOG = get_logger("api")
-ANONYMOUS = "anonymous"
-MAX_LIST_LIMIT = 100
+__all__ = ["ANONYMOUS", "MAX_LIST_LIMIT", "handle"]
 
-Handler = Callable[[Services, flask.Request, str, dict[str, str]], flask.Response]
+LOG = get_logger("api")
+MAX_LIST_LIMIT = 100
+NOBODY = Caller(CallerKind.ANONYMOUS, None)  # what the public endpoints (page, health, OpenAPI) are given
+
+Handler = Callable[[Services, flask.Request, Caller, dict[str, str]], flask.Response]
 
 
 def handle(services: Services, request: flask.Request) -> flask.Response:
     trace = trace_from_header(request.headers.get("X-Cloud-Trace-Context"), services.settings.project_id)
     with bound(trace=trace):  # scoped to this request: server threads are reused
-        return _handle(services, request)
+        response = _handle(services, request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    return response
 
 
 def _handle(services: Services, request: flask.Request) -> flask.Response:
     try:
         handler, params = _route(request.method, request.path)
         if handler in PUBLIC:
-            return handler(services, request, ANONYMOUS, params)
-        return handler(services, request, _owner(services, request), params)
+            return handler(services, request, NOBODY, params)
+        caller = caller_from(request.headers.get("Authorization"), services.settings, services.api_tokens)
+        if "job_id" in params and not is_job_id(params["job_id"]):  # after the caller: 401 comes first
+            raise HttpError(404, "NOT_FOUND", f"no job {params['job_id']}")
+        return handler(services, request, caller, params)
     except Exception as exc:  # noqa: BLE001 - mapped to HTTP in one place
         response = to_response(exc)
         if response is not None:
@@ -51,29 +62,37 @@ def _handle(services: Services, request: flask.Request) -> flask.Response:
         return error_response(500, "INTERNAL", "internal error")
 
 
-def _owner(services: Services, request: flask.Request) -> str:
-    s = services.settings
-    if not s.api_require_auth:
-        return ANONYMOUS
-    identity = services.verifier.verify(request.headers.get("Authorization"), s.api_audience, None)
-    if not identity.subject:
-        raise Unauthenticated("the token names no subject")
-    return identity.subject
+def _acting_owner(caller: Caller) -> str:
+    """Whose job the caller may act on: its own owner; an anonymous caller has none until it shows a capability."""
+    if caller.owner is None:
+        raise Unauthenticated("this job needs an ID token (`Authorization: Bearer <token>`) or its capability "
+                              "(`Authorization: Capability <secret>`)")
+    return caller.owner
 
 
-def _create(services: Services, request: flask.Request, owner: str, _: dict[str, str]) -> flask.Response:
+def _create(services: Services, request: flask.Request, caller: Caller, _: dict[str, str]) -> flask.Response:
     body = read_json(request, services.settings.max_body_bytes)
     try:
         parsed = CreateJobRequest.model_validate(body)
     except pydantic.ValidationError as exc:
         raise _invalid(exc) from exc
+    capability = caller.capability
+    if caller.kind is CallerKind.ANONYMOUS:
+        if parsed.idempotency_key is not None:
+            # The key would be shared by every anonymous caller: one could claim (or probe) another's. Keys are
+            # per capability: a caller who wants a keyed, safely retried submission chooses its capability.
+            raise InvalidRequest("idempotency_key", "an anonymous submission takes an idempotency_key only with a "
+                                                    "capability of its own: send `Authorization: Capability "
+                                                    "<secret>` (32-128 URL-safe characters) with it")
+        capability = new_capability()
+    owner = capability_owner(capability) if capability else _acting_owner(caller)
     submitted = services.commands.submit(
         owner, parsed.job_type, parsed.payload, parsed.idempotency_key, delay_seconds=parsed.delay_seconds,
         run_at=parsed.run_at, callback=parsed.callback.model_dump(exclude_none=True) if parsed.callback else None,
         lane=parsed.lane)
     response = CreateJobResponse(job_id=submitted.job_id, status=submitted.status,  # type: ignore[arg-type]
-                                 task_name=submitted.task_name)
-    return json_response(202, response.model_dump(mode="json"))
+                                 task_name=submitted.task_name, capability=capability)
+    return json_response(202, response.model_dump(mode="json", exclude={"capability"} if capability is None else None))
 
 
 def _view(services: Services, job: Job) -> JobView:
@@ -82,12 +101,12 @@ def _view(services: Services, job: Job) -> JobView:
     return JobView.model_validate({**job.to_api(), "stages": stages})
 
 
-def _get(services: Services, request: flask.Request, owner: str, params: dict[str, str]) -> flask.Response:
-    job = services.commands.get(owner, params["job_id"])
+def _get(services: Services, request: flask.Request, caller: Caller, params: dict[str, str]) -> flask.Response:
+    job = services.commands.get(_acting_owner(caller), params["job_id"], operator=caller.operator)
     return json_response(200, _view(services, job).model_dump(mode="json"))
 
 
-def _list(services: Services, request: flask.Request, owner: str, _: dict[str, str]) -> flask.Response:
+def _list(services: Services, request: flask.Request, caller: Caller, _: dict[str, str]) -> flask.Response:
     args = request.args
     state: JobState | None = None
     if "state" in args:  # present but empty is a mistake to name, not "any state"
@@ -104,47 +123,72 @@ def _list(services: Services, request: flask.Request, owner: str, _: dict[str, s
     cursor = args.get("cursor")
     if cursor is not None and not is_job_id(cursor):
         raise InvalidRequest("cursor", "cursor must be a value returned as next_cursor")
-    jobs = services.store.list_jobs(owner, state, limit, cursor)
+    if caller.operator:
+        jobs = services.store.list_all_jobs(state, limit, cursor)
+    elif caller.may_list and caller.owner is not None:
+        jobs = services.store.list_jobs(caller.owner, state, limit, cursor)
+    else:
+        jobs = []  # no identity (an anonymous caller, a capability): nothing to list
     next_cursor = jobs[-1].job_id if len(jobs) == limit else None
     body = JobList(jobs=[_view(services, j) for j in jobs], next_cursor=next_cursor)
     return json_response(200, body.model_dump(mode="json"))
 
 
-def _retry(services: Services, request: flask.Request, owner: str, params: dict[str, str]) -> flask.Response:
-    submitted = services.commands.retry(owner, params["job_id"])
+def _retry(services: Services, request: flask.Request, caller: Caller, params: dict[str, str]) -> flask.Response:
+    submitted = services.commands.retry(_acting_owner(caller), params["job_id"], operator=caller.operator)
     return json_response(202, {"job_id": submitted.job_id, "status": submitted.status,
                                "task_name": submitted.task_name})
 
 
-def _cancel(services: Services, request: flask.Request, owner: str, params: dict[str, str]) -> flask.Response:
-    submitted = services.commands.cancel(owner, params["job_id"])
+def _cancel(services: Services, request: flask.Request, caller: Caller, params: dict[str, str]) -> flask.Response:
+    submitted = services.commands.cancel(_acting_owner(caller), params["job_id"], operator=caller.operator)
     return json_response(202, {"job_id": submitted.job_id, "status": submitted.status,
                                "task_name": submitted.task_name})
 
 
-def _health(services: Services, request: flask.Request, owner: str, _: dict[str, str]) -> flask.Response:
+def _me(services: Services, request: flask.Request, caller: Caller, _: dict[str, str]) -> flask.Response:
+    """Who the API takes the caller for: its owner, what kind of caller, and whether it is an operator."""
+    if not caller.may_list:
+        raise Unauthenticated("no identity: send `Authorization: Bearer <ID token>`")
+    me = Me(owner=caller.owner or "", kind=caller.kind.value, email=caller.email,  # type: ignore[arg-type]
+            operator=caller.operator)
+    return json_response(200, me.model_dump(mode="json"))
+
+
+def _health(services: Services, request: flask.Request, caller: Caller, _: dict[str, str]) -> flask.Response:
     return json_response(200, {"status": "ok"})
 
 
-def _openapi(services: Services, request: flask.Request, owner: str, _: dict[str, str]) -> flask.Response:
+def _openapi(services: Services, request: flask.Request, caller: Caller, _: dict[str, str]) -> flask.Response:
     return json_response(200, services.openapi)
 
 
-@lru_cache(maxsize=1)
-def _status_html() -> bytes:
-    return resources.files("oncetask").joinpath("static/status.html").read_bytes()
+def _status_page(services: Services, request: flask.Request, caller: Caller, _: dict[str, str]) -> flask.Response:
+    """The status page: static HTML whose scripts call this same API with the user's token (so it shows what its
+    user may see)."""
+    return _static(services, request, caller, {"name": statuspage.PAGE})
 
 
-def _status_page(services: Services, request: flask.Request, owner: str, _: dict[str, str]) -> flask.Response:
-    """The status page: static HTML whose script calls this same API (so it sees what its caller may see)."""
-    return flask.Response(_status_html(), status=200, mimetype="text/html",
-                          headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+def _static(services: Services, request: flask.Request, caller: Caller, params: dict[str, str]) -> flask.Response:
+    response = statuspage.static_response(services.settings, params["name"])
+    if response is None:
+        raise HttpError(404, "NOT_FOUND", f"no such file: {params['name']}")
+    return response
 
 
-PUBLIC = frozenset({_health, _openapi, _status_page})  # no owner needed: they show no job
+def _page_config(services: Services, request: flask.Request, caller: Caller, _: dict[str, str]) -> flask.Response:
+    return json_response(200, statuspage.page_config(services.settings), headers={"Cache-Control": "no-cache"})
+
+
+# No identity needed: they show no job. (The page's files are under /assets/: functions-framework's Flask app keeps
+# /static/ for its own static folder.)
+PUBLIC = frozenset({_health, _openapi, _status_page, _static, _page_config})
 
 ROUTES: tuple[tuple[str, re.Pattern[str], Handler], ...] = (
     ("GET", re.compile(r"^/$"), _status_page),
+    ("GET", re.compile(r"^/assets/(?P<name>[A-Za-z0-9_-]+\.(?:js|css))$"), _static),
+    ("GET", re.compile(r"^/status/config$"), _page_config),
+    ("GET", re.compile(r"^/me$"), _me),
     ("POST", re.compile(r"^/jobs$"), _create),
     ("GET", re.compile(r"^/jobs$"), _list),
     ("GET", re.compile(r"^/jobs/(?P<job_id>[^/]+)$"), _get),
@@ -162,10 +206,7 @@ def _route(method: str, path: str) -> tuple[Handler, dict[str, str]]:
         match = pattern.match(path)
         if match:
             if route_method == method:
-                params = match.groupdict()
-                if "job_id" in params and not is_job_id(params["job_id"]):
-                    raise HttpError(404, "NOT_FOUND", f"no job {params['job_id']}")
-                return handler, params
+                return handler, match.groupdict()
             allowed.append(route_method)
     if allowed:
         raise HttpError(405, "METHOD_NOT_ALLOWED", f"{method} is not allowed here; use {' or '.join(allowed)}",

@@ -56,6 +56,7 @@ class Submission(BaseModel):
     job_id: str
     status: str
     task_name: str | None = None
+    capability: str | None = None  # an anonymous submission's capability (see the API's authentication)
 
 
 class WaitTimeout(TimeoutError):
@@ -261,7 +262,7 @@ class DirectClient(_Client):
         return self.app.services  # looked up per call: follows the app's configure()
 
     def _owner(self) -> str:
-        from .api import ANONYMOUS  # noqa: PLC0415 - api imports the Google clients
+        from .callers import ANONYMOUS  # noqa: PLC0415 - callers imports the Google auth libraries
 
         return self.owner if self.owner is not None else ANONYMOUS
 

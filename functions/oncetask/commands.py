@@ -152,16 +152,17 @@ class Commands:
         status = "already_queued" if job.state is JobState.RETRYING else f"already_{job.state.value}"
         return Submitted(job_id, status, job.task_name)
 
-    def get(self, owner: str, job_id: str) -> Job:
+    def get(self, owner: str, job_id: str, *, operator: bool = False) -> Job:
+        """The job, if `owner` owns it or the caller is an operator; JobNotFound otherwise."""
         job = self.store.get(job_id)
-        if job is None or job.owner != owner:  # another caller's job is as good as absent
+        if job is None or (job.owner != owner and not operator):  # another caller's job is as good as absent
             raise JobNotFound(message=f"no job {job_id}")
         return job
 
-    def retry(self, owner: str, job_id: str) -> Submitted:
+    def retry(self, owner: str, job_id: str, *, operator: bool = False) -> Submitted:
         """Re-queue a failed job under a new generation; its checkpoints stay, so it resumes at the failed stage."""
         for _ in range(3):
-            job = self.get(owner, job_id)
+            job = self.get(owner, job_id, operator=operator)
             if job.state is not JobState.FAILED:
                 raise Conflict(message=f"only failed jobs can be retried; this one is {job.state.value}")
             generation = job.generation + 1
@@ -178,7 +179,7 @@ class Commands:
             return Submitted(job_id, "queued", task_name)
         raise Conflict(message="the job keeps changing; retry the request")
 
-    def cancel(self, owner: str, job_id: str) -> Submitted:
+    def cancel(self, owner: str, job_id: str, *, operator: bool = False) -> Submitted:
         """Cancel a waiting job at once; ask a running one to stop (its worker ends it at the next check).
 
         A waiting job may have run before (a retry pending, or requeued after its worker died) and left objects of
@@ -186,7 +187,7 @@ class Commands:
         cancel is written fenced on that same version: a worker taking the job in between makes the write fail (we
         decide again), and its own objects carry a higher token, which the sweep leaves alone."""
         for _ in range(3):
-            job = self.get(owner, job_id)
+            job = self.get(owner, job_id, operator=operator)
             if job.state is JobState.CANCELLED:
                 return Submitted(job_id, "already_cancelled", job.task_name)
             if job.state in TERMINAL:

@@ -133,6 +133,7 @@ class Job:
         return {
             "job_id": self.job_id,
             "job_type": self.job_type,
+            "owner": self.owner or None,
             "state": self.state.value,
             "payload": self.payload,
             "idempotency_key": self.idempotency_key,

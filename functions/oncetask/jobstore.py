@@ -34,6 +34,9 @@ QUERY_SHAPES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     # API listing: a caller's jobs, newest first, optionally of one state.
     (JOBS, (("owner", "ASCENDING"), ("created_at", "DESCENDING"))),
     (JOBS, (("owner", "ASCENDING"), ("state", "ASCENDING"), ("created_at", "DESCENDING"))),
+    # Operators' listing: every job, newest first (single field), optionally of one state.
+    (JOBS, (("created_at", "DESCENDING"),)),
+    (JOBS, (("state", "ASCENDING"), ("created_at", "DESCENDING"))),
     # Quotas: an owner's active jobs (a count).
     (JOBS, (("owner", "ASCENDING"), ("state", "ASCENDING"))),
     # Cleanup: leases not renewed since a cutoff (single field: no composite index needed).
@@ -243,7 +246,16 @@ class JobStore:
         return int(query.count().get(retry=None, timeout=CALL_TIMEOUT)[0][0].value)
 
     def list_jobs(self, owner: str, state: JobState | None, limit: int, after_id: str | None) -> list[Job]:
+        """A page of `owner`'s jobs, newest first (after the job `after_id`, a previous page's last)."""
         query = self.client.collection(JOBS).where(filter=firestore.FieldFilter("owner", "==", owner))
+        return self._page_of(query, state, limit, after_id)
+
+    def list_all_jobs(self, state: JobState | None, limit: int, after_id: str | None) -> list[Job]:
+        """A page of everyone's jobs, newest first: what an operator lists."""
+        return self._page_of(self.client.collection(JOBS), state, limit, after_id)
+
+    def _page_of(self, query: firestore.Query, state: JobState | None, limit: int,
+                 after_id: str | None) -> list[Job]:
         if state is not None:
             query = query.where(filter=firestore.FieldFilter("state", "==", state.value))
         query = query.order_by("created_at", direction=firestore.Query.DESCENDING)

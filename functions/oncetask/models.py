@@ -43,6 +43,9 @@ class CreateJobResponse(BaseModel):
     job_id: str
     status: SubmitStatus
     task_name: str | None = None
+    capability: str | None = Field(
+        None, description="An anonymous submission's capability: send `Authorization: Capability <it>` to read, "
+                          "retry or cancel the job. Only its hash is stored: keep it, it cannot be shown again.")
 
 
 class JobError(BaseModel):
@@ -57,6 +60,8 @@ class JobError(BaseModel):
 class JobView(BaseModel):
     job_id: str
     job_type: str
+    owner: str | None = Field(None, description="Who submitted it: the `sub` of its submitter's ID token (a Firebase "
+                                                "uid for a person), or `capability:<hash>` for an anonymous one.")
     state: JobState
     payload: dict[str, Any]
     idempotency_key: str | None = None
@@ -88,6 +93,15 @@ class ActionResponse(BaseModel):
     job_id: str
     status: Literal["queued", "cancelled", "cancel_requested", "already_cancelled"]
     task_name: str | None = None
+
+
+class Me(BaseModel):
+    owner: str = Field(description="The owner of the jobs this caller submits: its token's `sub`.")
+    kind: Literal["person", "service", "development"] = Field(
+        description="person: a Firebase ID token; service: a Google ID token; development: no token, where none is "
+                    "required.")
+    email: str | None = None
+    operator: bool = Field(description="Whether the caller sees and acts on every job.")
 
 
 class ErrorBody(BaseModel):

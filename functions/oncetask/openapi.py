@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .models import ActionResponse, CreateJobResponse, ErrorResponse, Health, JobList, JobView
+from .models import ActionResponse, CreateJobResponse, ErrorResponse, Health, JobList, JobView, Me
 from .stages import JobType
 from .states import JobState
 
@@ -65,7 +65,8 @@ def openapi_document(job_types: Mapping[str, JobType]) -> dict[str, Any]:
     error = _schema(ErrorResponse, schemas)
     errors = {
         "400": _json(error, "The body is not valid JSON."),
-        "401": _json(error, "A token is required (when the API requires authentication) and was missing or invalid."),
+        "401": _json(error, "No accepted identity: a Google or Firebase ID token (or, for an anonymous submission's "
+                            "job, its capability) is missing or invalid."),
         "403": _json(error, "The token is valid but its identity may not call this."),
         "404": _json(error, "No such job (or not yours)."),
         "405": _json(error, "Method not allowed."),
@@ -85,7 +86,14 @@ def openapi_document(job_types: Mapping[str, JobType]) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "oncetask", "version": "1.0.0",
-                 "description": "Background jobs on Cloud Tasks and Firestore: enqueued once, run once."},
+                 "description": "Background jobs on Cloud Tasks and Firestore: enqueued once, run once.\n\n"
+                                "Send `Authorization: Bearer <ID token>`: a Google ID token for the API's audience "
+                                "(services) or a Firebase Authentication ID token (people). The token's `sub` owns "
+                                "the jobs it submits; callers see and act on their own jobs only (another's is a "
+                                "404), operators on all. Where anonymous submissions are allowed, a submission "
+                                "without a token answers a `capability`; `Authorization: Capability <it>` opens "
+                                "that job."},
+        "security": [{"bearer": []}, {"capability": []}],
         "paths": {
             "/jobs": {
                 "post": {
@@ -126,6 +134,10 @@ def openapi_document(job_types: Mapping[str, JobType]) -> dict[str, Any]:
                 "responses": {"202": _json(action, "Cancelled or cancel requested."),
                               **pick("401", "403", "404", "409", "503")},
             }},
+            "/me": {"get": {
+                "operationId": "whoAmI", "summary": "Who the API takes the caller for.",
+                "responses": {"200": _json(_schema(Me, schemas), "The caller."), **pick("401", "503")},
+            }},
             "/healthz": {"get": {"operationId": "health", "security": [],
                                  "responses": {"200": _json(_schema(Health, schemas), "Alive.")}}},
             "/openapi.json": {"get": {"operationId": "openapi", "security": [],
@@ -135,6 +147,11 @@ def openapi_document(job_types: Mapping[str, JobType]) -> dict[str, Any]:
         },
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                           "description": "A Google ID token (audience: the API) or a Firebase ID token."},
+                "capability": {"type": "apiKey", "in": "header", "name": "Authorization",
+                               "description": "`Capability <secret>`: an anonymous submission's capability."},
+            },
         },
     }

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from google.cloud import firestore, storage
 
 from . import clients
-from .auth import TokenVerifier
+from .auth import ApiTokens, TokenVerifier
+from .callers import api_tokens
 from .cleanup import Cleanup
 from .commands import Commands
 from .jobstore import JobStore
@@ -56,6 +57,11 @@ class Services:
     def verifier(self) -> TokenVerifier:
         s = self.settings
         return TokenVerifier(s.oidc_certs_url, s.certs_cache_seconds, require_google_issuer=False)
+
+    @cached_property
+    def api_tokens(self) -> ApiTokens:
+        """The API's check of Google and Firebase ID tokens (callers.py decides what a verified one may do)."""
+        return api_tokens(self.settings)
 
     @cached_property
     def commands(self) -> Commands:

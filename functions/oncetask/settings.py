@@ -6,10 +6,14 @@ reaches the infrastructure through `App.manifest()`, never through settings that
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v3/certs"
+# Firebase Authentication / Identity Platform signs its ID tokens with these keys (x509 certificates by key ID).
+FIREBASE_CERTS_URL = "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com"
 
 
 class Settings(BaseSettings):
@@ -34,10 +38,28 @@ class Settings(BaseSettings):
     cleanup_audience: str = "http://127.0.0.1:8083/"
     oidc_certs_url: str = GOOGLE_CERTS_URL
 
-    # The public API.
-    api_require_auth: bool = False
-    api_audience: str = ""
+    # The public API (see callers.py). Every call needs an ID token: a Google ID token whose audience is
+    # `api_audience` (services), or a Firebase Authentication / Identity Platform ID token of `firebase_project_id`
+    # (people). The token's `sub` owns the jobs it submits. False is for local development only: a caller without
+    # a token is then the shared development caller (`anonymous`); tokens that are sent are still verified.
+    api_require_auth: bool = True
+    api_audience: str = ""  # empty: no Google ID token is accepted by the API
+    firebase_project_id: str = ""  # empty: no Firebase ID token is accepted
+    firebase_certs_url: str = FIREBASE_CERTS_URL
+    # A public API, explicitly: callers without a token may submit; each such job answers with a capability (a
+    # secret, only its hash stored) without which nobody but an operator can read, retry or cancel it.
+    allow_anonymous_submissions: bool = False
+    # Who may see and act on every job: emails (of verified addresses) and token subjects, comma-separated; and
+    # any Firebase user whose token carries the custom claim `oncetask_operator: true`.
+    operators: Annotated[frozenset[str], NoDecode] = frozenset()
     max_body_bytes: int = 64 * 1024
+
+    # The status page's sign-in (Firebase Authentication in the browser): the web API key and auth domain of
+    # `firebase_project_id` (public values; the auth domain defaults to <project>.firebaseapp.com).
+    # `status_sign_in_url` replaces Firebase with a local token issuer's page (development and tests only).
+    firebase_api_key: str = ""
+    firebase_auth_domain: str = ""
+    status_sign_in_url: str = ""
 
     # The lease: a dead worker's job is free again after lease_ttl_seconds.
     lease_ttl_seconds: float = Field(120.0, gt=0)
@@ -78,6 +100,20 @@ class Settings(BaseSettings):
     cloud_tasks_emulator_host: str = Field("", validation_alias="CLOUD_TASKS_EMULATOR_HOST")
     storage_emulator_host: str = Field("", validation_alias="STORAGE_EMULATOR_HOST")
 
+    @field_validator("operators", mode="before")
+    @classmethod
+    def _operator_list(cls, value: Any) -> Any:
+        if isinstance(value, str):  # ONCETASK_OPERATORS=ops@example.com,1234567890
+            return frozenset(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _anonymous_submissions_need_auth(self) -> Settings:
+        if self.allow_anonymous_submissions and not self.api_require_auth:
+            raise ValueError("allow_anonymous_submissions needs api_require_auth=true: without it a caller without a "
+                             "token is the shared development caller, who needs no capability")
+        return self
+
     @field_validator("max_attempts")
     @classmethod
     def _attempts(cls, value: int) -> int:
@@ -102,6 +138,16 @@ class Settings(BaseSettings):
     @property
     def callback_queue_path(self) -> str:
         return self.queue_path(self.callback_queue)
+
+    @property
+    def firebase_issuer(self) -> str:
+        """The `iss` of the Firebase project's ID tokens (empty when none are accepted)."""
+        return f"https://securetoken.google.com/{self.firebase_project_id}" if self.firebase_project_id else ""
+
+    @property
+    def effective_firebase_auth_domain(self) -> str:
+        return self.firebase_auth_domain or (f"{self.firebase_project_id}.firebaseapp.com"
+                                             if self.firebase_project_id else "")
 
     @property
     def effective_task_audience(self) -> str:

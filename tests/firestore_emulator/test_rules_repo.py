@@ -1,7 +1,8 @@
 """The repository's firestore.rules, as it is, evaluated by the emulator for end-user clients.
 
-Owners read their own jobs (a get, or a query whose filter proves `owner == uid`); other users and
-unauthenticated clients read nothing; no client writes anything; server clients bypass the rules.
+Owners read their own jobs, results and dead letters (a get, or a query whose filter proves `owner == uid`);
+operators (the custom claim `oncetask_operator: true`, nothing else) read them all; other users and
+unauthenticated clients read nothing; no client writes anything, of any kind; server clients bypass the rules.
 """
 
 from __future__ import annotations
@@ -28,14 +29,24 @@ def clients(firestore_emulator, firestore_project, firestore_client) -> dict[str
     firestore_client.document("jobs/bob-1").set({"owner": "bob", "state": "queued"})
     firestore_client.document("jobs/orphan").set({"state": "queued"})  # no owner field at all
     firestore_client.document("other/x").set({"owner": "alice"})
+    firestore_client.document("results/alice-1").set({"owner": "alice", "outputs": {}})
+    firestore_client.document("failed_tasks/bob-1").set({"owner": "bob", "errors": []})
+    firestore_client.document("jobs/alice-1/children/c-1").set({"owner": "alice", "state": "completed"})
+    firestore_client.document("jobs/anon-1").set({"owner": "capability:" + "0" * 64, "state": "queued"})
     made = {
-        "alice": end_user_client(firestore_emulator, firestore_project, id_token("alice")),
-        "bob": end_user_client(firestore_emulator, firestore_project, id_token("bob")),
+        "alice": end_user_client(firestore_emulator, firestore_project, id_token("alice", firestore_project)),
+        "bob": end_user_client(firestore_emulator, firestore_project, id_token("bob", firestore_project)),
+        # An operator: the custom claim the API reads too (callers.OPERATOR_CLAIM).
+        "olga": end_user_client(firestore_emulator, firestore_project,
+                                id_token("olga", firestore_project, oncetask_operator=True)),
+        # Claims that look like the operator's but are not `true`.
+        "mallory": end_user_client(firestore_emulator, firestore_project,
+                                   id_token("mallory", firestore_project, oncetask_operator="true")),
         "nobody": end_user_client(firestore_emulator, firestore_project, None),
         "server": firestore_client,
     }
     yield made
-    for name in ("alice", "bob", "nobody"):
+    for name in ("alice", "bob", "olga", "mallory", "nobody"):
         made[name].close()
 
 
@@ -55,6 +66,28 @@ def _batch_update(client: firestore.Client, path: str, fields: dict):
     batch = client.batch()
     batch.update(client.document(path), fields)
     return batch.commit()
+
+
+def _write_in_transaction(client: firestore.Client, path: str):
+    @firestore.transactional
+    def write(transaction):
+        snapshot = client.document(path).get(transaction=transaction)
+        transaction.update(client.document(path), {"state": "hacked", "seen": snapshot.exists})
+
+    return write(client.transaction())
+
+
+# Every kind of write a client can send, each on an existing document `path` (a create on a new one beside it).
+WRITES: list[tuple[str, Callable[[firestore.Client, str], object]]] = [
+    ("creates", lambda c, path: c.document(path + "-new").create({"owner": "alice"})),
+    ("overwrites", lambda c, path: c.document(path).set({"owner": "alice", "state": "hacked"})),
+    ("merges into", lambda c, path: c.document(path).set({"state": "hacked"}, merge=True)),
+    ("updates", lambda c, path: c.document(path).update({"state": "hacked"})),
+    ("deletes", lambda c, path: c.document(path).delete()),
+    ("updates in a batch", lambda c, path: _batch_update(c, path, {"state": "hacked"})),
+    ("updates in a transaction", _write_in_transaction),
+]
+WRITTEN = ["jobs/alice-1", "results/alice-1", "failed_tasks/bob-1", "jobs/alice-1/children/c-1"]
 
 
 Case = tuple[str, str, Callable[[firestore.Client], object]]
@@ -79,6 +112,20 @@ ALLOWED: list[Case] = [
     ("the server client reads anyone's job", "server", lambda c: c.document("jobs/bob-1").get()),
     ("the server client lists every job", "server", lambda c: list(c.collection("jobs").stream())),
     ("the server client lists collections", "server", lambda c: list(c.collections())),
+    ("alice gets her job's result", "alice", lambda c: c.document("results/alice-1").get()),
+    ("alice queries her results", "alice",
+     lambda c: list(c.collection("results").where(filter=_owned_by("alice")).stream())),
+    ("bob gets his job's dead letter", "bob", lambda c: c.document("failed_tasks/bob-1").get()),
+    ("an operator gets another user's job", "olga", lambda c: c.document("jobs/bob-1").get()),
+    ("an operator gets an anonymous submission's job", "olga", lambda c: c.document("jobs/anon-1").get()),
+    ("an operator lists every job", "olga", lambda c: list(c.collection("jobs").stream())),
+    ("an operator queries jobs by state only", "olga",
+     lambda c: list(c.collection("jobs").where(filter=FieldFilter("state", "==", "queued")).stream())),
+    ("an operator counts every job", "olga", lambda c: c.collection("jobs").count().get()),
+    ("an operator batch-gets two users' jobs", "olga",
+     lambda c: list(c.get_all([c.document("jobs/alice-1"), c.document("jobs/bob-1")]))),
+    ("an operator gets another user's result", "olga", lambda c: c.document("results/alice-1").get()),
+    ("an operator lists the dead letters", "olga", lambda c: list(c.collection("failed_tasks").stream())),
 ]
 
 DENIED: list[Case] = [
@@ -116,7 +163,23 @@ DENIED: list[Case] = [
     ("an unauthenticated client queries alice's jobs", "nobody",
      lambda c: list(c.collection("jobs").where(filter=_owned_by("alice")).stream())),
     ("an unauthenticated client writes a job", "nobody", lambda c: c.document("jobs/x").set({"owner": "x"})),
+    ("an unauthenticated client lists every job", "nobody", lambda c: list(c.collection("jobs").stream())),
+    ("an unauthenticated client gets a result", "nobody", lambda c: c.document("results/alice-1").get()),
+    ("bob gets alice's result", "bob", lambda c: c.document("results/alice-1").get()),
+    ("alice gets bob's dead letter", "alice", lambda c: c.document("failed_tasks/bob-1").get()),
+    ("alice lists every result", "alice", lambda c: list(c.collection("results").stream())),
+    ("alice gets a child outcome of her own job", "alice", lambda c: c.document("jobs/alice-1/children/c-1").get()),
+    ("alice gets an anonymous submission's job", "alice", lambda c: c.document("jobs/anon-1").get()),
+    ("a user whose operator claim is the string 'true' gets bob's job", "mallory",
+     lambda c: c.document("jobs/bob-1").get()),
+    ("a user whose operator claim is the string 'true' lists every job", "mallory",
+     lambda c: list(c.collection("jobs").stream())),
+    ("an operator gets a child outcome", "olga", lambda c: c.document("jobs/alice-1/children/c-1").get()),
+    ("an operator reads a document outside oncetask's", "olga", lambda c: c.document("other/x").get()),
 ]
+# No client writes anything: the owner, another user, an operator, nobody; every kind of write, everywhere.
+DENIED += [(f"{who} {verb} {path}", who, lambda c, w=write, p=path: w(c, p))
+           for who in ("alice", "bob", "olga", "nobody") for verb, write in WRITES for path in WRITTEN]
 
 
 @pytest.mark.parametrize(("who", "action"), [c[1:] for c in ALLOWED], ids=[c[0] for c in ALLOWED])

@@ -89,6 +89,8 @@ def test_functions_get_the_emulators_and_the_tasks_emulators_jwks(local_stack: L
     assert env["ONCETASK_CLEANUP_AUDIENCE"] == local_stack.cleanup_url
     assert (env["FIRESTORE_EMULATOR_HOST"], env["CLOUD_TASKS_EMULATOR_HOST"]) == (
         local_stack.firestore_host, local_stack.tasks_host)
+    # Local development opts out of the API's tokens explicitly (the CLI, the demo, the page without sign-in).
+    assert env["ONCETASK_API_REQUIRE_AUTH"] == "false"
 
 
 def test_task_handler_runs_as_several_worker_processes(local_stack: LocalStack) -> None:
