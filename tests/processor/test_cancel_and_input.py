@@ -150,7 +150,7 @@ def test_openapi_document_describes_every_route_and_its_4xx(stack: Stack) -> Non
     assert document == json.loads(json.dumps(openapi_document(stack.app.job_types()), default=str))
     paths = document["paths"]
     assert set(paths) == {"/jobs", "/jobs/{job_id}", "/jobs/{job_id}/retry", "/jobs/{job_id}/cancel", "/healthz",
-                          "/openapi.json"}
+                          "/openapi.json", "/me"}
     assert {"409", "413", "422"} <= set(paths["/jobs"]["post"]["responses"])
     variants = document["components"]["schemas"]["CreateJobRequest"]["oneOf"]
     assert {v["properties"]["job_type"]["enum"][0] for v in variants} >= {"noop", "test.pipeline"}
