@@ -43,7 +43,7 @@ def test_nothing_deployed_imports_the_development_tools() -> None:
 
 def test_the_catalogs_bundle_serves_the_catalogs_job_types_only(bundle: Path) -> None:  # noqa: F811 - the fixture
     manifest = json.loads((bundle / "oncetask.json").read_text())
-    assert {job_type["name"] for job_type in manifest["job_types"]} == {"image.thumbnails", "sheet.import"}
+    assert {t["name"] for t in manifest["job_types"]} == {"image.gallery", "image.thumbnails", "sheet.import"}
     requirements = (bundle / "requirements.txt").read_text()
     assert "oncetask-dev" not in requirements and "oncetask[dev]" not in requirements
     # What the deployed main.py serves, imported from the bundle alone (without site's .pth files the checkout's
@@ -53,7 +53,8 @@ def test_the_catalogs_bundle_serves_the_catalogs_job_types_only(bundle: Path) ->
          "sorted(main.app.job_types()), 'dev': importlib.util.find_spec('oncetask_dev') is not None}))"],
         capture_output=True, text=True, timeout=60, cwd=bundle.parent, env=bundle_env(bundle))
     assert served.returncode == 0, served.stderr
-    assert json.loads(served.stdout) == {"job_types": ["image.thumbnails", "sheet.import"], "dev": False}
+    assert json.loads(served.stdout) == {"job_types": ["image.gallery", "image.thumbnails", "sheet.import"],
+                                            "dev": False}
 
 
 def test_an_app_that_includes_the_test_job_types_is_not_bundled(tmp_path: Path, capsys, monkeypatch) -> None:
