@@ -138,6 +138,11 @@ class RawListen:
                 break
         return got
 
+    def half_close(self) -> None:
+        """End the request side only (no more requests), as the Node.js client's unsubscribe does; the call
+        stays open until the server ends it."""
+        self._requests.put(None)
+
     def close(self) -> None:
         self._requests.put(None)
         if self._call is not None:

@@ -286,6 +286,20 @@ def test_a_stream_must_keep_to_one_database(firestore_client, open_stream):
     assert isinstance(stream.error, exceptions.InvalidArgument)
 
 
+def test_a_half_closed_stream_answers_the_requests_sent_before_then_ends_with_ok(firestore_client, open_stream):
+    # The Node.js client unsubscribes by half-closing and waits for the server to end the call: a stream left
+    # open keeps its process from exiting.
+    firestore_client.collection("jobs").document("a").set({"n": 0})
+    stream = open_stream()
+    stream.add(1, **docs_target(firestore_client, "jobs/a"))
+    stream.half_close()
+
+    got = stream.until_global()
+
+    assert [kind(r) for r in got] == ["ADD", "document_change", "CURRENT", "NO_CHANGE"]
+    assert stream.next() is None and stream.error is None
+
+
 def test_a_dropped_stream_ends_unavailable_and_its_token_resumes_it(firestore_emulator, firestore_client, open_stream):
     if firestore_emulator.http is None:
         pytest.skip("dropping streams needs our emulator's HTTP side")

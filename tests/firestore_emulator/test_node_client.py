@@ -56,3 +56,13 @@ def test_deletes_with_exists_and_update_time_preconditions_succeed(node_firestor
 
 def test_find_nearest_with_a_prefilter_threshold_and_distance_field(node_firestore):
     assert node_firestore("vectorSearch") == [["4", 0.1], ["2", 1], ["5", 5]]
+
+
+def test_on_snapshot_sees_the_current_result_then_each_change_of_a_query(node_firestore):
+    assert node_firestore("listenToQuery") == [
+        {"ids": ["a", "b"], "changes": [["added", "a"], ["added", "b"]]},
+        {"ids": ["d", "a", "b"], "changes": [["added", "d"]]},
+        {"ids": ["d", "b", "a"], "changes": [["modified", "a"]]},
+        {"ids": ["d", "a"], "changes": [["removed", "b"]]},
+        {"ids": ["a"], "changes": [["removed", "d"]]},
+    ]

@@ -18,10 +18,21 @@ async function main() {
   }
 }
 
+const EXIT_GRACE_MS = 10000;
+
 main().then(
   result => console.log(JSON.stringify({result}, jsonNumbers)),
   error => console.log(JSON.stringify({error: {code: error.code ?? null, message: String(error.message)}})),
-);
+).finally(() => {
+  // With the client terminated, the process exits once its last gRPC call has ended. Still alive after this, it
+  // waits for a call the server never ended (as a Listen stream kept open after the client half-closed it):
+  // fail now, saying so, rather than at the test's timeout. unref(): this timer alone keeps nothing alive.
+  setTimeout(() => {
+    console.error(`still running ${EXIT_GRACE_MS} ms after the scenario ended, held by: ` +
+      `${process.getActiveResourcesInfo().join(', ')} (a call the server never ended?)`);
+    process.exit(1);
+  }, EXIT_GRACE_MS).unref();
+});
 
 // JSON has no NaN or infinities: send them as strings so the test sees exactly what the client decoded.
 function jsonNumbers(key, value) {

@@ -13,6 +13,39 @@ async function setAll(collection, docs) {
 
 const ids = snapshot => snapshot.docs.map(doc => doc.id);
 
+const SNAPSHOT_TIMEOUT_MS = 10000;  // a snapshot comes within milliseconds; this is for a starved listener
+
+// Listens to `query`, keeping what `describe` makes of each snapshot. `until(count)` resolves with them once
+// `count` have come; it rejects if the listener fails, or if they stop coming (naming what came), so a listener
+// the emulator starves fails in seconds rather than at the test's own timeout.
+function listen(query, describe) {
+  const seen = [];
+  let failure = null;
+  let wake = () => {};
+  const unsubscribe = query.onSnapshot(
+    snapshot => { seen.push(describe(snapshot)); wake(); },
+    error => { failure = error; wake(); });
+  async function until(count) {
+    const deadline = Date.now() + SNAPSHOT_TIMEOUT_MS;
+    while (seen.length < count) {
+      if (failure) {
+        failure.message += ` (listener failed after ${seen.length} snapshots: ${JSON.stringify(seen)})`;
+        throw failure;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new Error(`no snapshot ${count} within ${SNAPSHOT_TIMEOUT_MS} ms; saw ${JSON.stringify(seen)}`);
+      }
+      await new Promise(resolve => {
+        const timer = setTimeout(resolve, left);  // cleared on wake-up: a pending timer would delay the exit
+        wake = () => { clearTimeout(timer); resolve(); };
+      });
+    }
+    return seen;
+  }
+  return {until, unsubscribe};
+}
+
 module.exports = {
   async sumOverflow(db) {
     const col = db.collection('overflow');
@@ -117,5 +150,27 @@ module.exports = {
       distanceResultField: 'distance', distanceThreshold: 5,
     }).get();
     return result.docs.map(doc => [doc.id, doc.get('distance')]);
+  },
+
+  async listenToQuery(db) {
+    // onSnapshot drives the Listen stream: the current result first, then one snapshot per change, each with
+    // its document changes (what the client builds from TargetChange and DocumentChange/Delete/Remove).
+    const col = db.collection('listened');
+    await setAll(col, {a: {n: 1, tag: 'in'}, b: {n: 2, tag: 'in'}, c: {n: 3, tag: 'out'}});
+    const listener = listen(col.where('tag', '==', 'in').orderBy('n'),
+      snapshot => ({ids: ids(snapshot), changes: snapshot.docChanges().map(c => [c.type, c.doc.id])}));
+    try {
+      await listener.until(1);
+      await col.doc('d').set({n: 0, tag: 'in'});          // enters the result, first by n
+      await listener.until(2);
+      await col.doc('a').update({n: 5});                  // moves to the end
+      await listener.until(3);
+      await col.doc('b').update({tag: 'out'});            // leaves the result
+      await listener.until(4);
+      await col.doc('d').delete();                        // deleted
+      return await listener.until(5);
+    } finally {
+      listener.unsubscribe();
+    }
   },
 };

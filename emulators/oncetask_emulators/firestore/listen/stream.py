@@ -9,6 +9,12 @@ Consistency: the stream keeps `snapshot`, a time at which every target reflects 
 A new target is read at a fresh read time `t` after the stream has applied every commit up to `t`, so all targets
 stay at one snapshot; each commit is then applied to all targets and, if it changed anything the client sees,
 closed by a global NO_CHANGE at the commit's time. Streams are only dropped between two snapshots.
+
+The end: a client that cancels (the Python client) ends the RPC at once. A client that half-closes (sends no more
+requests: the Node.js client's unsubscribe) gets the stream ended with OK, as production ends it: the Node.js
+client's own system tests unsubscribe, terminate and exit against production, which they could not if the call
+stayed open (grpc-js keeps a process alive while a call is pending). Requests that came before the half-close
+are answered first, in order, as they came before it on the wire.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ class ListenStream:
         self._wake = threading.Event()
         self._requests: deque[ListenRequestPb] = deque()
         self._closed = False
+        self._half_closed = False  # the client sent its last request; set after that request is queued
         self._drop_reason: str | None = None
         self.db: Database | None = None
         self._feed: ChangeFeed | None = None
@@ -86,7 +93,11 @@ class ListenStream:
                 self._requests.append(request)
                 self._wake.set()
         except Exception:  # noqa: BLE001 - a cancelled call ends the iterator with an error; close() follows
-            pass
+            return
+        # The iterator ended without an error: the client half-closed. Set only now, after its last request is
+        # queued, so that a worker that sees the flag finds every request before it in the queue.
+        self._half_closed = True
+        self._wake.set()
 
     # -- the worker -------------------------------------------------------------------------------------------
 
@@ -103,8 +114,11 @@ class ListenStream:
                 self._check_drop()
                 if self._access is not None and self._access.rules_replaced():
                     yield from self._recheck()
+                half_closed = self._half_closed  # read before the queue is drained (see read_requests)
                 while self._requests:
                     yield from self._handle(self._requests.popleft())
+                if half_closed:
+                    return  # every request is answered and no more can come: the stream ends with OK
                 if self._feed is not None:
                     yield from self._catch_up(until=None)
                     if self.targets and time.monotonic() - self._last_global >= HEARTBEAT_SECONDS:
