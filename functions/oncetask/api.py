@@ -15,7 +15,7 @@ from .errors import InvalidRequest
 from .errors import is_retryable
 from .job import Job
 from .httputil import HttpError, error_response, json_response, read_json, to_response
-from .logs import bound, get_logger, trace_from_header
+from .logs import bound, get_logger, new_trace_id, trace_id_from_headers, trace_resource
 from .models import CreateJobRequest, CreateJobResponse, JobList, JobView
 from .naming import is_job_id
 from .services import Services
@@ -29,8 +29,9 @@ Handler = Callable[[Services, flask.Request, str, dict[str, str]], flask.Respons
 
 
 def handle(services: Services, request: flask.Request) -> flask.Response:
-    trace = trace_from_header(request.headers.get("X-Cloud-Trace-Context"), services.settings.project_id)
-    with bound(trace=trace):  # scoped to this request: server threads are reused
+    # The caller's trace (or a new one): a job submitted here keeps it, and its tasks and their logs carry it.
+    trace_id = trace_id_from_headers(request.headers) or new_trace_id()
+    with bound(trace=trace_resource(trace_id, services.settings.project_id)):  # this request only: threads are reused
         return _handle(services, request)
 
 

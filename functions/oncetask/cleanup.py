@@ -23,11 +23,11 @@ from .artifacts import JobArtifacts
 from .callbacks import Callbacks
 from .children import Children
 from .errors import ClassifiedError
-from .job import MAX_ERRORS_KEPT, Job
+from .job import Job, with_error
 from .jobstore import JobStore, StaleWrite
 from .lease import lease_lapsed
 from .leasekeeper import RENEWED
-from .logs import get_logger, log
+from .logs import Event, bound, get_logger, log, trace_resource
 from .settings import Settings
 from .stages import JobType
 from .states import TERMINAL, JobState
@@ -136,13 +136,17 @@ class Cleanup:
         generation = job.generation + 1
         self.store.update(job, {
             "lease_owner": DELETE, RENEWED: DELETE, "lease_ttl": DELETE, "generation": generation,
-            "errors": [*job.errors, error][-MAX_ERRORS_KEPT:],
+            "errors": with_error(job.errors, error),
             "task_name": self.queue.name_for(job.job_id, generation, job.incarnation, queue=self.queue.queue_of(job)),
         }, JobState.QUEUED)
         # After the fenced write: a second cleanup run lost the race above and never gets here.
-        self.queue.enqueue(job.job_id, generation, job.incarnation, queue=self.queue.queue_of(job))
+        self.queue.enqueue(job.job_id, generation, job.incarnation, queue=self.queue.queue_of(job),
+                           trace_id=job.trace_id)
         report.requeued += 1
-        log(LOG, logging.WARNING, "job re-enqueued", job_id=job.job_id, generation=generation, code=code)
+        event = Event.LEASE_LAPSED if code == "TIMEOUT" else Event.TASK_LOST
+        with bound(trace=trace_resource(job.trace_id, self.settings.project_id)):  # a line of the job's own trace
+            log(LOG, logging.WARNING, "job re-enqueued", job_id=job.job_id, job_type=job.job_type,
+                generation=generation, code=code, event=event)
 
     def _purge(self, job: Job, report: CleanupReport) -> None:
         # The document first, fenced on the version the query read: a job retried since is not touched. Then the

@@ -46,12 +46,38 @@ class CreateJobResponse(BaseModel):
 
 
 class JobError(BaseModel):
-    code: str
+    code: str = Field(description="What went wrong: a gRPC/HTTP status name, TIMEOUT, a stage's own code, "
+                                  "INVALID_ARGUMENT for bad input, BUG for a programming error in the code.")
     message: str
     stage: str | None = None
     retryable: bool
     attempt: int
     at: str | None = None
+    type: str | None = Field(None, description="The exception's type (`KeyError`, `google.api_core.exceptions."
+                                               "ServiceUnavailable`); null when no exception was raised.")
+    traceback: str | None = Field(None, description="The exception's traceback, innermost frames kept (bounded); "
+                                                    "kept for the last few errors of a job only.")
+
+
+class Progress(BaseModel):
+    stage: str | None = None
+    fraction: float = Field(ge=0, le=1, description="How much of the stage is done, 0 to 1.")
+    message: str = ""
+    at: str | None = Field(None, description="When the stage reported it (the worker's clock).")
+
+
+class StageRun(BaseModel):
+    at: str | None = Field(None, description="When the stage's checkpoint was written.")
+    attempt: int | None = Field(None, description="The job attempt that ran it.")
+    artifacts: list[str] = Field(default_factory=list, description="gs:// URIs of the objects it wrote.")
+    children: int | None = Field(None, description="How many child jobs it started, if any.")
+
+
+class CallbackView(BaseModel):
+    url: str | None = None
+    job_type: str | None = None
+    on: list[str] = Field(default_factory=list)
+    pending: bool = Field(False, description="The job ended and its callback is not sent yet.")
 
 
 class JobView(BaseModel):
@@ -77,6 +103,15 @@ class JobView(BaseModel):
     run_at: str | None = Field(None, description="When a scheduled job (or a sleeping job's next stage) runs.")
     parent_job_id: str | None = Field(None, description="The job whose stage started this one, if any.")
     waiting_for: dict[str, Any] | None = Field(None, description="A waiting job's join: stage and child count.")
+    progress: Progress | None = Field(None, description="The running stage's last reported progress "
+                                                        "(ctx.progress), written with the lease's heartbeat.")
+    trace_id: str | None = Field(None, description="The trace of the request that submitted the job: every task "
+                                                   "and log line of the job carries it (Cloud Trace / Logging).")
+    started_at: str | None = Field(None, description="When a worker first took the job.")
+    worker: str | None = Field(None, description="The worker holding a running job's lease.")
+    stage_runs: dict[str, StageRun] = Field(default_factory=dict, description="Each finished stage's checkpoint: "
+                                                                              "when, which attempt, what it wrote.")
+    callback: CallbackView | None = None
 
 
 class JobList(BaseModel):
