@@ -79,6 +79,12 @@ class ApiClient:
             if not cursor:
                 return
 
+    def stats(self) -> dict[str, Any]:
+        return self._call("GET", "stats")
+
+    def timeline(self, minutes: int = 60, buckets: int = 12) -> dict[str, Any]:
+        return self._call("GET", "stats/timeline", params={"minutes": minutes, "buckets": buckets})
+
     def retry(self, job_id: str) -> dict[str, Any]:
         return self._call("POST", f"jobs/{quote(job_id, safe='')}/retry")
 

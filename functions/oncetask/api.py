@@ -16,7 +16,7 @@ from .errors import is_retryable
 from .job import Job
 from .httputil import HttpError, error_response, json_response, read_json, to_response
 from .logs import bound, get_logger, new_trace_id, trace_id_from_headers, trace_resource
-from .models import CreateJobRequest, CreateJobResponse, JobList, JobView
+from .models import CreateJobRequest, CreateJobResponse, JobList, JobView, Stats, Timeline
 from .naming import is_job_id
 from .services import Services
 from .states import JobState
@@ -60,6 +60,51 @@ def _owner(services: Services, request: flask.Request) -> str:
     if not identity.subject:
         raise Unauthenticated("the token names no subject")
     return identity.subject
+
+
+def _require_stats_access(services: Services, caller: str) -> None:
+    """Who may see /stats and /stats/timeline: decided here, and only here.
+
+    Today the rule is listing's: the router has already established the caller as it does for GET /jobs (with
+    ONCETASK_API_REQUIRE_AUTH, a valid Google ID token, else 401; without, anyone), and whoever may list jobs may
+    see the figures. They are system-wide (every owner's jobs and every queue, no payloads or IDs), so a deployment
+    that serves several owners should restrict them to its operators: raise `Forbidden` (403) here for a caller
+    who is not one."""
+    return None
+
+
+STATS_CACHE_HEADERS = {"Cache-Control": "private, max-age=5"}
+
+
+def _stats(services: Services, request: flask.Request, caller: str, _: dict[str, str]) -> flask.Response:
+    _require_stats_access(services, caller)
+    body = Stats.model_validate(services.stats.overview())
+    return json_response(200, body.model_dump(mode="json"), STATS_CACHE_HEADERS)
+
+
+MAX_TIMELINE_MINUTES = 7 * 24 * 60
+MAX_TIMELINE_BUCKETS = 60
+
+
+def _timeline(services: Services, request: flask.Request, caller: str, _: dict[str, str]) -> flask.Response:
+    _require_stats_access(services, caller)
+    minutes = _int_arg(request, "minutes", 60, 1, MAX_TIMELINE_MINUTES)
+    buckets = _int_arg(request, "buckets", 12, 1, MAX_TIMELINE_BUCKETS)
+    body = Timeline.model_validate(services.stats.timeline(minutes, buckets))
+    return json_response(200, body.model_dump(mode="json"), STATS_CACHE_HEADERS)
+
+
+def _int_arg(request: flask.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidRequest(name, f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise InvalidRequest(name, f"{name} must be between {low} and {high}")
+    return value
 
 
 def _create(services: Services, request: flask.Request, owner: str, _: dict[str, str]) -> flask.Response:
@@ -151,6 +196,8 @@ ROUTES: tuple[tuple[str, re.Pattern[str], Handler], ...] = (
     ("GET", re.compile(r"^/jobs/(?P<job_id>[^/]+)$"), _get),
     ("POST", re.compile(r"^/jobs/(?P<job_id>[^/]+)/retry$"), _retry),
     ("POST", re.compile(r"^/jobs/(?P<job_id>[^/]+)/cancel$"), _cancel),
+    ("GET", re.compile(r"^/stats$"), _stats),
+    ("GET", re.compile(r"^/stats/timeline$"), _timeline),
     ("GET", re.compile(r"^/healthz$"), _health),
     ("GET", re.compile(r"^/openapi\.json$"), _openapi),
 )

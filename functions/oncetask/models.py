@@ -137,3 +137,78 @@ class ErrorResponse(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"]
+
+
+# GET /stats ------------------------------------------------------------------------------------------------------
+
+class JobTypeCounts(BaseModel):
+    total: int
+    active: int = Field(description="Queued, scheduled, running, waiting or retrying.")
+    failed: int
+
+
+class QueueFigures(BaseModel):
+    name: str = Field(description="The Cloud Tasks queue ID.")
+    purpose: str = Field(description="`jobs` or `callbacks`.")
+    lane: str | None = None
+    job_type: str | None = Field(None, description="Set for a job type's own queue; null for a lane's shared one.")
+    state: str | None = Field(None, description="RUNNING, PAUSED or DISABLED.")
+    depth: int | None = Field(None, description="Tasks in the queue: waiting, in flight, or waiting to be retried.")
+    oldest_task_age_seconds: float | None = Field(
+        None, description="How long the most overdue task has waited past its scheduled time (0: none is overdue).")
+    in_flight: int | None = Field(None, description="Dispatched, not answered yet.")
+    dispatched_last_minute: int | None = Field(None, description="Attempts answered (any status) in the last minute.")
+    dispatch_rate: float | None = Field(None, description="dispatched_last_minute / 60, per second.")
+    max_rate: float | None = Field(None, description="The queue's effective maximum dispatches per second.")
+    error: str | None = Field(None, description="Why the figures could not be read, if they could not.")
+
+
+class Durations(BaseModel):
+    completed: int = Field(description="Completed jobs of this type in the sample.")
+    failed: int = Field(description="Failed jobs of this type in the sample.")
+    run_p50_seconds: float | None = Field(None, description="First start to completion, median.")
+    run_p95_seconds: float | None = None
+    end_to_end_p50_seconds: float | None = Field(None, description="Submission to completion, median.")
+    end_to_end_p95_seconds: float | None = None
+
+
+class DurationSample(BaseModel):
+    window_seconds: float
+    limit: int
+    size: int = Field(description="Finished jobs read; equal to limit: more finished in the window than were read.")
+    by_job_type: dict[str, Durations]
+
+
+class StatsCost(BaseModel):
+    firestore_queries: int
+    firestore_reads: int = Field(description="Billed reads: one per 1,000 index entries a count matched (at least "
+                                             "one per count), one per document of the sample (at least one).")
+    cloud_tasks_calls: int
+
+
+class Stats(BaseModel):
+    generated_at: str = Field(description="When these figures were read.")
+    age_seconds: float = Field(description="How old they are: answers come from a per-process cache.")
+    states: dict[str, int] = Field(description="Jobs in each state (count aggregations).")
+    job_types: dict[str, JobTypeCounts]
+    lapsed_leases: int = Field(description="Running jobs whose worker stopped renewing its lease: stuck until a "
+                                           "redelivery or the cleanup takes them over.")
+    dead_letters: dict[str, int] = Field(description="Jobs that failed for good in the last `hour` and `day`.")
+    queues: list[QueueFigures]
+    durations: DurationSample
+    cost: StatsCost
+
+
+class TimelineBucket(BaseModel):
+    start: str
+    end: str
+    completed: int
+    failed: int
+
+
+class Timeline(BaseModel):
+    generated_at: str
+    age_seconds: float
+    bucket_seconds: float
+    buckets: list[TimelineBucket] = Field(description="Oldest first; jobs that completed or failed in each.")
+    cost: StatsCost

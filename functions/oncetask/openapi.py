@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .models import ActionResponse, CreateJobResponse, ErrorResponse, Health, JobList, JobView
+from .models import ActionResponse, CreateJobResponse, ErrorResponse, Health, JobList, JobView, Stats, Timeline
 from .stages import JobType
 from .states import JobState
 
@@ -125,6 +125,25 @@ def openapi_document(job_types: Mapping[str, JobType]) -> dict[str, Any]:
                 "parameters": [job_id],
                 "responses": {"202": _json(action, "Cancelled or cancel requested."),
                               **pick("401", "403", "404", "409", "503")},
+            }},
+            "/stats": {"get": {
+                "operationId": "getStats",
+                "summary": "Jobs per state and job type, stuck leases, dead letters, each queue's depth, oldest task "
+                           "age and dispatch rate, recent durations; cached a few seconds, with what it cost.",
+                "responses": {"200": _json(_schema(Stats, schemas), "The figures."),
+                              **pick("401", "403", "503")},
+            }},
+            "/stats/timeline": {"get": {
+                "operationId": "getTimeline",
+                "summary": "Jobs completed and failed per time bucket over the last minutes.",
+                "parameters": [
+                    {"name": "minutes", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 10080, "default": 60}},
+                    {"name": "buckets", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 60, "default": 12}},
+                ],
+                "responses": {"200": _json(_schema(Timeline, schemas), "The buckets, oldest first."),
+                              **pick("401", "403", "422", "503")},
             }},
             "/healthz": {"get": {"operationId": "health", "security": [],
                                  "responses": {"200": _json(_schema(Health, schemas), "Alive.")}}},

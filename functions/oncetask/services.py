@@ -23,7 +23,8 @@ from .processor import Processor
 from .routing import Router
 from .settings import Settings
 from .stages import JobType
-from .taskqueue import TaskQueue
+from .stats import QueueSpec, StatsService
+from .taskqueue import QueueReader, TaskQueue
 
 if TYPE_CHECKING:
     from .app import Schedule
@@ -68,6 +69,14 @@ class Services:
     @cached_property
     def openapi(self) -> dict[str, Any]:
         return openapi_document(self.job_types)
+
+    @cached_property
+    def stats(self) -> StatsService:
+        s = self.settings
+        queues = [QueueSpec(spec.name, "jobs", spec.lane, spec.job_type) for spec in self.router.plan()]
+        queues.append(QueueSpec(s.callback_queue, "callbacks"))
+        return StatsService(self.store, QueueReader(clients.tasks_stats_client(s), s), sorted(self.job_types), queues,
+                            s.lease_ttl_seconds, s.stats_cache_seconds)
 
     @cached_property
     def cleanup(self) -> Cleanup:

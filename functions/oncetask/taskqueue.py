@@ -1,15 +1,16 @@
-"""The Cloud Tasks adapter: create a job's task under its deterministic name, ask whether it still exists, and send
-the HTTP tasks that carry completion callbacks."""
+"""The Cloud Tasks adapter: create a job's task under its deterministic name, ask whether it still exists, send
+the HTTP tasks that carry completion callbacks, and read a queue's figures (depth, oldest task, dispatch rate)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from google.api_core import exceptions as gexc
-from google.cloud import tasks_v2
+from google.cloud import tasks_v2, tasks_v2beta3
 
 from .logs import trace_headers
 from .naming import task_name
@@ -106,3 +107,39 @@ class TaskQueue:
         except gexc.NotFound:
             return False
         return True
+
+
+@dataclass(frozen=True)
+class QueueReading:
+    """One queue's figures, as Cloud Tasks estimates them (v2beta3 `Queue.stats`)."""
+
+    state: str
+    depth: int
+    oldest_due: datetime | None  # the earliest schedule time among tasks not in flight
+    in_flight: int
+    dispatched_last_minute: int
+    max_rate: float
+
+
+class QueueReader:
+    """Reads a queue's stats: `GetQueue` with `read_mask` naming them, which only the v2beta3 API serves (production
+    and our emulator serve it over the same queues as v2). One call per queue."""
+
+    MASK = {"paths": ["name", "state", "stats"]}
+
+    def __init__(self, client: tasks_v2beta3.CloudTasksClient, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+
+    @transient_retry()
+    def read(self, queue: str) -> QueueReading:
+        found = self.client.get_queue(request={"name": self.settings.queue_path(queue), "read_mask": self.MASK},
+                                      timeout=10.0)
+        stats = found.stats
+        return QueueReading(
+            state=tasks_v2beta3.Queue.State(found.state).name,
+            depth=int(stats.tasks_count),
+            oldest_due=stats.oldest_estimated_arrival_time or None,
+            in_flight=int(stats.concurrent_dispatches_count),
+            dispatched_last_minute=int(stats.executed_last_minute_count),
+            max_rate=float(stats.effective_execution_rate))
