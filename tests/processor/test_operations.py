@@ -312,3 +312,21 @@ def _children_of(stack: Stack, parent: str) -> list[str]:
     from oncetask.children import child_ids
 
     return child_ids(stack.job(parent))
+
+
+# The cleanup's queue figures (what the oldest-task-age alert reads) --------------------------------------------
+
+def test_the_cleanup_logs_each_queues_depth_and_oldest_task_age(make_stack, tasks_emulator, task_target,
+                                                                 log_lines: list[dict[str, Any]]) -> None:
+    from .conftest import mint_token
+
+    stack = make_stack(paused=True)
+    stack.submit_ok("noop", {}, key="waiting")
+    token = mint_token(tasks_emulator, task_target, stack.settings.scheduler_service_account,
+                       stack.settings.cleanup_audience)
+    assert stack.cleanup(Authorization=token).status_code == 200
+    figures = {line["queue"]: line for line in log_lines if line.get("event") == "queue.stats"}
+    assert set(figures) == {*(q.rsplit("/", 1)[1] for q in stack.queues), stack.settings.callback_queue}
+    default = figures[stack.queues[0].rsplit("/", 1)[1]]
+    assert (default["depth"], default["queue_state"], default["in_flight"]) == (1, "PAUSED", 0)
+    assert default["oldest_task_age_seconds"] >= 0
