@@ -189,7 +189,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    _emit(args, _client(args).list(args.state, args.limit, args.cursor), _show_list)
+    _emit(args, _client(args).list(args.state, args.limit, args.cursor, args.type), _show_list)
     return 0
 
 
@@ -661,6 +661,7 @@ def _parser() -> argparse.ArgumentParser:
 
     listing = sub.add_parser("list", parents=[common], help="list recent jobs")
     listing.add_argument("--state", help="only jobs in this state")
+    listing.add_argument("--type", help="only jobs of this job type")
     listing.add_argument("--limit", type=int, default=20)
     listing.add_argument("--cursor", help="the next_cursor of the previous page")
     listing.set_defaults(func=cmd_list)

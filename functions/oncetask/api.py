@@ -16,7 +16,8 @@ from .errors import is_retryable
 from .job import Job
 from .httputil import HttpError, error_response, json_response, read_json, to_response
 from .logs import bound, get_logger, new_trace_id, trace_id_from_headers, trace_resource
-from .models import CreateJobRequest, CreateJobResponse, JobList, JobView, Stats, Timeline
+from .children import child_id
+from .models import ChildrenView, CreateJobRequest, CreateJobResponse, JobList, JobView, Stats, Timeline
 from .naming import is_job_id
 from .services import Services
 from .states import JobState
@@ -133,6 +134,37 @@ def _get(services: Services, request: flask.Request, owner: str, params: dict[st
     return json_response(200, _view(services, job).model_dump(mode="json"))
 
 
+MAX_CHILDREN_LIMIT = 1000
+
+
+def _children(services: Services, request: flask.Request, owner: str, params: dict[str, str]) -> flask.Response:
+    """Each stage's children, in order: the ended ones with their outcome (one read each), the others by their ID
+    only (children's IDs are derived from the parent; GET /jobs/{child} shows one)."""
+    limit = _int_arg(request, "limit", 100, 1, MAX_CHILDREN_LIMIT)
+    job = services.commands.get(owner, params["job_id"])
+    stages = []
+    for stage, checkpoint in job.checkpoints.items():
+        join = checkpoint.get("children") or {}
+        expected = int(join.get("count", 0))
+        if not expected:
+            continue
+        outcomes = {int(o.get("index", -1)): o for o in services.store.children_outcomes(job.job_id, stage, limit)}
+        listed = []
+        for index in range(min(expected, limit)):
+            outcome = outcomes.get(index)
+            listed.append({"index": index, "job_id": child_id(job.job_id, job.incarnation, stage, index),
+                           "state": outcome.get("state") if outcome else None,
+                           "job_type": (outcome or {}).get("job_type") or join.get("job_type"),
+                           "error": outcome.get("error") if outcome else None})
+        stages.append({"stage": stage, "expected": expected, "ended": len(outcomes), "policy": join.get("policy"),
+                       "children": listed})
+    job_type = services.job_types.get(job.job_type)
+    order = [stage.name for stage in job_type.stages] if job_type else []
+    stages.sort(key=lambda s: (order.index(s["stage"]) if s["stage"] in order else len(order), s["stage"]))
+    body = ChildrenView.model_validate({"job_id": job.job_id, "stages": stages})
+    return json_response(200, body.model_dump(mode="json"))
+
+
 def _list(services: Services, request: flask.Request, owner: str, _: dict[str, str]) -> flask.Response:
     args = request.args
     state: JobState | None = None
@@ -150,7 +182,10 @@ def _list(services: Services, request: flask.Request, owner: str, _: dict[str, s
     cursor = args.get("cursor")
     if cursor is not None and not is_job_id(cursor):
         raise InvalidRequest("cursor", "cursor must be a value returned as next_cursor")
-    jobs = services.store.list_jobs(owner, state, limit, cursor)
+    job_type = args.get("job_type")
+    if job_type is not None and job_type not in services.job_types:
+        raise InvalidRequest("job_type", f"unknown job type {job_type!r}; known: {sorted(services.job_types)}")
+    jobs = services.store.list_jobs(owner, state, limit, cursor, job_type)
     next_cursor = jobs[-1].job_id if len(jobs) == limit else None
     body = JobList(jobs=[_view(services, j) for j in jobs], next_cursor=next_cursor)
     return json_response(200, body.model_dump(mode="json"))
@@ -194,6 +229,7 @@ ROUTES: tuple[tuple[str, re.Pattern[str], Handler], ...] = (
     ("POST", re.compile(r"^/jobs$"), _create),
     ("GET", re.compile(r"^/jobs$"), _list),
     ("GET", re.compile(r"^/jobs/(?P<job_id>[^/]+)$"), _get),
+    ("GET", re.compile(r"^/jobs/(?P<job_id>[^/]+)/children$"), _children),
     ("POST", re.compile(r"^/jobs/(?P<job_id>[^/]+)/retry$"), _retry),
     ("POST", re.compile(r"^/jobs/(?P<job_id>[^/]+)/cancel$"), _cancel),
     ("GET", re.compile(r"^/stats$"), _stats),

@@ -34,6 +34,9 @@ QUERY_SHAPES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     # API listing: a caller's jobs, newest first, optionally of one state.
     (JOBS, (("owner", "ASCENDING"), ("created_at", "DESCENDING"))),
     (JOBS, (("owner", "ASCENDING"), ("state", "ASCENDING"), ("created_at", "DESCENDING"))),
+    # ... of one job type (the status page's filter), optionally of one state too.
+    (JOBS, (("owner", "ASCENDING"), ("job_type", "ASCENDING"), ("created_at", "DESCENDING"))),
+    (JOBS, (("owner", "ASCENDING"), ("job_type", "ASCENDING"), ("state", "ASCENDING"), ("created_at", "DESCENDING"))),
     # Quotas: an owner's active jobs (a count).
     (JOBS, (("owner", "ASCENDING"), ("state", "ASCENDING"))),
     # Cleanup: leases not renewed since a cutoff (single field: no composite index needed).
@@ -212,9 +215,12 @@ class JobStore:
         failed = outcomes.where(filter=firestore.FieldFilter("state", "in", ["failed", "cancelled"])).limit(1)
         return int(count), bool(list(failed.stream(retry=None, timeout=CALL_TIMEOUT)))
 
-    def children_outcomes(self, parent_id: str, stage: str) -> list[dict[str, Any]]:
+    def children_outcomes(self, parent_id: str, stage: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """How the ended children of `stage` ended, in order (the first `limit` of them, if given)."""
         query = self.ref(parent_id).collection(CHILDREN).where(
             filter=firestore.FieldFilter("stage", "==", stage)).order_by("index")
+        if limit is not None:
+            query = query.limit(limit)
         return [s.to_dict() or {} for s in query.stream(retry=None, timeout=CALL_TIMEOUT)]
 
     def request_cancel(self, job_ids: list[str]) -> None:
@@ -249,8 +255,11 @@ class JobStore:
             filter=firestore.FieldFilter("state", "in", ACTIVE_STATES))
         return int(query.count().get(retry=None, timeout=CALL_TIMEOUT)[0][0].value)
 
-    def list_jobs(self, owner: str, state: JobState | None, limit: int, after_id: str | None) -> list[Job]:
+    def list_jobs(self, owner: str, state: JobState | None, limit: int, after_id: str | None,
+                  job_type: str | None = None) -> list[Job]:
         query = self.client.collection(JOBS).where(filter=firestore.FieldFilter("owner", "==", owner))
+        if job_type is not None:
+            query = query.where(filter=firestore.FieldFilter("job_type", "==", job_type))
         if state is not None:
             query = query.where(filter=firestore.FieldFilter("state", "==", state.value))
         query = query.order_by("created_at", direction=firestore.Query.DESCENDING)

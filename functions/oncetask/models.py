@@ -114,6 +114,27 @@ class JobView(BaseModel):
     callback: CallbackView | None = None
 
 
+class ChildView(BaseModel):
+    index: int
+    job_id: str
+    state: str | None = Field(None, description="completed, failed or cancelled once it ended; null before.")
+    job_type: str | None = None
+    error: dict[str, Any] | None = Field(None, description="How it failed (code, message, type...), if it did.")
+
+
+class StageChildren(BaseModel):
+    stage: str
+    expected: int = Field(description="How many children the stage started.")
+    ended: int = Field(description="How many of those listed have ended.")
+    policy: str | None = Field(None, description="fail: a failed child fails the parent; collect: it goes on.")
+    children: list[ChildView] = Field(description="In order, at most `limit` of them.")
+
+
+class ChildrenView(BaseModel):
+    job_id: str
+    stages: list[StageChildren]
+
+
 class JobList(BaseModel):
     jobs: list[JobView]
     next_cursor: str | None = Field(None, description="Pass as `cursor` to get the next page; null on the last.")

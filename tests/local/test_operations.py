@@ -149,3 +149,11 @@ def test_cleanup_prints_the_counts_of_its_run(capsys, stack_file: Path) -> None:
     assert set(report) == {"requeued", "purged", "scanned", "errors"} and report["errors"] == 0
     code, out, _ = run(capsys, "cleanup", "--wait", "10")
     assert code == 0 and "cleanup ran: requeued " in out and "scanned" in out
+
+
+def test_list_filters_by_job_type(capsys, stack_file: Path, stack_api: ApiClient) -> None:
+    stack_api.submit("noop", {"note": "typed"}, key())
+    code, out, _ = run(capsys, "list", "--type", "noop", "--limit", "100", "--json")
+    assert code == 0
+    jobs = json.loads(out)["jobs"]
+    assert jobs and {job["job_type"] for job in jobs} == {"noop"}
