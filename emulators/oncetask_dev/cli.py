@@ -225,9 +225,9 @@ def _show_stats(stats: dict[str, Any]) -> None:
                       f"{recent['completed']} ok, {recent['failed']} failed" if recent else "",
                       present.seconds(recent.get("run_p50_seconds")), present.seconds(recent.get("run_p95_seconds")),
                       present.seconds(recent.get("end_to_end_p95_seconds")))
-    OUT.print("[dim]total, active and failed: every job kept; recent: jobs finished in the window; run: first "
-              "start to completion; e2e: submission to completion[/]", highlight=False)
     OUT.print(table)
+    OUT.print("[dim]total, active, failed: every job kept; recent: finished in the window; run: first start to "
+              "completion; e2e: submission to completion[/]", highlight=False)
     cost = stats["cost"]
     OUT.print(f"[dim]cost of these figures: {cost['firestore_reads']} Firestore reads "
               f"({cost['firestore_queries']} queries), {cost['cloud_tasks_calls']} Cloud Tasks calls; "
@@ -311,7 +311,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
     parts = _parts(args.part)
     view = LogView(OUT, parts, raw=args.raw_logs, width=max(map(len, PARTS)))
     shown = 0
-    source = logfile.follow(path) if args.follow else logfile.read(path)
+    source = logfile.follow(path) if args.follow else iter(logfile.in_time_order(
+        (part, line) for part, line in logfile.read(path) if not needle or logfile.mentions(line, needle)))
     try:
         for part, line in source:
             if (parts is not None and part not in parts) or (needle and not logfile.mentions(line, needle)):

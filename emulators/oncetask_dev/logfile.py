@@ -94,6 +94,20 @@ def follow(path: Path, stop: threading.Event | None = None, poll: float = 0.2) -
         handle.close()
 
 
+def in_time_order(lines: Iterator[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The lines ordered by the time the functions' JSON lines carry (the parts write to the file through their own
+    pipes, so an API line can land after the handler's line it caused); a line without a time keeps its place
+    after the line before it."""
+    keyed = []
+    last = ""
+    for position, (part, line) in enumerate(lines):
+        entry = json_fields(line)
+        stamp = entry.get("time") if entry and isinstance(entry.get("time"), str) else None
+        last = stamp or last
+        keyed.append((last, position, part, line))
+    return [(part, line) for _, _, part, line in sorted(keyed)]
+
+
 def mentions(line: str, needle: str) -> bool:
     """Whether a line is about `needle` (a job ID or a trace ID): in a field of a JSON line, or anywhere in another
     (an emulator's line naming a task)."""
@@ -115,4 +129,4 @@ def _split(record: str) -> tuple[str, str]:
     return part, line
 
 
-__all__ = ["LogFile", "default_path", "follow", "json_fields", "mentions", "read"]
+__all__ = ["LogFile", "default_path", "follow", "in_time_order", "json_fields", "mentions", "read"]

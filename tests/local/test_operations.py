@@ -157,3 +157,27 @@ def test_list_filters_by_job_type(capsys, stack_file: Path, stack_api: ApiClient
     assert code == 0
     jobs = json.loads(out)["jobs"]
     assert jobs and {job["job_type"] for job in jobs} == {"noop"}
+
+
+def test_the_log_file_rotates_past_its_size_and_reads_back_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "logs" / "stack.log"
+    log = logfile.LogFile(path, max_bytes=200)
+    for n in range(30):
+        log.write("api", f"line {n:02d} " + "x" * 20)
+    log.close()
+    lines = [line for _, line in logfile.read(path)]
+    assert path.with_name("stack.log.1").exists() and lines == sorted(lines) and lines[-1].startswith("line 29")
+    assert len(lines) < 30  # what was rotated twice is gone: the file never grows past about twice max_bytes
+    fresh = logfile.LogFile(path)  # a new run starts empty
+    fresh.close()
+    assert list(logfile.read(path)) == []
+
+
+def test_lines_are_shown_in_the_order_of_the_times_they_carry() -> None:
+    def line(at: str, message: str) -> str:
+        return json.dumps({"time": f"2026-01-01T00:00:{at}+00:00", "message": message})
+
+    lines = [("task_handler", line("02", "lease acquired")), ("tasks", "a line without a time"),
+             ("api", line("01", "job submitted")), ("task_handler", line("03", "job completed"))]
+    assert [message for _, message in logfile.in_time_order(iter(lines))] == [
+        lines[2][1], lines[0][1], "a line without a time", lines[3][1]]
