@@ -62,10 +62,13 @@ class ApiClient:
     def get(self, job_id: str) -> dict[str, Any]:
         return self._call("GET", f"jobs/{quote(job_id, safe='')}")
 
-    def list(self, state: str | None = None, limit: int = 20, cursor: str | None = None) -> dict[str, Any]:
+    def list(self, state: str | None = None, limit: int = 20, cursor: str | None = None,
+             job_type: str | None = None) -> dict[str, Any]:
         params: dict[str, Any] = {"limit": limit}
         if state:
             params["state"] = state
+        if job_type:
+            params["job_type"] = job_type
         if cursor:
             params["cursor"] = cursor
         return self._call("GET", "jobs", params=params)
@@ -78,6 +81,15 @@ class ApiClient:
             cursor = page.get("next_cursor")
             if not cursor:
                 return
+
+    def children(self, job_id: str, limit: int = 100) -> dict[str, Any]:
+        return self._call("GET", f"jobs/{quote(job_id, safe='')}/children", params={"limit": limit})
+
+    def stats(self) -> dict[str, Any]:
+        return self._call("GET", "stats")
+
+    def timeline(self, minutes: int = 60, buckets: int = 12) -> dict[str, Any]:
+        return self._call("GET", "stats/timeline", params={"minutes": minutes, "buckets": buckets})
 
     def retry(self, job_id: str) -> dict[str, Any]:
         return self._call("POST", f"jobs/{quote(job_id, safe='')}/retry")

@@ -27,8 +27,9 @@ from rich.text import Text
 
 from oncetask import App
 from oncetask.clients import tasks_client
+from oncetask.logs import TRACE_KEY, new_trace_id, trace_headers
 
-from . import present, stackfile
+from . import logfile, present, stackfile
 from .apiclient import ApiClient, ApiError
 from .appref import AppError, importable_from, load_checked, resolve
 from .logview import LogView
@@ -99,16 +100,25 @@ def _show_job(job: dict[str, Any]) -> None:
         state += " (cancel requested)"
     table.add_row("state", state)
     table.add_row("stage", job.get("current_stage") or "-")
-    table.add_row("attempts", f"{job['attempts']} (generation {job['generation']})")
+    if job.get("progress"):
+        table.add_row("progress", present.progress(job["progress"]))
+    table.add_row("attempts", f"{job['attempts']} (generation {job['generation']})"
+                  + (f", worker {job['worker']}" if job.get("worker") else ""))
     table.add_row("done stages", " → ".join(present.stage_names(job)) or "-")
     outputs = job.get("stage_outputs", {})
     for stage in present.stage_names(job, list(outputs)):
         table.add_row(f"  {stage}", json.dumps(outputs[stage], sort_keys=True))
-    for error in job.get("errors", []):
+    errors = job.get("errors", [])
+    for error in errors:
         kind = "retryable" if error.get("retryable") else "permanent"
-        table.add_row("[red]error[/]", f"attempt {error.get('attempt')}, {error.get('stage') or '-'}: "
-                                       f"{error['code']} ({kind}): {error['message']}")
+        table.add_row("[red]error[/]", Text(f"attempt {error.get('attempt')}, {error.get('stage') or '-'}: "
+                                            f"{error['code']} ({kind}): {error['message']}"
+                                            + (f"  [{error['type']}]" if error.get("type") else "")))
+    if errors and errors[-1].get("traceback"):  # the last failure's stack: where it came from
+        table.add_row("[red]traceback[/]", Text(errors[-1]["traceback"].rstrip(), style="dim"))
     table.add_row("updated", job.get("updated_at") or "-")
+    if job.get("trace_id"):
+        table.add_row("trace", job["trace_id"])
     OUT.print(table)
 
 
@@ -179,7 +189,53 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    _emit(args, _client(args).list(args.state, args.limit, args.cursor), _show_list)
+    _emit(args, _client(args).list(args.state, args.limit, args.cursor, args.type), _show_list)
+    return 0
+
+
+def _show_stats(stats: dict[str, Any]) -> None:
+    states = stats["states"]
+    OUT.print("  ".join(f"{present.state(name)} {states[name]}" for name in present.STATE_ORDER if name in states)
+              + f"   (as of {present.age(stats['generated_at'])} ago)", highlight=False)
+    stuck = stats["lapsed_leases"]
+    dead = stats["dead_letters"]
+    OUT.print(("[red]" if stuck else "") + f"lapsed leases (stuck running jobs): {stuck}" + ("[/]" if stuck else "")
+              + f"   dead letters: {dead['hour']} in the last hour, {dead['day']} in the last day", highlight=False)
+    table = Table(title="queues", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("queue", "state", "depth", "oldest", "in flight", "done/min", "rate/s"):
+        table.add_column(column, justify="left" if column in ("queue", "state") else "right",
+                         no_wrap=column == "queue")
+    for queue in stats["queues"]:
+        if queue.get("error"):
+            table.add_row(queue["name"], Text(queue["error"], style="red"), "", "", "", "", "")
+            continue
+        table.add_row(queue["name"], queue["state"] or "", str(queue["depth"]),
+                      present.seconds(queue["oldest_task_age_seconds"]), str(queue["in_flight"]),
+                      str(queue["dispatched_last_minute"]), f"{queue['max_rate']:g}")
+    OUT.print(table)
+    sample = stats["durations"]
+    table = Table(title=f"job types (durations: the last {sample['size']} jobs finished within "
+                        f"{present.seconds(sample['window_seconds'])})", title_justify="left", box=box.SIMPLE_HEAD,
+                  pad_edge=False)
+    for column in ("job type", "total", "active", "failed", "recent", "run p50", "run p95", "e2e p95"):
+        table.add_column(column, justify="left" if column == "job type" else "right", no_wrap=column == "job type")
+    for name, counts in sorted(stats["job_types"].items()):
+        recent = sample["by_job_type"].get(name, {})
+        table.add_row(name, str(counts["total"]), str(counts["active"]), str(counts["failed"]),
+                      f"{recent['completed']} ok, {recent['failed']} failed" if recent else "",
+                      present.seconds(recent.get("run_p50_seconds")), present.seconds(recent.get("run_p95_seconds")),
+                      present.seconds(recent.get("end_to_end_p95_seconds")))
+    OUT.print(table)
+    OUT.print("[dim]total, active, failed: every job kept; recent: finished in the window; run: first start to "
+              "completion; e2e: submission to completion[/]", highlight=False)
+    cost = stats["cost"]
+    OUT.print(f"[dim]cost of these figures: {cost['firestore_reads']} Firestore reads "
+              f"({cost['firestore_queries']} queries), {cost['cloud_tasks_calls']} Cloud Tasks calls; "
+              "cached by the API for a few seconds[/]", highlight=False)
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    _emit(args, _client(args).stats(), _show_stats)
     return 0
 
 
@@ -202,15 +258,101 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     settings = settings_from_env({"ONCETASK_PROJECT_ID": running["project_id"],
                                   "CLOUD_TASKS_EMULATOR_HOST": running["tasks_host"]})
     queue = f"projects/{running['project_id']}/locations/{running['location']}/queues/{SCHEDULER_QUEUE}"
+    trace = new_trace_id()  # the run's lines carry it: its report is found by it in the stack's log file
     try:
         task = trigger_cleanup(tasks_client(settings), queue, running["cleanup_url"], running["cleanup_audience"],
-                               running["scheduler_service_account"], wait=args.wait)
+                               running["scheduler_service_account"], wait=args.wait,
+                               headers=trace_headers(trace, "cleanup"))
     except TimeoutError as error:
         raise ApiError(None, "DEADLINE_EXCEEDED", str(error)) from error
-    _emit(args, {"cleanup_task": task, "ran": True},
-          lambda d: OUT.print(f"cleanup ran (task {d['cleanup_task'].rsplit('/', 1)[-1]}); its report is in the "
-                              "cleanup function's log"))
+    log_file = running.get("log_file")
+    report = _cleanup_report(Path(log_file), trace) if log_file else None
+
+    def render(data: dict[str, Any]) -> None:
+        name = data["cleanup_task"].rsplit("/", 1)[-1]
+        counts = data["report"]
+        if counts is None:
+            OUT.print(f"cleanup ran (task {name}); its counts are in the cleanup function's log")
+            return
+        OUT.print(f"cleanup ran: requeued {counts['requeued']}, purged {counts['purged']}, scanned "
+                  f"{counts['scanned']}, errors {counts['errors']}" + ("  [red](see `oncetask logs`)[/]"
+                                                                       if counts["errors"] else ""),
+                  highlight=False)
+
+    _emit(args, {"cleanup_task": task, "ran": True, "report": report}, render)
     return 0
+
+
+CLEANUP_COUNTS = ("requeued", "purged", "scanned", "errors")
+
+
+def _cleanup_report(path: Path, trace: str, timeout: float = 5.0) -> dict[str, int] | None:
+    """The counts the cleanup run of `trace` logged ("cleanup done"), read from the stack's log file (the line may
+    reach the file a moment after the task is gone); None if it does not show up in time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for part, line in logfile.read(path):
+            entry = logfile.json_fields(line) if part == "cleanup" else None
+            if entry and entry.get("message") == "cleanup done" and str(entry.get(TRACE_KEY, "")).endswith(trace):
+                return {name: int(entry.get(name, 0)) for name in CLEANUP_COUNTS}
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.1)
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    """One job's lines (or every line) from the running stack's log file, as `oncetask dev` shows them."""
+    path = _log_path(args)
+    needle = args.job_id
+    if args.job_id and args.trace:
+        needle = _client(args).get(args.job_id).get("trace_id")
+        if not needle:
+            raise UsageError(f"job {args.job_id} has no trace (submitted before traces were kept)")
+    parts = _parts(args.part)
+    view = LogView(OUT, parts, raw=args.raw_logs, width=max(map(len, PARTS)))
+    shown = 0
+    source = logfile.follow(path) if args.follow else iter(logfile.in_time_order(
+        (part, line) for part, line in logfile.read(path) if not needle or logfile.mentions(line, needle)))
+    try:
+        for part, line in source:
+            if (parts is not None and part not in parts) or (needle and not logfile.mentions(line, needle)):
+                continue
+            shown += 1
+            if args.json:
+                print(json.dumps({"part": part, "line": logfile.json_fields(line) or line}), flush=True)
+            else:
+                view(part, line)
+    except KeyboardInterrupt:
+        pass
+    if not shown and not args.follow:
+        what = f"about job {args.job_id}" if args.job_id else "at all"
+        ERR.print(f"no lines {what} in {path}" + (" (is the job ID right, and was it run by this stack?)"
+                                                  if args.job_id else ""), highlight=False)
+        return 1
+    return 0
+
+
+def _log_path(args: argparse.Namespace) -> Path:
+    """--file, else the running stack's log file, else the last run's beside the state file."""
+    if args.file:
+        path = Path(args.file)
+    else:
+        running = stackfile.read()
+        path = Path(running["log_file"]) if running and running.get("log_file") else \
+            logfile.default_path(stackfile.path())
+    if not path.exists():
+        raise UsageError(f"no log file at {path}: `oncetask dev` writes one while it runs (or pass --file)")
+    return path
+
+
+def _parts(given: str | None) -> tuple[str, ...] | None:
+    if not given:
+        return None
+    parts = tuple(part.strip() for part in given.split(",") if part.strip())
+    unknown = [part for part in parts if part not in PARTS]
+    if unknown:
+        raise UsageError(f"--part: no part {', '.join(map(repr, unknown))}; the parts are {', '.join(PARTS)}")
+    return parts
 
 
 # Running the stack ---------------------------------------------------------------------------------------------
@@ -339,7 +481,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
     ports = {**DEV_PORTS, **{part: port for part, port in given.items() if port is not None}}
     options = StackOptions(app=reference, ports={k: v for k, v in ports.items() if v}, data_dir=args.data_dir,
                            time_scale=args.time_scale, handler_workers=args.handler_workers,
-                           cleanup_interval=args.cleanup_interval)
+                           cleanup_interval=args.cleanup_interval,
+                           log_file=logfile.default_path(stackfile.path()))
     stack = LocalStack(options, on_death=_report_death, on_output=view)
     with _signals_stop():
         try:
@@ -449,6 +592,8 @@ EXAMPLES = """examples:
   oncetask bundle --app myproject.jobs:app --out build/functions   # the source to deploy
   oncetask submit noop --payload '{"note": "hi"}' --key first --wait 10
   oncetask list --state failed
+  oncetask stats                                  # queues, states, dead letters, durations
+  oncetask logs JOB_ID                            # one job's lines from the running `oncetask dev`
   oncetask retry JOB_ID
 """
 
@@ -521,15 +666,31 @@ def _parser() -> argparse.ArgumentParser:
 
     listing = sub.add_parser("list", parents=[common], help="list recent jobs")
     listing.add_argument("--state", help="only jobs in this state")
+    listing.add_argument("--type", help="only jobs of this job type")
     listing.add_argument("--limit", type=int, default=20)
     listing.add_argument("--cursor", help="the next_cursor of the previous page")
     listing.set_defaults(func=cmd_list)
+
+    stats = sub.add_parser("stats", parents=[common], help="what the system is doing: jobs per state and type, "
+                                                           "queues, dead letters, durations")
+    stats.set_defaults(func=cmd_stats)
 
     for name, func, text in (("retry", cmd_retry, "re-run a failed job from its failed stage"),
                              ("cancel", cmd_cancel, "cancel a waiting or running job")):
         command = sub.add_parser(name, parents=[common], help=text)
         command.add_argument("job_id")
         command.set_defaults(func=func)
+
+    logs = sub.add_parser("logs", parents=[common], help="one job's log lines (or all) from the running "
+                                                         "`oncetask dev`")
+    logs.add_argument("job_id", nargs="?", help="only lines about this job (default: every line)")
+    logs.add_argument("--trace", action="store_true", help="every line of the job's trace: its children and "
+                                                            "follow-up jobs too")
+    logs.add_argument("--part", metavar="PARTS", help=f"only these parts, comma-separated ({', '.join(PARTS)})")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep showing new lines until Ctrl-C")
+    logs.add_argument("--raw-logs", action="store_true", help="show JSON log lines as written, not compacted")
+    logs.add_argument("--file", help="read this log file (default: the running stack's, else the last run's)")
+    logs.set_defaults(func=cmd_logs)
 
     cleanup = sub.add_parser("cleanup", parents=[common], help="run the stale-lease cleanup now (local stack)")
     cleanup.add_argument("--wait", type=float, default=30.0, help="seconds to wait for it to run")

@@ -5,7 +5,7 @@
     firestore    | firestore ready grpc=127.0.0.1:40411 http=127.0.0.1:36519
 
 The functions write JSON lines (oncetask.logs, as Cloud Logging wants them); those are shown compactly (severity,
-message, the job's fields, an exception's traceback below) unless `raw`. Anything else is shown as written.
+message, the job's fields, a traceback below) unless `raw`. Anything else is shown as written.
 `compact()` is the pure part; `LogView` prints, from the threads that drain the children, one line at a time.
 """
 
@@ -21,7 +21,8 @@ from rich.text import Text
 
 # Shown first, in this order, when a line has them; the rest follow sorted. Never shown: what every line has.
 LEADING_FIELDS = ("job_id", "job_type", "stage", "attempt")
-HIDDEN_FIELDS = frozenset({"severity", "message", "time", "logger", "exception", "logging.googleapis.com/trace",
+HIDDEN_FIELDS = frozenset({"severity", "message", "time", "logger", "exception", "stack_trace", "@type",
+                           "serviceContext", "logging.googleapis.com/trace", "logging.googleapis.com/spanId",
                            "task", "component"})  # the task name repeats the job id; --raw-logs shows all
 SEVERITY_STYLE = {"DEBUG": "dim", "INFO": "green", "WARNING": "yellow", "ERROR": "bold red", "CRITICAL": "bold red"}
 PART_STYLE = {"api": "cyan", "task_handler": "magenta", "cleanup": "blue", "firestore": "yellow", "tasks": "green",
@@ -41,7 +42,7 @@ def compact(line: str) -> tuple[str, str, list[tuple[str, str]], str | None] | N
     fields = [(k, entry[k]) for k in LEADING_FIELDS if k in entry]
     fields += sorted((k, v) for k, v in entry.items() if k not in HIDDEN_FIELDS and k not in LEADING_FIELDS)
     rendered = [(k, v if isinstance(v, str) else json.dumps(v, sort_keys=True)) for k, v in fields]
-    exception = entry.get("exception")
+    exception = entry.get("stack_trace") or entry.get("exception")  # Error Reporting's field, or an older line's
     return str(entry.get("severity", "DEFAULT")), str(entry["message"]), rendered, \
         exception if isinstance(exception, str) else None
 

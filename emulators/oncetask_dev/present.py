@@ -7,7 +7,8 @@ from typing import Any
 
 
 STATE_STYLE = {"completed": "green", "failed": "red", "running": "yellow", "retrying": "dark_orange",
-               "queued": "blue", "cancelled": "dim"}
+               "queued": "blue", "cancelled": "dim", "scheduled": "cyan", "waiting": "magenta"}
+STATE_ORDER = ("queued", "scheduled", "running", "waiting", "retrying", "completed", "failed", "cancelled")
 
 
 def state(name: str) -> str:
@@ -32,6 +33,30 @@ def age(iso: str | None, now: datetime | None = None) -> str:
     if seconds < 3600:
         return f"{seconds // 60:.0f} min {seconds % 60:.0f} s"
     return f"{seconds // 3600:.0f} h {seconds % 3600 // 60:.0f} min"
+
+
+def seconds(value: float | None) -> str:
+    """'850 ms', '12.5 s', '3 min 2 s' ('' for None)."""
+    if value is None:
+        return ""
+    if value < 1:
+        return f"{value * 1000:.0f} ms"
+    if value < 60:
+        return f"{value:.1f} s"
+    if value < 3600:
+        return f"{value // 60:.0f} min {value % 60:.0f} s"
+    return f"{value // 3600:.0f} h {value % 3600 // 60:.0f} min"
+
+
+def progress(report: dict[str, Any]) -> str:
+    """'40% resizing 3 of 8 (stage resize, 2 s ago)'."""
+    text = f"{report.get('fraction', 0) * 100:.0f}%"
+    if report.get("message"):
+        text += f" {report['message']}"
+    where = [f"stage {report['stage']}"] if report.get("stage") else []
+    if report.get("at"):
+        where.append(f"{age(report['at'])} ago")
+    return text + (f" ({', '.join(where)})" if where else "")
 
 
 def last_error(job: dict[str, Any]) -> str:

@@ -32,11 +32,12 @@ def scheduler_queue(project_id: str, location: str) -> dict:
     }
 
 
-def cleanup_task(cleanup_url: str, audience: str, service_account: str) -> tasks_v2.Task:
+def cleanup_task(cleanup_url: str, audience: str, service_account: str,
+                 headers: dict[str, str] | None = None) -> tasks_v2.Task:
     return tasks_v2.Task(http_request=tasks_v2.HttpRequest(
         http_method=tasks_v2.HttpMethod.POST,
         url=cleanup_url,
-        headers={"Content-Type": "application/json", "User-Agent": "Google-Cloud-Scheduler"},
+        headers={"Content-Type": "application/json", "User-Agent": "Google-Cloud-Scheduler", **(headers or {})},
         body=b"{}",
         oidc_token=tasks_v2.OidcToken(service_account_email=service_account, audience=audience),
     ))
@@ -58,11 +59,12 @@ def next_run(cron: str, time_zone: str, after: datetime) -> datetime:
 
 
 def trigger_cleanup(client: tasks_v2.CloudTasksClient, queue_path: str, cleanup_url: str, audience: str,
-                    service_account: str, wait: float | None = None,
+                    service_account: str, wait: float | None = None, headers: dict[str, str] | None = None,
                     task: tasks_v2.Task | None = None) -> str:
-    """Create one cleanup task (or `task`, e.g. a schedule's run); with `wait`, block until it was dispatched and is
-    gone (TimeoutError if not)."""
-    task = client.create_task(parent=queue_path, task=task or cleanup_task(cleanup_url, audience, service_account))
+    """Create one cleanup task (with extra `headers`, e.g. a trace to find its log lines by), or `task` (e.g. a
+    schedule's run); with `wait`, block until it was dispatched and is gone (TimeoutError if not)."""
+    task = client.create_task(parent=queue_path,
+                              task=task or cleanup_task(cleanup_url, audience, service_account, headers))
     if wait is not None:
         deadline = time.monotonic() + wait
         while True:

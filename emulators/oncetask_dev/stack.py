@@ -39,6 +39,7 @@ from oncetask_emulators.process import ChildProcess, LaunchError, free_port, pyt
 
 from .children import LOOPBACK, OnLine, answers_http, group_alive, kill_group, launch, serve, stop_group
 from .localclients import storage_api
+from .logfile import LogFile
 from .provision import create_queues, ensure_queue, job_queues
 from .scheduler import SCHEDULER_QUEUE, CronLoop, SchedulerLoop, schedule_task, scheduler_queue, trigger_cleanup
 
@@ -87,6 +88,8 @@ class StackOptions:
     # {"storage": ("--fault", "UNAVAILABLE:0.05")}.
     emulator_args: dict[str, tuple[str, ...]] = field(default_factory=dict)
     start_timeout: float = 60.0
+    # Every part's output is also written here (`logfile.py`), for `oncetask logs`; None: nowhere.
+    log_file: Path | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.ports) - set(PARTS)
@@ -122,6 +125,7 @@ class LocalStack:
         self._reaper: subprocess.Popen | None = None
         self._entry_dir: tempfile.TemporaryDirectory[str] | None = None
         self._app: App | None = None
+        self._log_file: LogFile | None = None
 
     # Lifecycle ----------------------------------------------------------------------------------------------
 
@@ -135,6 +139,8 @@ class LocalStack:
     def start(self) -> None:
         """Start every part, create the queues and the bucket, and return once every part answers."""
         self._check_ports()
+        if self.options.log_file is not None:
+            self._log_file = LogFile(self.options.log_file)
         self._app = load_app(self.options.app)
         self._app.validate()  # a wrong reference or definition: said here, before anything starts
         self._entry_dir = tempfile.TemporaryDirectory(prefix="oncetask-entry-")
@@ -203,6 +209,8 @@ class LocalStack:
         if self._entry_dir is not None:
             self._entry_dir.cleanup()
             self._entry_dir = None
+        if self._log_file is not None:
+            self._log_file.close()
 
     def leftovers(self) -> list[str]:
         """Parts of which some process is still alive (after `stop()`: none, or something is wrong)."""
@@ -244,8 +252,14 @@ class LocalStack:
                 LOG.warning("the reaper is gone: children would outlive a crash of this process")
 
     def _output(self, name: str, line: str) -> None:
-        """Hand a child's line to `on_output`. It runs on the thread that drains the child's pipe: if it failed, that
-        thread would end and the child block on a full pipe, so a failing consumer is dropped instead."""
+        """Hand a child's line to the log file and `on_output`. It runs on the thread that drains the child's pipe: if
+        it failed, that thread would end and the child block on a full pipe, so a failing consumer is dropped."""
+        if self._log_file is not None:
+            try:
+                self._log_file.write(name, line)
+            except OSError:
+                LOG.exception("writing the stack's log file failed; it is no longer written")
+                self._log_file = None
         if self.on_output is None:
             return
         try:
@@ -477,6 +491,7 @@ class LocalStack:
             "scheduler_service_account": s.scheduler_service_account, "time_scale": self.options.time_scale,
             "cleanup_interval": self.options.cleanup_interval,
             "data_dir": str(self.options.data_dir) if self.options.data_dir else None,
+            "log_file": str(self.options.log_file.resolve()) if self.options.log_file else None,
             "pid": os.getpid(), "children": self.pids(),
         }
 

@@ -2,8 +2,9 @@
 nothing) and `test.pipeline`, a three-stage job with test hooks. Written with oncetask's public API only.
 
 `test.pipeline` is for tests, the demo and the benchmark: each stage sleeps `sleep_ms` (checking the lease and
-cancellation every few milliseconds), writes one small artifact, and the stage named `fail_stage` fails on the
-job's first `fail_times` attempts, transiently or permanently as `fail_kind` says. With `record_runs`, each stage
+cancellation every few milliseconds, and reporting its progress), writes one small artifact, and the stage named
+`fail_stage` fails on the job's first `fail_times` attempts, transiently or permanently as `fail_kind` says, or
+with a programming error (`bug`: a KeyError, as a stage with a mistake raises one). With `record_runs`, each stage
 that runs to completion appends a marker to `stage_runs` (job, stage, attempt, and the attempt of any checkpoint
 the stage already had when it started): the fault suite counts them to prove no stage's work was done twice.
 """
@@ -45,7 +46,7 @@ class PipelinePayload(BaseModel):
 
     sleep_ms: int = Field(0, ge=0, le=60_000, description="Time each stage spends working.")
     fail_times: int = Field(0, ge=0, le=100, description="The failing stage fails on this many first attempts.")
-    fail_kind: Literal["retryable", "permanent"] = "retryable"
+    fail_kind: Literal["retryable", "permanent", "bug"] = "retryable"
     fail_stage: Literal["prepare", "work", "finish"] = "work"
     record_runs: bool = Field(False, description="Tests: append a marker to stage_runs per completed stage run.")
 
@@ -79,11 +80,16 @@ def _pipeline_stage(name: str) -> None:
     def run(ctx: Context[PipelinePayload]) -> dict:
         payload = ctx.payload
         seen = _checkpoint_attempt(ctx) if payload.record_runs else None
-        deadline = time.monotonic() + payload.sleep_ms / 1000
+        started = time.monotonic()
+        deadline = started + payload.sleep_ms / 1000
         while time.monotonic() < deadline:  # work in slices, so a lost lease or a cancel stops us promptly
             ctx.check()
+            ctx.progress((time.monotonic() - started) / (deadline - started), f"{name}: working")
             time.sleep(min(0.01, max(0.0, deadline - time.monotonic())))
         if name == payload.fail_stage and ctx.attempt <= payload.fail_times:
+            if payload.fail_kind == "bug":
+                settings: dict[str, int] = {}
+                return {"width": settings["width"]}  # the mistake a bug report shows: a key nobody set
             error = RetryableError if payload.fail_kind == "retryable" else PermanentError
             raise error("INJECTED_FAILURE", f"{name} fails on attempt {ctx.attempt} of the first {payload.fail_times}")
         body = json.dumps({"stage": name, "inputs": sorted(ctx.outputs)}).encode()

@@ -12,14 +12,14 @@ import flask
 import pydantic
 
 from . import statuspage
-from .auth import Unauthenticated
+from .auth import Forbidden, Unauthenticated
 from .callers import ANONYMOUS, Caller, CallerKind, caller_from, capability_owner, new_capability
-from .errors import InvalidRequest
-from .errors import is_retryable
-from .job import Job
+from .children import child_id
+from .errors import InvalidRequest, is_retryable
 from .httputil import HttpError, error_response, json_response, read_json, to_response
-from .logs import bound, get_logger, trace_from_header
-from .models import CreateJobRequest, CreateJobResponse, JobList, JobView, Me
+from .job import Job
+from .logs import bound, get_logger, new_trace_id, trace_id_from_headers, trace_resource
+from .models import ChildrenView, CreateJobRequest, CreateJobResponse, JobList, JobView, Me, Stats, Timeline
 from .naming import is_job_id
 from .services import Services
 from .states import JobState
@@ -34,8 +34,9 @@ Handler = Callable[[Services, flask.Request, Caller, dict[str, str]], flask.Resp
 
 
 def handle(services: Services, request: flask.Request) -> flask.Response:
-    trace = trace_from_header(request.headers.get("X-Cloud-Trace-Context"), services.settings.project_id)
-    with bound(trace=trace):  # scoped to this request: server threads are reused
+    # The caller's trace (or a new one): a job submitted here keeps it, and its tasks and their logs carry it.
+    trace_id = trace_id_from_headers(request.headers) or new_trace_id()
+    with bound(trace=trace_resource(trace_id, services.settings.project_id)):  # this request only: threads are reused
         response = _handle(services, request)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
@@ -68,6 +69,48 @@ def _acting_owner(caller: Caller) -> str:
         raise Unauthenticated("this job needs an ID token (`Authorization: Bearer <token>`) or its capability "
                               "(`Authorization: Capability <secret>`)")
     return caller.owner
+
+
+def _require_stats_access(caller: Caller) -> None:
+    """Who may see /stats and /stats/timeline: operators (and the local development caller, the only owner there
+    is). The figures cover every owner's jobs and every queue, so an ordinary caller gets 403."""
+    if not (caller.operator or caller.kind is CallerKind.DEVELOPMENT):
+        raise Forbidden("the figures cover every owner's jobs: operators only (ONCETASK_OPERATORS, or the "
+                        "oncetask_operator claim)")
+
+
+STATS_CACHE_HEADERS = {"Cache-Control": "private, max-age=5"}
+
+
+def _stats(services: Services, request: flask.Request, caller: Caller, _: dict[str, str]) -> flask.Response:
+    _require_stats_access(caller)
+    body = Stats.model_validate(services.stats.overview())
+    return json_response(200, body.model_dump(mode="json"), STATS_CACHE_HEADERS)
+
+
+MAX_TIMELINE_MINUTES = 7 * 24 * 60
+MAX_TIMELINE_BUCKETS = 60
+
+
+def _timeline(services: Services, request: flask.Request, caller: Caller, _: dict[str, str]) -> flask.Response:
+    _require_stats_access(caller)
+    minutes = _int_arg(request, "minutes", 60, 1, MAX_TIMELINE_MINUTES)
+    buckets = _int_arg(request, "buckets", 12, 1, MAX_TIMELINE_BUCKETS)
+    body = Timeline.model_validate(services.stats.timeline(minutes, buckets))
+    return json_response(200, body.model_dump(mode="json"), STATS_CACHE_HEADERS)
+
+
+def _int_arg(request: flask.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidRequest(name, f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise InvalidRequest(name, f"{name} must be between {low} and {high}")
+    return value
 
 
 def _create(services: Services, request: flask.Request, caller: Caller, _: dict[str, str]) -> flask.Response:
@@ -106,6 +149,37 @@ def _get(services: Services, request: flask.Request, caller: Caller, params: dic
     return json_response(200, _view(services, job).model_dump(mode="json"))
 
 
+MAX_CHILDREN_LIMIT = 1000
+
+
+def _children(services: Services, request: flask.Request, caller: Caller, params: dict[str, str]) -> flask.Response:
+    """Each stage's children, in order: the ended ones with their outcome (one read each), the others by their ID
+    only (children's IDs are derived from the parent; GET /jobs/{child} shows one)."""
+    limit = _int_arg(request, "limit", 100, 1, MAX_CHILDREN_LIMIT)
+    job = services.commands.get(_acting_owner(caller), params["job_id"], operator=caller.operator)
+    stages = []
+    for stage, checkpoint in job.checkpoints.items():
+        join = checkpoint.get("children") or {}
+        expected = int(join.get("count", 0))
+        if not expected:
+            continue
+        outcomes = {int(o.get("index", -1)): o for o in services.store.children_outcomes(job.job_id, stage, limit)}
+        listed = []
+        for index in range(min(expected, limit)):
+            outcome = outcomes.get(index)
+            listed.append({"index": index, "job_id": child_id(job.job_id, job.incarnation, stage, index),
+                           "state": outcome.get("state") if outcome else None,
+                           "job_type": (outcome or {}).get("job_type") or join.get("job_type"),
+                           "error": outcome.get("error") if outcome else None})
+        stages.append({"stage": stage, "expected": expected, "ended": len(outcomes), "policy": join.get("policy"),
+                       "children": listed})
+    job_type = services.job_types.get(job.job_type)
+    order = [stage.name for stage in job_type.stages] if job_type else []
+    stages.sort(key=lambda s: (order.index(s["stage"]) if s["stage"] in order else len(order), s["stage"]))
+    body = ChildrenView.model_validate({"job_id": job.job_id, "stages": stages})
+    return json_response(200, body.model_dump(mode="json"))
+
+
 def _list(services: Services, request: flask.Request, caller: Caller, _: dict[str, str]) -> flask.Response:
     args = request.args
     state: JobState | None = None
@@ -123,10 +197,13 @@ def _list(services: Services, request: flask.Request, caller: Caller, _: dict[st
     cursor = args.get("cursor")
     if cursor is not None and not is_job_id(cursor):
         raise InvalidRequest("cursor", "cursor must be a value returned as next_cursor")
+    job_type = args.get("job_type")
+    if job_type is not None and job_type not in services.job_types:
+        raise InvalidRequest("job_type", f"unknown job type {job_type!r}; known: {sorted(services.job_types)}")
     if caller.operator:
-        jobs = services.store.list_all_jobs(state, limit, cursor)
+        jobs = services.store.list_all_jobs(state, limit, cursor, job_type)
     elif caller.may_list and caller.owner is not None:
-        jobs = services.store.list_jobs(caller.owner, state, limit, cursor)
+        jobs = services.store.list_jobs(caller.owner, state, limit, cursor, job_type)
     else:
         jobs = []  # no identity (an anonymous caller, a capability): nothing to list
     next_cursor = jobs[-1].job_id if len(jobs) == limit else None
@@ -192,8 +269,11 @@ ROUTES: tuple[tuple[str, re.Pattern[str], Handler], ...] = (
     ("POST", re.compile(r"^/jobs$"), _create),
     ("GET", re.compile(r"^/jobs$"), _list),
     ("GET", re.compile(r"^/jobs/(?P<job_id>[^/]+)$"), _get),
+    ("GET", re.compile(r"^/jobs/(?P<job_id>[^/]+)/children$"), _children),
     ("POST", re.compile(r"^/jobs/(?P<job_id>[^/]+)/retry$"), _retry),
     ("POST", re.compile(r"^/jobs/(?P<job_id>[^/]+)/cancel$"), _cancel),
+    ("GET", re.compile(r"^/stats$"), _stats),
+    ("GET", re.compile(r"^/stats/timeline$"), _timeline),
     ("GET", re.compile(r"^/healthz$"), _health),
     ("GET", re.compile(r"^/openapi\.json$"), _openapi),
 )

@@ -423,7 +423,7 @@ class App:
         from . import logs, shutdown, taskhandler  # noqa: PLC0415
 
         self.validate()
-        logs.configure()
+        logs.configure(service=self.settings.service_name, version=self.settings.service_version or None)
         shutdown.install()
 
         def api(request: flask.Request) -> flask.Response:

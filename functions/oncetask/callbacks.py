@@ -150,10 +150,10 @@ class Callbacks:
             headers = {SIGNATURE_HEADER: signature(self.settings.callback_secret.get_secret_value(),
                                                    int(time.time()), body),
                        "Idempotency-Key": name, "X-Oncetask-Event": f"job.{state.value}"}
-            self.queue.enqueue_http(name, callback["url"], body, headers)
+            self.queue.enqueue_http(name, callback["url"], body, headers, trace_id=job.trace_id)
         elif callback.get("job_type"):
             follow_id, data = self._follow_up(job, state, callback["job_type"])
-            self.queue.enqueue(follow_id, 1, data["incarnation"], queue=data["queue"])
+            self.queue.enqueue(follow_id, 1, data["incarnation"], queue=data["queue"], trace_id=job.trace_id)
         self.store.ref(job.job_id).update({"callback_pending": firestore.DELETE_FIELD})
         log(LOG, logging.INFO, "callback sent", job_id=job.job_id, state=state.value)
 
@@ -166,4 +166,5 @@ class Callbacks:
         queue = self.queue.route(follow_id, job_type.name)
         return follow_id, new_job_data(job_type.name, payload, payload_hash(job_type.name, payload), job.owner, key,
                                        incarnation, self.queue.name_for(follow_id, 1, incarnation, queue=queue),
-                                       queue=queue, lane=self.queue.router.lane_of(job_type.name))
+                                       queue=queue, lane=self.queue.router.lane_of(job_type.name),
+                                       trace_id=job.trace_id)

@@ -122,10 +122,12 @@ class Children:
                 job_type.name, normalized, payload_hash(job_type.name, normalized), parent.owner,
                 f"{parent.job_id}:{stage}:{index}", incarnation,
                 self.queue.name_for(job_id, 1, incarnation, queue=queue), queue=queue,
-                lane=self.queue.router.lane_of(job_type.name), parent=link, depth=parent.depth + 1)))
+                lane=self.queue.router.lane_of(job_type.name), parent=link, depth=parent.depth + 1,
+                trace_id=parent.trace_id)))
         self.store.create_children(commit, documents)
         with ThreadPoolExecutor(max_workers=min(ENQUEUE_THREADS, len(documents))) as pool:
-            list(pool.map(lambda doc: self.queue.enqueue(doc[0], 1, doc[1]["incarnation"], queue=doc[1]["queue"]),
+            list(pool.map(lambda doc: self.queue.enqueue(doc[0], 1, doc[1]["incarnation"], queue=doc[1]["queue"],
+                                                         trace_id=parent.trace_id),
                           documents))
         log(LOG, logging.INFO, "children started", stage=stage, count=len(documents), child_type=job_type.name)
         return [job_id for job_id, _ in documents]
@@ -142,7 +144,7 @@ class Children:
 
     def wake(self, parent: Job, stage: str) -> None:
         self.queue.enqueue(parent.job_id, parent.generation, parent.incarnation, queue=self.queue.queue_of(parent),
-                           suffix=wake_suffix(stage))
+                           suffix=wake_suffix(stage), trace_id=parent.trace_id)
 
     def cancel(self, parent: Job, extra: list[str] = ()) -> None:
         """Ask every child the parent started to stop (those already finished ignore it)."""

@@ -13,7 +13,7 @@ crash between the write and the enqueue, followed by a second run, cannot produc
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -23,15 +23,15 @@ from .artifacts import JobArtifacts
 from .callbacks import Callbacks
 from .children import Children
 from .errors import ClassifiedError
-from .job import MAX_ERRORS_KEPT, Job
+from .job import Job, with_error
 from .jobstore import JobStore, StaleWrite
 from .lease import lease_lapsed
 from .leasekeeper import RENEWED
-from .logs import get_logger, log
+from .logs import Event, bound, get_logger, log, trace_resource
 from .settings import Settings
 from .stages import JobType
 from .states import TERMINAL, JobState
-from .taskqueue import TaskQueue
+from .taskqueue import QueueReader, TaskQueue
 
 LOG = get_logger("cleanup")
 DELETE = firestore.DELETE_FIELD
@@ -54,8 +54,11 @@ def utcnow() -> datetime:
 
 class Cleanup:
     def __init__(self, store: JobStore, queue: TaskQueue, bucket: storage.Bucket, settings: Settings,
-                 registry: Mapping[str, JobType] | None = None) -> None:
+                 registry: Mapping[str, JobType] | None = None, reader: QueueReader | None = None,
+                 queues: Sequence[str] = ()) -> None:
         self.store = store
+        self.reader = reader  # to log each queue's figures, which the oldest-task-age alert reads
+        self.queues = list(queues)
         self.queue = queue
         self.bucket = bucket
         self.settings = settings
@@ -92,8 +95,25 @@ class Cleanup:
         for job in self.store.expired(now, s.cleanup_page_size):
             report.scanned += 1
             self._guarded(report, job, lambda j=job: self._purge(j, report))
+        self._log_queues(now)
         log(LOG, logging.INFO, "cleanup done", **report.to_dict())
         return report
+
+    def _log_queues(self, now: datetime) -> None:
+        """One line per queue with its depth and oldest task's age (one GetQueue each, every run): Cloud Monitoring
+        has the depth as a metric but not the age, so the log-based metric on these lines is what alerts on it."""
+        if self.reader is None:
+            return
+        for name in self.queues:
+            try:
+                reading = self.reader.read(name)
+            except Exception as exc:  # noqa: BLE001 - figures only: the cleanup's work is done
+                log(LOG, logging.WARNING, "queue figures could not be read", queue=name, error=str(exc))
+                continue
+            age = max(0.0, (now - reading.oldest_due).total_seconds()) if reading.oldest_due else 0.0
+            log(LOG, logging.INFO, "queue figures", event=Event.QUEUE_STATS, queue=name, queue_state=reading.state,
+                depth=reading.depth, oldest_task_age_seconds=round(age, 3), in_flight=reading.in_flight,
+                dispatched_last_minute=reading.dispatched_last_minute)
 
     @staticmethod
     def _guarded(report: CleanupReport, job: Job, step: Callable[[], None]) -> None:
@@ -136,13 +156,17 @@ class Cleanup:
         generation = job.generation + 1
         self.store.update(job, {
             "lease_owner": DELETE, RENEWED: DELETE, "lease_ttl": DELETE, "generation": generation,
-            "errors": [*job.errors, error][-MAX_ERRORS_KEPT:],
+            "errors": with_error(job.errors, error),
             "task_name": self.queue.name_for(job.job_id, generation, job.incarnation, queue=self.queue.queue_of(job)),
         }, JobState.QUEUED)
         # After the fenced write: a second cleanup run lost the race above and never gets here.
-        self.queue.enqueue(job.job_id, generation, job.incarnation, queue=self.queue.queue_of(job))
+        self.queue.enqueue(job.job_id, generation, job.incarnation, queue=self.queue.queue_of(job),
+                           trace_id=job.trace_id)
         report.requeued += 1
-        log(LOG, logging.WARNING, "job re-enqueued", job_id=job.job_id, generation=generation, code=code)
+        event = Event.LEASE_LAPSED if code == "TIMEOUT" else Event.TASK_LOST
+        with bound(trace=trace_resource(job.trace_id, self.settings.project_id)):  # a line of the job's own trace
+            log(LOG, logging.WARNING, "job re-enqueued", job_id=job.job_id, job_type=job.job_type,
+                generation=generation, code=code, event=event)
 
     def _purge(self, job: Job, report: CleanupReport) -> None:
         # The document first, fenced on the version the query read: a job retried since is not touched. Then the

@@ -11,7 +11,7 @@ import os
 import threading
 
 from google.auth.credentials import AnonymousCredentials
-from google.cloud import firestore, storage, tasks_v2
+from google.cloud import firestore, storage, tasks_v2, tasks_v2beta3
 
 from .settings import Settings
 
@@ -25,6 +25,18 @@ def tasks_client(settings: Settings) -> tasks_v2.CloudTasksClient:
     from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 
     return tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=grpc.insecure_channel(host)))
+
+
+def tasks_stats_client(settings: Settings) -> tasks_v2beta3.CloudTasksClient:
+    """The v2beta3 client: only that API version reads a queue's `stats` (the same queues as v2's)."""
+    host = settings.cloud_tasks_emulator_host
+    if not host:
+        return tasks_v2beta3.CloudTasksClient()
+    import grpc  # noqa: PLC0415
+
+    from google.cloud.tasks_v2beta3.services.cloud_tasks.transports import CloudTasksGrpcTransport
+
+    return tasks_v2beta3.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=grpc.insecure_channel(host)))
 
 
 _environ_lock = threading.Lock()

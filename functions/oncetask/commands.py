@@ -19,7 +19,7 @@ from .children import Children
 from .errors import Conflict, InvalidRequest, JobNotFound, QuotaExceeded
 from .job import FAILED_TASKS, Job, new_job_data
 from .jobstore import JobStore, StaleWrite
-from .logs import get_logger, log
+from .logs import Event, bound, current_trace_id, get_logger, is_trace_id, log, new_trace_id, trace_resource
 from .naming import job_id_for, new_incarnation, payload_hash
 from .settings import Settings
 from .stages import JobType
@@ -89,9 +89,11 @@ class Commands:
 
     def submit(self, owner: str, job_type_name: str, payload: dict[str, Any], idempotency_key: str | None, *,
                delay_seconds: float | None = None, run_at: datetime | None = None,
-               callback: dict[str, Any] | None = None, lane: str | None = None) -> Submitted:
+               callback: dict[str, Any] | None = None, lane: str | None = None,
+               trace_id: str | None = None) -> Submitted:
         """Create the job (once per key) and its task; with a delay or a run-at time the job is `scheduled` until
-        then; with a callback, its end is told to a URL or starts a follow-up job."""
+        then; with a callback, its end is told to a URL or starts a follow-up job. The job keeps `trace_id` (default:
+        the trace of the request being served, else a new one) and every task of it carries that trace."""
         job_type, normalized = validate_payload(job_type_name, payload, self.registry)
         when = scheduled_time(delay_seconds, run_at)
         spec = check_callback(callback, self.settings, self.registry) if callback else job_type.callback
@@ -111,9 +113,10 @@ class Commands:
             raise InvalidRequest("lane", f"unknown lane {lane!r}; the app's lanes: "
                                          f"{sorted(self.queue.router.lanes)}") from None
         task_name = self.queue.name_for(job_id, 1, incarnation, queue=queue)
+        trace_id = trace_id if is_trace_id(trace_id) else (current_trace_id() or new_trace_id())
         data = new_job_data(job_type.name, normalized, fingerprint, owner, idempotency_key, incarnation, task_name,
                             queue=queue, lane=lane or self.queue.router.lane_of(job_type.name), run_at=when,
-                            callback=spec)
+                            callback=spec, trace_id=trace_id)
         try:
             # Layer one of de-duplication: the document is created only if absent, and lasts (until retention),
             # long after Cloud Tasks forgets a task name.
@@ -121,9 +124,10 @@ class Commands:
         except gexc.AlreadyExists:
             return self._existing(job_id, fingerprint)
         # Layer two: the task's name is fixed by (job, generation); a retried request cannot make a second task.
-        self.queue.enqueue(job_id, 1, incarnation, queue=queue, run_at=when)
-        log(LOG, logging.INFO, "job submitted", job_id=job_id, job_type=job_type.name, task=task_name,
-            run_at=when.isoformat() if when else None)
+        self.queue.enqueue(job_id, 1, incarnation, queue=queue, run_at=when, trace_id=trace_id)
+        with bound(trace=trace_resource(trace_id, self.settings.project_id)):
+            log(LOG, logging.INFO, "job submitted", job_id=job_id, job_type=job_type.name, task=task_name,
+                run_at=when.isoformat() if when else None, event=Event.JOB_SUBMITTED)
         return Submitted(job_id, "scheduled" if when else "queued", task_name)
 
     def _within_quota(self, owner: str, job_id: str, fingerprint: str) -> None:
@@ -147,7 +151,7 @@ class Commands:
             # The first request may have crashed between the job write and the task create: create it now (the
             # deterministic name makes this a no-op when the task exists).
             self.queue.enqueue(job_id, job.generation, job.incarnation, queue=self.queue.queue_of(job),
-                               run_at=job.run_at)
+                               run_at=job.run_at, trace_id=job.trace_id)
             return Submitted(job_id, f"already_{job.state.value}", job.task_name)
         status = "already_queued" if job.state is JobState.RETRYING else f"already_{job.state.value}"
         return Submitted(job_id, status, job.task_name)
@@ -174,7 +178,8 @@ class Commands:
                 }, JobState.QUEUED, deletes=(FAILED_TASKS,))
             except StaleWrite:
                 continue  # changed under us (a concurrent retry): look again
-            self.queue.enqueue(job_id, generation, job.incarnation, queue=self.queue.queue_of(job))
+            self.queue.enqueue(job_id, generation, job.incarnation, queue=self.queue.queue_of(job),
+                               trace_id=job.trace_id)
             log(LOG, logging.INFO, "job retried", job_id=job_id, generation=generation)
             return Submitted(job_id, "queued", task_name)
         raise Conflict(message="the job keeps changing; retry the request")

@@ -16,13 +16,24 @@ RESULTS = "results"
 FAILED_TASKS = "failed_tasks"
 CHILDREN = "children"  # jobs/{parent}/children/{child}: each child's outcome, written by its terminal commit
 MAX_ERRORS_KEPT = 20  # the error history is bounded: a document is at most 1 MiB
+TRACEBACKS_KEPT = 3  # only the latest errors keep their traceback (the log lines keep every one)
+
+
+def with_error(errors: list[dict[str, Any]], error: dict[str, Any]) -> list[dict[str, Any]]:
+    """The error history with `error` appended: the last MAX_ERRORS_KEPT errors, tracebacks on the last
+    TRACEBACKS_KEPT only, so a job that failed many times stays far below Firestore's 1 MiB per document."""
+    kept = [*errors, error][-MAX_ERRORS_KEPT:]
+    return [e if i >= len(kept) - TRACEBACKS_KEPT or not e.get("traceback") else {**e, "traceback": None}
+            for i, e in enumerate(kept)]
 
 
 def new_job_data(job_type: str, payload: dict[str, Any], payload_hash: str, owner: str, idempotency_key: str | None,
                  incarnation: str, task_name: str, *, queue: str, lane: str, run_at: datetime | None = None,
                  parent: dict[str, Any] | None = None, depth: int = 0,
-                 callback: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A new job document, as submission, a parent's stage (children) and a callback (follow-up jobs) create it."""
+                 callback: dict[str, Any] | None = None, trace_id: str | None = None) -> dict[str, Any]:
+    """A new job document, as submission, a parent's stage (children) and a callback (follow-up jobs) create it.
+    `trace_id` is the trace of the request that made it (a child's or follow-up's: its parent's), which every task
+    and log line of the job carries."""
     data: dict[str, Any] = {
         "job_type": job_type, "payload": payload, "payload_hash": payload_hash, "owner": owner,
         "idempotency_key": idempotency_key, "state": "scheduled" if run_at else "queued", "generation": 1,
@@ -31,7 +42,7 @@ def new_job_data(job_type: str, payload: dict[str, Any], payload_hash: str, owne
         "created_at": SERVER_TIMESTAMP,
         "updated_at": SERVER_TIMESTAMP, "state_changed_at": SERVER_TIMESTAMP, "depth": depth,
     }
-    for key, value in (("run_at", run_at), ("parent", parent), ("callback", callback)):
+    for key, value in (("run_at", run_at), ("parent", parent), ("callback", callback), ("trace_id", trace_id)):
         if value is not None:
             data[key] = value
     return data
@@ -72,6 +83,9 @@ class Job:
     waiting: dict[str, Any] | None = None  # a waiting job's join: stage, expected, policy
     callback: dict[str, Any] | None = None  # where to say the job ended: url or job_type, and on which states
     callback_pending: bool = False  # the terminal commit asked for a callback that is not enqueued yet
+    started_at: datetime | None = None  # server time of the job's first lease acquisition
+    trace_id: str | None = None  # the trace of the request that submitted it (32 hex), carried by all its tasks
+    progress: dict[str, Any] | None = None  # the running stage's last ctx.progress(): stage, fraction, message, at
     update_time: datetime | None = None  # the document's own: every fenced write names it as its precondition
     read_time: datetime | None = None  # server time of the read this value came from: leases are judged by it
 
@@ -112,6 +126,9 @@ class Job:
             waiting=data.get("waiting"),
             callback=data.get("callback"),
             callback_pending=bool(data.get("callback_pending", False)),
+            started_at=data.get("started_at"),
+            trace_id=data.get("trace_id"),
+            progress=data.get("progress"),
             update_time=update_time,
             read_time=read_time,
         )
@@ -145,6 +162,19 @@ class Job:
             "stage_outputs": {name: cp.get("output", {}) for name, cp in self.checkpoints.items()},
             "errors": [{**e, "at": iso(e.get("at")) if isinstance(e.get("at"), datetime) else e.get("at")}
                        for e in self.errors],
+            "progress": ({**self.progress, "at": iso(self.progress.get("at"))
+                          if isinstance(self.progress.get("at"), datetime) else self.progress.get("at")}
+                         if self.progress else None),
+            "trace_id": self.trace_id,
+            "started_at": iso(self.started_at),
+            "worker": self.lease_owner if self.state.value == "running" else None,
+            "stage_runs": {name: {"at": iso(cp.get("at")) if isinstance(cp.get("at"), datetime) else cp.get("at"),
+                                  "attempt": cp.get("attempt"), "artifacts": list(cp.get("artifacts") or []),
+                                  "children": (cp.get("children") or {}).get("count")}
+                           for name, cp in self.checkpoints.items()},
+            "callback": ({"url": self.callback.get("url"), "job_type": self.callback.get("job_type"),
+                          "on": list(self.callback.get("on") or []), "pending": self.callback_pending}
+                         if self.callback else None),
             "task_name": self.task_name,
             "lane": self.lane or None,
             "created_at": iso(self.created_at),

@@ -34,9 +34,14 @@ QUERY_SHAPES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     # API listing: a caller's jobs, newest first, optionally of one state.
     (JOBS, (("owner", "ASCENDING"), ("created_at", "DESCENDING"))),
     (JOBS, (("owner", "ASCENDING"), ("state", "ASCENDING"), ("created_at", "DESCENDING"))),
-    # Operators' listing: every job, newest first (single field), optionally of one state.
+    # ... of one job type (the status page's filter), optionally of one state too.
+    (JOBS, (("owner", "ASCENDING"), ("job_type", "ASCENDING"), ("created_at", "DESCENDING"))),
+    (JOBS, (("owner", "ASCENDING"), ("job_type", "ASCENDING"), ("state", "ASCENDING"), ("created_at", "DESCENDING"))),
+    # Operators' listing: every job, newest first (single field), optionally of one state and/or one job type.
     (JOBS, (("created_at", "DESCENDING"),)),
     (JOBS, (("state", "ASCENDING"), ("created_at", "DESCENDING"))),
+    (JOBS, (("job_type", "ASCENDING"), ("created_at", "DESCENDING"))),
+    (JOBS, (("job_type", "ASCENDING"), ("state", "ASCENDING"), ("created_at", "DESCENDING"))),
     # Quotas: an owner's active jobs (a count).
     (JOBS, (("owner", "ASCENDING"), ("state", "ASCENDING"))),
     # Cleanup: leases not renewed since a cutoff (single field: no composite index needed).
@@ -52,10 +57,23 @@ QUERY_SHAPES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     (JOBS, (("callback_pending", "ASCENDING"), ("updated_at", "ASCENDING"))),
     # A parent's children of one stage, in order (jobs/{parent}/children).
     (CHILDREN, (("stage", "ASCENDING"), ("index", "ASCENDING"))),
+    # Prompt cancel: each task handler process listens to the running jobs whose cancel was asked.
+    (JOBS, (("cancel_requested", "ASCENDING"), ("state", "ASCENDING"))),
+    # Stats (count aggregations): jobs per state (single field), per job type and state; lapsed leases (the
+    # cleanup's shape above); dead letters since a time (single field).
+    (JOBS, (("state", "ASCENDING"),)),
+    (JOBS, (("job_type", "ASCENDING"),)),
+    (JOBS, (("job_type", "ASCENDING"), ("state", "ASCENDING"))),
+    (FAILED_TASKS, (("failed_at", "ASCENDING"),)),
+    # Stats: the latest finished jobs (durations), and finished jobs per time bucket (the timeline).
+    (JOBS, (("state", "ASCENDING"), ("state_changed_at", "DESCENDING"))),
 )
 
 
 ACTIVE_STATES = ["queued", "scheduled", "running", "waiting", "retrying"]
+FINISHED_STATES = ["completed", "failed"]
+# What the stats read of a finished job: enough for its duration, not its payload or outputs.
+DURATION_FIELDS = ["job_type", "state", "created_at", "started_at", "state_changed_at"]
 FENCED_BATCH = 499  # writes per commit, less the one that fences it
 CLOCK = "_oncetask_clock"  # a collection never written: reading its (missing) document tells the server's time
 Write = Callable[[firestore.WriteBatch], None]  # adds one write to a batch
@@ -208,9 +226,12 @@ class JobStore:
         failed = outcomes.where(filter=firestore.FieldFilter("state", "in", ["failed", "cancelled"])).limit(1)
         return self.children_ended(parent_id, stage), bool(list(failed.stream(retry=None, timeout=CALL_TIMEOUT)))
 
-    def children_outcomes(self, parent_id: str, stage: str) -> list[dict[str, Any]]:
+    def children_outcomes(self, parent_id: str, stage: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """How the ended children of `stage` ended, in order (the first `limit` of them, if given)."""
         query = self.ref(parent_id).collection(CHILDREN).where(
             filter=firestore.FieldFilter("stage", "==", stage)).order_by("index")
+        if limit is not None:
+            query = query.limit(limit)
         return [s.to_dict() or {} for s in query.stream(retry=None, timeout=CALL_TIMEOUT)]
 
     def request_cancel(self, job_ids: list[str]) -> None:
@@ -245,17 +266,21 @@ class JobStore:
             filter=firestore.FieldFilter("state", "in", ACTIVE_STATES))
         return int(query.count().get(retry=None, timeout=CALL_TIMEOUT)[0][0].value)
 
-    def list_jobs(self, owner: str, state: JobState | None, limit: int, after_id: str | None) -> list[Job]:
+    def list_jobs(self, owner: str, state: JobState | None, limit: int, after_id: str | None,
+                  job_type: str | None = None) -> list[Job]:
         """A page of `owner`'s jobs, newest first (after the job `after_id`, a previous page's last)."""
         query = self.client.collection(JOBS).where(filter=firestore.FieldFilter("owner", "==", owner))
-        return self._page_of(query, state, limit, after_id)
+        return self._page_of(query, state, limit, after_id, job_type)
 
-    def list_all_jobs(self, state: JobState | None, limit: int, after_id: str | None) -> list[Job]:
+    def list_all_jobs(self, state: JobState | None, limit: int, after_id: str | None,
+                      job_type: str | None = None) -> list[Job]:
         """A page of everyone's jobs, newest first: what an operator lists."""
-        return self._page_of(self.client.collection(JOBS), state, limit, after_id)
+        return self._page_of(self.client.collection(JOBS), state, limit, after_id, job_type)
 
-    def _page_of(self, query: firestore.Query, state: JobState | None, limit: int,
-                 after_id: str | None) -> list[Job]:
+    def _page_of(self, query: firestore.Query, state: JobState | None, limit: int, after_id: str | None,
+                 job_type: str | None) -> list[Job]:
+        if job_type is not None:
+            query = query.where(filter=firestore.FieldFilter("job_type", "==", job_type))
         if state is not None:
             query = query.where(filter=firestore.FieldFilter("state", "==", state.value))
         query = query.order_by("created_at", direction=firestore.Query.DESCENDING)
@@ -299,6 +324,60 @@ class JobStore:
         query = self.client.collection(JOBS).where(filter=firestore.FieldFilter("expire_at", "<", now))
         yield from self._pages(query.order_by("expire_at"), page_size)
 
+    # Stats: count aggregations (billed one read per 1,000 index entries matched, at least one per query) and one
+    # bounded projection query -------------------------------------------------------------------------------
+
+    @transient_retry()
+    def count_in_state(self, state: str) -> int:
+        query = self.client.collection(JOBS).where(filter=firestore.FieldFilter("state", "==", state))
+        return _count(query)
+
+    @transient_retry()
+    def count_of_type(self, job_type: str, states: list[str] | None = None) -> int:
+        """Jobs of `job_type` (in one of `states`, if given)."""
+        query = self.client.collection(JOBS).where(filter=firestore.FieldFilter("job_type", "==", job_type))
+        if states is not None:
+            query = query.where(filter=firestore.FieldFilter("state", "in", states))
+        return _count(query)
+
+    @transient_retry()
+    def count_unrenewed_leases(self, cutoff: datetime) -> int:
+        """Running jobs whose holder has not written since `cutoff`: stuck, until a delivery or the cleanup acts."""
+        query = self.client.collection(JOBS).where(filter=firestore.FieldFilter("lease_renewed_at", "<", cutoff))
+        return _count(query)
+
+    @transient_retry()
+    def count_dead_letters(self, since: datetime) -> int:
+        query = self.client.collection(FAILED_TASKS).where(filter=firestore.FieldFilter("failed_at", ">=", since))
+        return _count(query)
+
+    @transient_retry()
+    def count_finished(self, state: str, start: datetime, end: datetime) -> int:
+        """Jobs that entered `state` (completed or failed) in [start, end)."""
+        query = self.client.collection(JOBS).where(filter=firestore.FieldFilter("state", "==", state)).where(
+            filter=firestore.FieldFilter("state_changed_at", ">=", start)).where(
+            filter=firestore.FieldFilter("state_changed_at", "<", end)).order_by(
+            "state_changed_at", direction=firestore.Query.DESCENDING)
+        return _count(query)
+
+    @transient_retry()
+    def recent_finished(self, since: datetime, limit: int) -> list[dict[str, Any]]:
+        """The latest jobs (at most `limit`) that completed or failed since `since`, newest first: only the fields
+        a duration needs (one read each)."""
+        query = self.client.collection(JOBS).where(
+            filter=firestore.FieldFilter("state", "in", FINISHED_STATES)).where(
+            filter=firestore.FieldFilter("state_changed_at", ">=", since)).order_by(
+            "state_changed_at", direction=firestore.Query.DESCENDING).select(DURATION_FIELDS).limit(limit)
+        return [s.to_dict() or {} for s in query.stream(retry=None, timeout=CALL_TIMEOUT)]
+
+    def listen_cancel_requests(self, callback: Callable[[list[Any], list[Any], Any], None]) -> Any:
+        """A listener (the client's `Watch`) on the running jobs whose cancel was asked: `callback(documents,
+        changes, read_time)` on each snapshot, from the listener's own thread (`cancelwatch.py`)."""
+        query = self.client.collection(JOBS).where(
+            filter=firestore.FieldFilter("cancel_requested", "==", True)).where(
+            filter=firestore.FieldFilter("state", "==", JobState.RUNNING.value))
+        return query.on_snapshot(callback)
+
     def _pages(self, query: firestore.Query, page_size: int) -> Iterator[Job]:
         """Every match, page by page (a cursor after the last document), not only the first page."""
         last: firestore.DocumentSnapshot | None = None
@@ -310,6 +389,10 @@ class JobStore:
             if len(page) < page_size:
                 return
             last = page[-1]
+
+
+def _count(query: firestore.Query) -> int:
+    return int(query.count().get(retry=None, timeout=CALL_TIMEOUT)[0][0].value)
 
 
 def _creator(ref: firestore.DocumentReference, data: dict[str, Any]) -> Write:

@@ -11,7 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .models import ActionResponse, CreateJobResponse, ErrorResponse, Health, JobList, JobView, Me
+from .models import (ActionResponse, ChildrenView, CreateJobResponse, ErrorResponse, Health, JobList, JobView, Me,
+                     Stats, Timeline)
 from .stages import JobType
 from .states import JobState
 
@@ -114,6 +115,8 @@ def openapi_document(job_types: Mapping[str, JobType]) -> dict[str, Any]:
                          "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
                         {"name": "cursor", "in": "query", "required": False,
                          "schema": {"type": "string", "pattern": "^[a-f0-9]{32}$"}},
+                        {"name": "job_type", "in": "query", "required": False,
+                         "schema": {"type": "string", **({"enum": sorted(job_types)} if job_types else {})}},
                     ],
                     "responses": {"200": _json(_schema(JobList, schemas), "A page of jobs."),
                                   **pick("401", "403", "422", "503")},
@@ -122,6 +125,15 @@ def openapi_document(job_types: Mapping[str, JobType]) -> dict[str, Any]:
             "/jobs/{job_id}": {"get": {
                 "operationId": "getJob", "parameters": [job_id],
                 "responses": {"200": _json(job_view, "The job."), **pick("401", "403", "404", "503")},
+            }},
+            "/jobs/{job_id}/children": {"get": {
+                "operationId": "getJobChildren",
+                "summary": "The child jobs each stage started, in order, with how the ended ones ended.",
+                "parameters": [job_id, {"name": "limit", "in": "query", "required": False,
+                                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000,
+                                                   "default": 100}}],
+                "responses": {"200": _json(_schema(ChildrenView, schemas), "Each stage's children."),
+                              **pick("401", "403", "404", "422", "503")},
             }},
             "/jobs/{job_id}/retry": {"post": {
                 "operationId": "retryJob", "summary": "Re-run a failed job from its failed stage.",
@@ -137,6 +149,25 @@ def openapi_document(job_types: Mapping[str, JobType]) -> dict[str, Any]:
             "/me": {"get": {
                 "operationId": "whoAmI", "summary": "Who the API takes the caller for.",
                 "responses": {"200": _json(_schema(Me, schemas), "The caller."), **pick("401", "503")},
+            }},
+            "/stats": {"get": {
+                "operationId": "getStats",
+                "summary": "Jobs per state and job type, stuck leases, dead letters, each queue's depth, oldest task "
+                           "age and dispatch rate, recent durations; cached a few seconds, with what it cost.",
+                "responses": {"200": _json(_schema(Stats, schemas), "The figures."),
+                              **pick("401", "403", "503")},
+            }},
+            "/stats/timeline": {"get": {
+                "operationId": "getTimeline",
+                "summary": "Jobs completed and failed per time bucket over the last minutes.",
+                "parameters": [
+                    {"name": "minutes", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 10080, "default": 60}},
+                    {"name": "buckets", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 60, "default": 12}},
+                ],
+                "responses": {"200": _json(_schema(Timeline, schemas), "The buckets, oldest first."),
+                              **pick("401", "403", "422", "503")},
             }},
             "/healthz": {"get": {"operationId": "health", "security": [],
                                  "responses": {"200": _json(_schema(Health, schemas), "Alive.")}}},

@@ -25,13 +25,14 @@ from google.cloud import firestore, storage
 
 from .artifacts import JobArtifacts, RunArtifacts, checkpoint_uris, new_run
 from .callbacks import Callbacks
+from .cancelwatch import CancelWatch
 from .children import ChildOutcome, Children
 from .errors import Cancelled, ClassifiedError, LeaseLost, PermanentError, StageTimeout, classify
-from .job import FAILED_TASKS, MAX_ERRORS_KEPT, RESULTS, Job
+from .job import FAILED_TASKS, RESULTS, Job, with_error
 from .jobstore import JobStore, StaleWrite, field as fpath
 from .lease import Delivery, decide_delivery
-from .leasekeeper import RENEWED, LeaseKeeper
-from .logs import bound, get_logger, log
+from .leasekeeper import PROGRESS, RENEWED, LeaseKeeper
+from .logs import Event, bound, get_logger, log, trace_resource
 from .policy import attempts_spent
 from .settings import Settings
 from .shutdown import ShuttingDown
@@ -98,6 +99,8 @@ class Processor:
         self.queue = queue  # needed to park a job (next stage, sleep), start children and send callbacks
         self.children = Children(store, queue, settings, registry) if queue else None
         self.callbacks = Callbacks(store, queue, settings, registry) if queue else None
+        # Prompt cancel: one listener for this process's lease holders, opened with the first job (cancelwatch.py).
+        self.cancel_watch = CancelWatch(store) if settings.prompt_cancel else None
 
     def max_attempts(self, job_type_name: str) -> int:
         job_type = self.registry.get(job_type_name)
@@ -109,21 +112,27 @@ class Processor:
             if job is None:
                 log(LOG, logging.WARNING, "task names a job that does not exist (purged?)")
                 return Outcome(200, "not_found")
-            decision = decide_delivery(job.lease_view(self.settings.lease_ttl_seconds), delivery.generation)
-            if decision is Delivery.SKIP_DONE:
-                log(LOG, logging.INFO, "job already finished; redelivery skipped", state=job.state.value)
-                return Outcome(200, "already_" + job.state.value)
-            if decision is Delivery.SKIP_STALE:
-                log(LOG, logging.INFO, "task of an older generation skipped", job_generation=job.generation)
-                return Outcome(200, "stale_generation")
-            if decision is Delivery.BUSY:
-                # Another worker holds a live lease. Not 2xx: if that worker dies, this task's retry takes over.
-                log(LOG, logging.INFO, "job is running under another worker's lease")
-                return Outcome(409, "busy")
-            if job.state is JobState.WAITING and not job.cancel_requested and not self._join_ready(job):
-                # An early or duplicate wake-up: the children it waits for are not all done. Nothing to write.
-                return Outcome(200, "still_waiting")
-            return self._acquire_and_run(job, delivery)
+            # From here every line carries the job's own trace (the one its submission started) and its type.
+            with bound(trace=trace_resource(job.trace_id, self.settings.project_id), job_type=job.job_type):
+                return self._deliver(job, delivery)
+
+    def _deliver(self, job: Job, delivery: TaskDelivery) -> Outcome:
+        """One delivery of a job that exists: skip it, answer busy, or take the lease and run it."""
+        decision = decide_delivery(job.lease_view(self.settings.lease_ttl_seconds), delivery.generation)
+        if decision is Delivery.SKIP_DONE:
+            log(LOG, logging.INFO, "job already finished; redelivery skipped", state=job.state.value)
+            return Outcome(200, "already_" + job.state.value)
+        if decision is Delivery.SKIP_STALE:
+            log(LOG, logging.INFO, "task of an older generation skipped", job_generation=job.generation)
+            return Outcome(200, "stale_generation")
+        if decision is Delivery.BUSY:
+            # Another worker holds a live lease. Not 2xx: if that worker dies, this task's retry takes over.
+            log(LOG, logging.INFO, "job is running under another worker's lease")
+            return Outcome(409, "busy")
+        if job.state is JobState.WAITING and not job.cancel_requested and not self._join_ready(job):
+            # An early or duplicate wake-up: the children it waits for are not all done. Nothing to write.
+            return Outcome(200, "still_waiting")
+        return self._acquire_and_run(job, delivery)
 
     def _join_ready(self, job: Job) -> bool:
         waiting = job.waiting or {}
@@ -159,13 +168,15 @@ class Processor:
                 "errors": errors,
                 "waiting": DELETE,
                 "run_at": DELETE,
+                PROGRESS: DELETE,  # a new attempt reports its own
+                **({} if job.started_at else {"started_at": firestore.SERVER_TIMESTAMP}),
             }, JobState.RUNNING)
         except StaleWrite:
             # Someone wrote the job between our read and our write (another delivery, a cancel, cleanup).
             return CONFLICT
         log(LOG, logging.INFO, "lease acquired", fencing=job.fencing, job_attempt=job.attempts)
         keeper = LeaseKeeper(self.store, job, me, self.settings.lease_ttl_seconds,
-                             self.settings.effective_heartbeat_seconds, sent)
+                             self.settings.effective_heartbeat_seconds, sent, watch=self.cancel_watch)
         keeper.on_stage_timeout = lambda: self._timed_out(keeper, delivery)
         with keeper:
             return self._run(keeper, job_type, delivery)
@@ -187,7 +198,9 @@ class Processor:
             ended = self.store.commit(job, changes, to, sets=sets, writes=writes)
         except StaleWrite:
             return CONFLICT
-        log(LOG, logging.INFO, f"job {to.value} without running", stage=job.current_stage)
+        log(LOG, logging.WARNING if to is JobState.FAILED else logging.INFO, f"job {to.value} without running",
+            stage=job.current_stage, event=Event.JOB_FAILED if to is JobState.FAILED else Event.JOB_CANCELLED,
+            code=(error or {}).get("code"))
         self._ended(ended, to, None, error)
         return Outcome(200, to.value)
 
@@ -227,7 +240,8 @@ class Processor:
                                             started)
                     context = Context(job.job_id, payload, stage.name, keeper.job.attempts, dict(outputs), artifacts,
                                       self.store.client, idempotency_key(job, stage.name), job_logger(job.job_type),
-                                      keeper.check, keeper.commit_writes, runtime)
+                                      keeper.check, keeper.commit_writes, runtime,
+                                      progress_fn=keeper.report_progress)
                     output = _json_output(stage.run(context), stage.name)
                     outputs[stage.name] = output
                     log(LOG, logging.INFO, "stage done")
@@ -255,7 +269,7 @@ class Processor:
             log(LOG, logging.WARNING, "lease lost: stopping without writing", reason=exc.message)
             return LEASE_LOST
         except Exception as exc:  # noqa: BLE001 - every failure is classified and recorded, none escapes
-            return self._fail(keeper, classify(exc, stage_name, keeper.job.attempts), delivery, exc, started)
+            return self._fail(keeper, classify(exc, stage_name, keeper.job.attempts), delivery, started)
 
     # Parking: the job leaves this delivery without ending ------------------------------------------------------
 
@@ -305,7 +319,8 @@ class Processor:
         if run_at is not None:
             changes["run_at"] = run_at
         job = keeper.write(changes, JobState.SCHEDULED if run_at is not None else JobState.QUEUED)
-        queue.enqueue(job.job_id, generation, job.incarnation, queue=queue.queue_of(job), run_at=run_at)
+        queue.enqueue(job.job_id, generation, job.incarnation, queue=queue.queue_of(job), run_at=run_at,
+                      trace_id=job.trace_id)
         log(LOG, logging.INFO, "next stage in its own delivery", stage=following,
             run_at=run_at.isoformat() if run_at else None)
         return Outcome(200, "sleeping" if run_at is not None else "next_stage")
@@ -345,6 +360,7 @@ class Processor:
             "current_stage": None,
             "completed_at": now,
             "expire_at": self._expire_at(now),
+            PROGRESS: DELETE,  # done: the last stage's progress says nothing more
             **extra,
         }
         if last_checkpoint is not None:
@@ -355,7 +371,11 @@ class Processor:
         # created: only the one write that completes the job can succeed (it is fenced), and a result an earlier
         # incarnation of this job ID left behind must not block this one.
         ended = keeper.write(changes, JobState.COMPLETED, sets=((RESULTS, result),), writes=writes)
-        log(LOG, logging.INFO, "job completed")
+        # From the first start (server time) to now (this machine's clock): a figure for the dashboard, not a
+        # decision, so two clocks are acceptable here.
+        duration = (now - job.started_at).total_seconds() if job.started_at else None
+        log(LOG, logging.INFO, "job completed", event=Event.JOB_COMPLETED,
+            duration_seconds=round(max(0.0, duration), 3) if duration is not None else None)
         self._ended(ended, JobState.COMPLETED, outputs, None)
         return Outcome(200, "completed")
 
@@ -369,19 +389,20 @@ class Processor:
                                   **extra}, JobState.CANCELLED, writes=writes)
         except LeaseLost:
             return LEASE_LOST
-        log(LOG, logging.INFO, "job cancelled", stage=stage_name)
+        log(LOG, logging.INFO, "job cancelled", stage=stage_name, event=Event.JOB_CANCELLED)
         self._ended(ended, JobState.CANCELLED, None, None, started)
         return Outcome(200, "cancelled")
 
     def _fail(self, keeper: LeaseKeeper, error: ClassifiedError, delivery: TaskDelivery,
-              exc: BaseException, started: list[str] = ()) -> Outcome:
+              started: list[str] = ()) -> Outcome:
         job = keeper.job
         errors = _with_error(job.errors, error)
         last = not error.retryable or attempts_spent(job.attempts_since_retry, self.max_attempts(job.job_type))
         level = logging.WARNING if not last else logging.ERROR
-        LOG.log(level, "stage failed",
-                exc_info=exc if not isinstance(exc, (PermanentError, StageTimeout)) else None,
-                extra={"fields": {"code": error.code, "retryable": error.retryable, "stage": error.stage}})
+        # An Error Reporting event when there is a traceback (logs.py): grouped by its stack, the bugs apart.
+        log(LOG, level, f"stage failed: {error.code}" + (" (a bug)" if error.is_bug else "") + f": {error.message}",
+            event=Event.STAGE_FAILED, code=error.code, retryable=error.retryable, stage=error.stage,
+            error_type=error.type, final=last, stack_trace=error.traceback)
         try:
             if not last:
                 keeper.write({**_clear_lease(), "errors": errors}, JobState.RETRYING)
@@ -398,6 +419,7 @@ class Processor:
             return self._cancel(keeper, error.stage, started)
         except LeaseLost:
             return LEASE_LOST
+        log(LOG, logging.ERROR, "job failed", event=Event.JOB_FAILED, code=error.code, stage=error.stage)
         self._ended(ended, JobState.FAILED, None, error.to_dict(), started)
         return Outcome(200, "failed", {"error": _public(error)})
 
@@ -431,7 +453,7 @@ class Processor:
         """Called by the heartbeat when a stage hangs past its deadline: end the attempt as its failure."""
         stage = keeper.job.current_stage
         self._fail(keeper, classify(StageTimeout(message=f"stage {stage} ran past its deadline"), stage,
-                                    keeper.job.attempts), delivery, StageTimeout())
+                                    keeper.job.attempts), delivery)
 
     def _composition(self) -> Children:
         if self.children is None:
@@ -510,7 +532,7 @@ def _clear_lease() -> dict[str, Any]:
 
 
 def _with_error(errors: list[dict[str, Any]], error: ClassifiedError) -> list[dict[str, Any]]:
-    return [*errors, error.to_dict()][-MAX_ERRORS_KEPT:]
+    return with_error(errors, error.to_dict())
 
 
 def _checkpoint(output: StageOutput, written: list[str], job: Job,

@@ -24,7 +24,8 @@ from .processor import Processor
 from .routing import Router
 from .settings import Settings
 from .stages import JobType
-from .taskqueue import TaskQueue
+from .stats import QueueSpec, StatsService
+from .taskqueue import QueueReader, TaskQueue
 
 if TYPE_CHECKING:
     from .app import Schedule
@@ -76,5 +77,22 @@ class Services:
         return openapi_document(self.job_types)
 
     @cached_property
+    def queue_reader(self) -> QueueReader:
+        return QueueReader(clients.tasks_stats_client(self.settings), self.settings)
+
+    @property
+    def queue_specs(self) -> list[QueueSpec]:
+        """Every queue of the app: each lane's and job type's (router.plan), and the callbacks'."""
+        specs = [QueueSpec(spec.name, "jobs", spec.lane, spec.job_type) for spec in self.router.plan()]
+        return [*specs, QueueSpec(self.settings.callback_queue, "callbacks")]
+
+    @cached_property
+    def stats(self) -> StatsService:
+        s = self.settings
+        return StatsService(self.store, self.queue_reader, sorted(self.job_types), self.queue_specs,
+                            s.lease_ttl_seconds, s.stats_cache_seconds)
+
+    @cached_property
     def cleanup(self) -> Cleanup:
-        return Cleanup(self.store, self.queue, self.bucket, self.settings, self.job_types)
+        return Cleanup(self.store, self.queue, self.bucket, self.settings, self.job_types, self.queue_reader,
+                       [spec.name for spec in self.queue_specs])

@@ -87,6 +87,15 @@ class Settings(BaseSettings):
     callback_secret: SecretStr = SecretStr("")
     allow_local_callbacks: bool = False
 
+    # Operations. Prompt cancel: each task handler process listens (one Firestore listener, while it runs jobs)
+    # for cancels of the jobs it holds, so a running stage hears of one within about a second instead of at its
+    # next heartbeat (up to lease_ttl/3); false: the heartbeat only. /stats answers from a per-process cache this
+    # many seconds old at most. Error Reporting names the service (Cloud Run sets K_SERVICE and K_REVISION).
+    prompt_cancel: bool = True
+    stats_cache_seconds: float = Field(5.0, ge=0, le=300)
+    service_name: str = Field("oncetask", validation_alias=AliasChoices("ONCETASK_SERVICE_NAME", "K_SERVICE"))
+    service_version: str = Field("", validation_alias=AliasChoices("ONCETASK_SERVICE_VERSION", "K_REVISION"))
+
     # Retention: finished jobs, their results and artifacts are purged after this many days.
     retention_days: int = 30
 

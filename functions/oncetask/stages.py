@@ -5,7 +5,7 @@ prefix; its checkpoint lists them), and returns a JSON-able `StageOutput` that i
 A rerun skips a stage whose checkpoint exists and whose artifacts still exist. Call `ctx.check()` between long
 steps: it raises `LeaseLost`, `Cancelled` or `StageTimeout` when the worker must stop; `ctx.artifacts.write`
 checks it too, before every write. Writes to your own Firestore collections go through `ctx.batch()`, which
-commits only while this worker still holds the job.
+commits only while this worker still holds the job. `ctx.progress(fraction, message)` tells how far it is.
 
 Stages raise `errors.PermanentError` for bad input and `errors.RetryableError` for transient trouble; any other
 exception is classified by `errors.classify`.
@@ -88,10 +88,17 @@ class Context(Generic[P]):
     check_fn: Callable[[], None] = field(default=lambda: None, repr=False)
     commit_fn: Callable[[list[Write]], None] | None = field(default=None, repr=False)
     runtime: StageRuntime | None = field(default=None, repr=False)
+    progress_fn: Callable[[float, str], None] = field(default=lambda fraction, message: None, repr=False)
 
     def check(self) -> None:
         """Raise `LeaseLost`, `Cancelled` or `StageTimeout` if this worker must stop; cheap (no network)."""
         self.check_fn()
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        """Say how far the stage is (`fraction` from 0 to 1, and a short message): the job's view and `oncetask
+        status` show it. Cheap to call often: no network; the latest value rides on the lease's next heartbeat
+        write, so it costs no write of its own (it shows up within the heartbeat interval)."""
+        self.progress_fn(fraction, message)
 
     def batch(self) -> FencedBatch:
         """A batch of writes to your own collections, fenced on this worker's lease (see `FencedBatch`)."""

@@ -13,7 +13,7 @@ import pydantic
 
 from .errors import is_retryable
 from .httputil import HttpError, error_response, json_response, read_json, to_response
-from .logs import bound, get_logger, trace_from_header
+from .logs import bound, get_logger, trace_id_from_headers, trace_resource
 from .processor import TaskDelivery
 from .services import Services
 
@@ -65,7 +65,8 @@ def _int_header(request: flask.Request, name: str) -> int:
 
 
 def process_task(services: Services, request: flask.Request) -> flask.Response:
-    trace = trace_from_header(request.headers.get("X-Cloud-Trace-Context"), services.settings.project_id)
+    # The delivery's trace headers carry the job's trace; the processor binds the one its job records, too.
+    trace = trace_resource(trace_id_from_headers(request.headers), services.settings.project_id)
     with bound(trace=trace):  # scoped to this request: server threads are reused
         return _process_task(services, request)
 
@@ -108,7 +109,7 @@ def _process_task(services: Services, request: flask.Request) -> flask.Response:
 def cleanup_stale_locks(services: Services, request: flask.Request) -> flask.Response:
     """The Cloud Scheduler target: `/` runs the cleanup; `/schedules/{name}` submits that schedule's job."""
     s = services.settings
-    trace = trace_from_header(request.headers.get("X-Cloud-Trace-Context"), s.project_id)
+    trace = trace_resource(trace_id_from_headers(request.headers), s.project_id)
     try:
         _authorize(services, request, s.cleanup_audience, s.scheduler_service_account)
         path = request.path.rstrip("/")

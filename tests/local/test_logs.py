@@ -50,8 +50,8 @@ def test_dev_prefixes_each_functions_lines_with_its_part_and_shows_only_the_part
         api_url = line_matching(r"ready: .*Status page: (http://\S+)").group(1)
         job_id = ApiClient(api_url).submit("noop", {"note": "logged"}, f"logs-{uuid.uuid4().hex[:8]}")["job_id"]
         line_matching(rf"^api +\| INFO +job submitted job_id={job_id} job_type=noop")
-        line_matching(rf"^task_handler +\| INFO +stage done job_id={job_id} stage=noop attempt=1")
-        line_matching(rf"^task_handler +\| INFO +job completed job_id={job_id} attempt=1")
+        line_matching(rf"^task_handler +\| INFO +stage done job_id={job_id} job_type=noop stage=noop attempt=1")
+        line_matching(rf"^task_handler +\| INFO +job completed job_id={job_id} job_type=noop attempt=1")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

@@ -131,7 +131,14 @@ class Stack:
         return problems
 
     def firestore_calls(self) -> dict[str, int]:
-        return dict(self.firestore_emulator.stats(self.settings.project_id))
+        """The product's Firestore calls by RPC, but the prompt-cancel listener's stream (`listens()`): one per
+        worker process, opened with its first job and shared by all it runs, so it is no per-job cost."""
+        calls = dict(self.firestore_emulator.stats(self.settings.project_id))
+        calls.pop("Listen", None)
+        return calls
+
+    def listens(self) -> int:
+        return int(self.firestore_emulator.stats(self.settings.project_id).get("Listen", 0))
 
     def services_with(self, **settings: Any) -> Services:
         """Another worker's wiring for this stack's app: these settings changed (e.g. a gate's host)."""

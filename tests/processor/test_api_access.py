@@ -62,7 +62,8 @@ def listed(stack: Stack, headers: Headers, query: str = "") -> set[str]:
 # Without a token ---------------------------------------------------------------------------------------------------
 
 JOB_ENDPOINTS = [("POST", "/jobs"), ("GET", "/jobs"), ("GET", "/jobs/{id}"), ("POST", "/jobs/{id}/retry"),
-                 ("POST", "/jobs/{id}/cancel"), ("GET", "/me"), ("GET", "/jobs/not-a-job-id")]
+                 ("POST", "/jobs/{id}/cancel"), ("GET", "/jobs/{id}/children"), ("GET", "/me"),
+                 ("GET", "/jobs/not-a-job-id"), ("GET", "/stats"), ("GET", "/stats/timeline")]
 
 
 def test_the_api_requires_a_token_unless_told_otherwise() -> None:
@@ -149,6 +150,29 @@ def test_an_operator_listed_by_email_sees_and_cancels_every_job(make_stack, toke
     answer = stack.api_client.post(f"/jobs/{bob_job}/cancel", headers=operator)
     assert answer.status_code == 202 and answer.get_json()["status"] == "cancelled"
     assert listed(stack, operator, "?state=cancelled") == {bob_job}
+
+
+def test_the_system_wide_figures_are_for_operators_only(make_stack, token_issuer: TokenIssuer) -> None:
+    stack = secured(make_stack, token_issuer)
+    submitted(stack, person(token_issuer, "alice"))
+    for path in ("/stats", "/stats/timeline"):
+        refused = stack.api_client.get(path, headers=person(token_issuer, "alice"))
+        assert refused.status_code == 403 and "operators only" in refused.get_json()["error"]["message"]
+        answer = stack.api_client.get(path, headers=person(token_issuer, "root", oncetask_operator=True))
+        assert answer.status_code == 200, answer.get_json()
+    figures = stack.api_client.get("/stats", headers=person(token_issuer, "root", oncetask_operator=True)).get_json()
+    assert figures["states"]["queued"] == 1
+
+
+def test_an_operators_listing_of_one_job_type_covers_every_owner(make_stack, token_issuer: TokenIssuer) -> None:
+    stack = secured(make_stack, token_issuer)
+    alice_noop = submitted(stack, person(token_issuer, "alice"))
+    submitted(stack, person(token_issuer, "alice"), job_type="test.pipeline", payload={})
+    bob_noop = submitted(stack, person(token_issuer, "bob"))
+    operator = person(token_issuer, "root", oncetask_operator=True)
+    assert listed(stack, operator, "?job_type=noop") == {alice_noop, bob_noop}
+    assert listed(stack, operator, "?job_type=noop&state=queued") == {alice_noop, bob_noop}
+    assert listed(stack, person(token_issuer, "bob"), "?job_type=noop") == {bob_noop}
 
 
 def test_an_operator_by_firebase_claim_retries_another_users_failed_job(make_stack,

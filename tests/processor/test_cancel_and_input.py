@@ -149,8 +149,8 @@ def test_openapi_document_describes_every_route_and_its_4xx(stack: Stack) -> Non
     document = stack.api_client.get("/openapi.json").get_json()
     assert document == json.loads(json.dumps(openapi_document(stack.app.job_types()), default=str))
     paths = document["paths"]
-    assert set(paths) == {"/jobs", "/jobs/{job_id}", "/jobs/{job_id}/retry", "/jobs/{job_id}/cancel", "/healthz",
-                          "/openapi.json", "/me"}
+    assert set(paths) == {"/jobs", "/jobs/{job_id}", "/jobs/{job_id}/retry", "/jobs/{job_id}/cancel",
+                          "/jobs/{job_id}/children", "/stats", "/stats/timeline", "/me", "/healthz", "/openapi.json"}
     assert {"409", "413", "422"} <= set(paths["/jobs"]["post"]["responses"])
     variants = document["components"]["schemas"]["CreateJobRequest"]["oneOf"]
     assert {v["properties"]["job_type"]["enum"][0] for v in variants} >= {"noop", "test.pipeline"}

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pydantic
 import pytest
 import requests
 from google.api_core import exceptions as gexc
 
-from oncetask.errors import IllegalTransition, PermanentError, RetryableError, classify
+from oncetask.errors import IllegalTransition, PermanentError, RetryableError, bounded, classify
 from oncetask.artifacts import garbage, run_fencing
 from oncetask.lease import Delivery, LeaseView, decide_delivery, lease_lapsed, local_deadline
-from oncetask.logs import JsonFormatter, bound, trace_from_header
+from oncetask.job import with_error
+from oncetask.logs import (ERROR_EVENT_TYPE, JsonFormatter, bound, trace_from_header, trace_headers,
+                           trace_id_from_headers)
 from oncetask.naming import job_id_for, payload_hash, task_id, task_name
 from oncetask.policy import attempts_spent, call_with_retry, queue_backoff
 from oncetask.app import DEFAULT_LANES, Retry
@@ -139,9 +142,75 @@ def test_an_unknown_exception_is_permanent_since_a_bug_does_not_heal() -> None:
     assert classify(RuntimeError("boom")).retryable is False
 
 
-def test_recorded_error_has_code_message_stage_retryable_attempt_and_time() -> None:
+def test_recorded_error_has_code_message_stage_retryable_attempt_time_type_and_traceback() -> None:
     record = classify(gexc.ServiceUnavailable("down"), stage="s", attempt=1).to_dict()
-    assert set(record) == {"code", "message", "stage", "retryable", "attempt", "at"}
+    assert set(record) == {"code", "message", "stage", "retryable", "attempt", "at", "type", "traceback"}
+    assert record["type"] == "google.api_core.exceptions.ServiceUnavailable"
+    assert record["traceback"] is None  # never raised: no frames to show
+
+
+def _raised(function: Any) -> BaseException:
+    try:
+        function()
+    except Exception as exc:  # noqa: BLE001 - the test wants the exception as raised
+        return exc
+    raise AssertionError("expected an exception")
+
+
+@pytest.mark.parametrize("function, kind", [
+    (lambda: {}["missing"], "KeyError"),
+    (lambda: [][1], "IndexError"),
+    (lambda: None + 1, "TypeError"),  # type: ignore[operator]
+    (lambda: None.nothing, "AttributeError"),  # type: ignore[union-attr]
+    (lambda: undefined_name, "NameError"),  # type: ignore[name-defined]  # noqa: F821
+    (lambda: _assert_false(), "AssertionError"),
+    (lambda: 1 / 0, "ZeroDivisionError"),
+])
+def test_a_programming_error_is_a_permanent_bug_that_names_its_type(function: Any, kind: str) -> None:
+    error = classify(_raised(function), stage="work", attempt=1)
+    assert (error.code, error.retryable, error.type, error.is_bug) == ("BUG", False, kind, True)
+    assert error.message.startswith(f"{kind}: ") and "programming error" in error.message and "not bad input" in \
+        error.message
+    assert error.traceback is not None and error.traceback.startswith("Traceback (most recent call last):")
+    assert f"\n{kind}" in error.traceback  # the exception's own line, as traceback.format_exc() ends
+
+
+def _assert_false() -> None:
+    assert False, "the code's own expectation"  # noqa: B011
+
+
+def test_a_value_error_raised_on_purpose_is_bad_input_not_a_bug() -> None:
+    error = classify(_raised(lambda: int("twelve")))
+    assert (error.code, error.retryable, error.type) == ("INVALID_ARGUMENT", False, "ValueError")
+    assert error.message == "invalid literal for int() with base 10: 'twelve'"
+
+
+def test_a_long_traceback_is_bounded_keeping_its_head_and_innermost_frames() -> None:
+    def ping(n: int) -> None:  # two functions in turn: Python does not fold their frames as it folds a loop's
+        if n == 0:
+            raise KeyError("deep")
+        pong(n - 1)
+
+    def pong(n: int) -> None:
+        ping(n - 1)
+
+    error = classify(_raised(lambda: ping(400)))
+    assert error.traceback is not None and len(error.traceback) <= 32_000
+    stored = error.to_dict()["traceback"]
+    assert len(stored) <= 4000 and stored.startswith("Traceback (most recent call last):\n")
+    assert stored.rstrip().endswith("KeyError: 'deep'") and 'raise KeyError("deep")' in stored
+    cut = bounded("Traceback (most recent call last):\n" + "".join(f"  frame {n}\n" for n in range(1000)) + "E: x\n",
+                  400)
+    assert cut is not None and len(cut) <= 400 and "characters cut" in cut
+    assert cut.startswith("Traceback (most recent call last):\n") and cut.endswith("  frame 999\nE: x\n")
+
+
+def test_only_the_latest_errors_keep_their_tracebacks() -> None:
+    errors: list[dict[str, Any]] = []
+    for attempt in range(1, 26):
+        errors = with_error(errors, {"code": "BUG", "attempt": attempt, "traceback": f"tb {attempt}"})
+    assert [e["attempt"] for e in errors] == list(range(6, 26))  # the last 20
+    assert [e["traceback"] for e in errors][-4:] == [None, "tb 23", "tb 24", "tb 25"]
 
 
 def test_transient_call_is_retried_within_the_attempt_then_succeeds() -> None:
@@ -286,6 +355,44 @@ def test_trace_header_becomes_the_cloud_logging_trace_field() -> None:
     assert trace_from_header("105445aa7843bc8bf206b12000100000/1;o=1", "p") == \
         "projects/p/traces/105445aa7843bc8bf206b12000100000"
     assert trace_from_header("not a trace!", "p") is None
+
+
+def test_a_trace_id_is_read_from_traceparent_first_then_the_cloud_header() -> None:
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    both = {"traceparent": f"00-{trace}-00f067aa0ba902b7-01", "X-Cloud-Trace-Context": "1" * 32 + "/1;o=1"}
+    assert trace_id_from_headers(both) == trace
+    assert trace_id_from_headers({"X-Cloud-Trace-Context": trace.upper() + "/5"}) == trace
+    for bad in ({"traceparent": "00-" + "0" * 32 + "-00f067aa0ba902b7-01"}, {"X-Cloud-Trace-Context": "xyz/1"},
+                {"traceparent": "garbage"}, {}):
+        assert trace_id_from_headers(bad) is None
+
+
+def test_a_task_carries_its_jobs_trace_in_both_headers_with_a_span_of_its_own() -> None:
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    headers = trace_headers(trace, "projects/p/locations/l/queues/q/tasks/a-g1")
+    assert trace_id_from_headers({"traceparent": headers["traceparent"]}) == trace
+    assert trace_id_from_headers({"X-Cloud-Trace-Context": headers["X-Cloud-Trace-Context"]}) == trace
+    assert headers["X-Cloud-Trace-Context"].endswith(";o=1") and headers["traceparent"].endswith("-01")
+    other = trace_headers(trace, "projects/p/locations/l/queues/q/tasks/a-g2")
+    assert other["traceparent"] != headers["traceparent"]  # another task, another span
+    assert trace_headers(trace, "projects/p/locations/l/queues/q/tasks/a-g1") == headers  # the same task, the same
+
+
+def test_a_line_with_a_traceback_is_an_error_reporting_event() -> None:
+    import logging
+
+    try:
+        {}["missing"]
+    except KeyError:
+        import sys
+        record = logging.LogRecord("oncetask.x", logging.ERROR, __file__, 1, "boom", (), sys.exc_info())
+    line = json.loads(JsonFormatter().format(record))
+    assert line["@type"] == ERROR_EVENT_TYPE
+    assert line["serviceContext"]["service"]
+    assert line["stack_trace"].startswith("Traceback (most recent call last):")
+    assert "KeyError: 'missing'" in line["stack_trace"]
+    plain = logging.LogRecord("oncetask.x", logging.ERROR, __file__, 1, "no traceback", (), None)
+    assert "@type" not in json.loads(JsonFormatter().format(plain))
 
 
 def test_log_line_is_json_with_severity_and_bound_context() -> None:

@@ -39,6 +39,7 @@ def test_happy_path_needs_at_most_three_plus_stages_firestore_calls(stack: Stack
     print(f"firestore calls for a {stages}-stage job: {used} {calls}")
     assert stack.job(job_id).state is JobState.COMPLETED
     assert used <= 3 + stages
+    assert stack.listens() <= 1  # the handler's one cancel listener, shared by every job it runs
 
 
 def test_rapid_duplicate_submissions_create_one_job_and_one_task(make_stack) -> None:
