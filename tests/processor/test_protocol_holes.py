@@ -478,7 +478,9 @@ def test_a_stalled_import_batch_cannot_overwrite_a_newer_import(make_stack, grpc
     gate = grpc_gate(firestore_emulator.host)
     stall = gate.hold(lambda method, request: method == "Commit" and any(
         "/documents/products/" in (w.update.name or "") for w in request.writes))
-    w1 = Run(worker(stack, firestore=gate.host, heartbeat_seconds=NO_HEARTBEAT), TaskDelivery(old, 1, "t", 0))
+    # A longer lease than the stack's: W1 must reach its upsert on it without a heartbeat, on a loaded machine too.
+    w1 = Run(worker(stack, firestore=gate.host, heartbeat_seconds=NO_HEARTBEAT, lease_ttl_seconds=3 * LEASE_TTL),
+             TaskDelivery(old, 1, "t", 0))
     gate.wait_held(stall, timeout=15)
     assert deliver_until_acquired(stack, old).outcome == "completed"
     new = stack.submit_ok("sheet.import", {"source": source("new", "12.00"), "collection": "products"}, key="new")
