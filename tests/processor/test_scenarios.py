@@ -142,8 +142,8 @@ def test_retry_of_a_job_that_did_not_fail_is_a_conflict(stack: Stack) -> None:
 
 
 def test_a_stage_longer_than_the_lease_keeps_it_by_heartbeat(make_stack) -> None:
-    stack = make_stack(lease_ttl_seconds=0.5)
-    job_id = stack.submit_ok(payload={"sleep_ms": 700}, key="long")
+    stack = make_stack(lease_ttl_seconds=1.0)  # renewed every third of it; shorter is at the mercy of a loaded machine
+    job_id = stack.submit_ok(payload={"sleep_ms": 1200}, key="long")
     job = stack.wait_state(job_id, JobState.COMPLETED)
     assert (job.attempts, job.fencing, job.errors) == (1, 1, [])
 

@@ -112,14 +112,17 @@ def test_a_queue_that_cannot_be_read_is_reported_and_the_others_still_are(make_s
     assert all(q["error"] is None for q in stats["queues"] if q["purpose"] == "jobs")
 
 
-def test_stats_follow_the_listing_rule_when_the_api_requires_auth(make_stack, tasks_emulator, task_target) -> None:
+def test_stats_need_a_token_and_then_an_operator(make_stack, tasks_emulator, task_target) -> None:
     audience = "https://api.oncetask.test/"
-    stack = make_stack(api_require_auth=True, api_audience=audience)
+    stack = make_stack(api_require_auth=True, api_audience=audience, operators=frozenset({"ops@example.com"}))
     for path in ("/jobs", "/stats", "/stats/timeline"):
         assert stack.api_client.get(path).status_code == 401
     alice = {"Authorization": mint_token(tasks_emulator, task_target, "alice@example.com", audience)}
-    for path in ("/jobs", "/stats", "/stats/timeline"):
-        assert stack.api_client.get(path, headers=alice).status_code == 200
+    operator = {"Authorization": mint_token(tasks_emulator, task_target, "ops@example.com", audience)}
+    assert stack.api_client.get("/jobs", headers=alice).status_code == 200
+    for path in ("/stats", "/stats/timeline"):  # every owner's figures: not for alice
+        assert stack.api_client.get(path, headers=alice).status_code == 403
+        assert stack.api_client.get(path, headers=operator).status_code == 200
 
 
 def test_stats_are_in_the_openapi_document(stack: Stack) -> None:
