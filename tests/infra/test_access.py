@@ -7,6 +7,7 @@ removed opt-out of token checks, stop the plan with a message saying what to do 
 from __future__ import annotations
 
 import itertools
+import os
 import re
 from typing import Any
 
@@ -34,7 +35,7 @@ def defaults(access_decisions: AccessDecisions) -> dict[str, Any]:
 
 def settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
     """The runtime's Settings as a function with this environment would read them."""
-    for name in [n for n in __import__("os").environ if n.startswith("ONCETASK_")]:
+    for name in [n for n in os.environ if n.startswith("ONCETASK_")]:
         monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -61,7 +62,8 @@ def test_the_module_never_sets_whether_the_api_requires_a_token(module: Module) 
         assert "ONCETASK_API_REQUIRE_AUTH" not in module.locals[env]
     for path in set(MODULE_DIR.glob("*.tf")) - {MODULE_DIR / "variables.tf"}:  # nor elsewhere (a map or secret key)
         source = re.sub(r"#[^\n]*", "", path.read_text())
-        assert not re.search(r'ONCETASK_API_REQUIRE_AUTH"?\s*=|key\s*=\s*"ONCETASK_API_REQUIRE_AUTH"', source), path.name
+        setting = r'ONCETASK_API_REQUIRE_AUTH"?\s*=|key\s*=\s*"ONCETASK_API_REQUIRE_AUTH"'
+        assert not re.search(setting, source), path.name
     assert Settings.model_fields["api_require_auth"].default is True
 
 
@@ -97,7 +99,8 @@ def test_firebase_sign_in_of_this_project_sets_its_id_and_key_and_opens_the_invo
 
 def test_firebase_sign_in_of_another_project_with_its_own_auth_domain(
         access_decisions: AccessDecisions, monkeypatch: pytest.MonkeyPatch) -> None:
-    access = access_decisions.evaluate(firebase_auth={"project_id": "shop-identity", "auth_domain": "login.shop.example"})
+    access = access_decisions.evaluate(firebase_auth={"project_id": "shop-identity",
+                                                      "auth_domain": "login.shop.example"})
     assert access["env"]["ONCETASK_FIREBASE_PROJECT_ID"] == "shop-identity"
     assert access["env"]["ONCETASK_FIREBASE_AUTH_DOMAIN"] == "login.shop.example"
     assert access["env"]["ONCETASK_FIREBASE_API_KEY"] == ""  # tokens are accepted; the status page cannot sign in
@@ -237,7 +240,8 @@ def test_by_default_the_rules_are_the_repositorys_firestore_rules(module: Module
     the whole repository)."""
     assert module.variables["firestore_rules_file"]["default"] is None
     default = squash(ref(module.locals["firestore_rules_file"]))
-    assert default == 'var.firestore_rules_file!=null?var.firestore_rules_file:"${path.module}/../../../firestore.rules"'
+    assert default == ('var.firestore_rules_file!=null?var.firestore_rules_file:'
+                       '"${path.module}/../../../firestore.rules"')
     assert (MODULE_DIR / "../../../firestore.rules").resolve() == REPO / "firestore.rules"
 
 

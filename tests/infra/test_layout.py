@@ -101,7 +101,8 @@ def test_no_root_opens_the_api_to_everyone(root: Path) -> None:
     Firebase sign-in (which opens the invoker) only from a root variable that is off by default."""
     deployment = load_module(root)
     call = deployment.modules["oncetask"]
-    assert not {"allow_unauthenticated_api_calls", "allow_public_api_invoker", "allow_anonymous_submissions"} & set(call)
+    public = {"allow_unauthenticated_api_calls", "allow_public_api_invoker", "allow_anonymous_submissions"}
+    assert not public & set(call)
     assert ref(call["firebase_auth"]) == "var.firebase_auth"
     assert deployment.variables["firebase_auth"]["default"] is None
     assert ref(call["operators"]) == "var.operators"
