@@ -17,8 +17,17 @@ module "oncetask" {
   # Secure by default: no caller without a Google-signed ID token; only these principals may invoke the API.
   api_invoker_members = var.api_invoker_members
 
+  # Who else: operators (see every job) and people signing in with Firebase (null: nobody; setting it opens the
+  # API's invoker to allUsers, and the API's token check decides alone). Anonymous submissions stay off here:
+  # a public API is a change of this file, reviewed (allow_anonymous_submissions on the module).
+  operators     = var.operators
+  firebase_auth = var.firebase_auth
+
   firestore_location = var.firestore_location
 
   # URL callbacks are signed with this Secret Manager secret; without it they are refused (422).
   callback_secret = var.callback_secret
+
+  # Released as the security rules of the jobs' database: clients read only their own jobs (the repository's file).
+  firestore_rules_file = "${path.root}/../../firestore.rules"
 }

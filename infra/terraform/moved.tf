@@ -185,5 +185,6 @@ moved {
   to   = module.oncetask.google_cloud_tasks_queue_iam_member.cleanup_viewer["oncetask-jobs"]
 }
 
-# The public invoker of the API is gone by default (allow_public_api_invoker / allow_unauthenticated_api_calls):
-# google_cloud_run_service_iam_member.api_public is destroyed by the first apply, on purpose.
+# The public invoker of the API is gone by default (it exists only with allow_anonymous_submissions, firebase_auth
+# or allow_public_api_invoker on the module): google_cloud_run_service_iam_member.api_public is destroyed by the
+# first apply, on purpose.

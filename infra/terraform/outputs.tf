@@ -32,3 +32,8 @@ output "service_accounts" {
   description = "Each identity's email."
   value       = module.oncetask.service_accounts
 }
+
+output "api_access" {
+  description = "Who may call the API, as deployed (public invoker, anonymous submissions, Firebase project, operators, rules release)."
+  value       = module.oncetask.api_access
+}

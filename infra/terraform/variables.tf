@@ -35,3 +35,19 @@ variable "callback_secret" {
   })
   default = null
 }
+
+variable "operators" {
+  description = "Who sees, lists, retries and cancels every job: verified emails or token subjects, e.g. [\"ops@example.com\"] (not IAM members)."
+  type        = list(string)
+  default     = []
+}
+
+variable "firebase_auth" {
+  description = "People signing in with Firebase Authentication: {api_key = \"AIza...\"} (the web API key; project_id defaults to this project). Opens the API's invoker to allUsers; its own token check decides. null: nobody signs in."
+  type = object({
+    project_id  = optional(string)
+    api_key     = optional(string, "")
+    auth_domain = optional(string, "")
+  })
+  default = null
+}

@@ -36,6 +36,8 @@ SOURCES: dict[str, list[str]] = {
     "google_firestore_database": ["google/services/firestore/resource_firestore_database.go"],
     "google_firestore_index": ["google/services/firestore/resource_firestore_index.go"],
     "google_firestore_field": ["google/services/firestore/resource_firestore_field.go"],
+    "google_firebaserules_ruleset": ["google/services/firebaserules/resource_firebaserules_ruleset.go"],
+    "google_firebaserules_release": ["google/services/firebaserules/resource_firebaserules_release.go"],
     "google_storage_bucket": ["google/services/storage/resource_storage_bucket.go"],
     "google_storage_bucket_object": ["google/services/storage/resource_storage_bucket_object.go"],
     "google_artifact_registry_repository": [
@@ -69,6 +71,7 @@ READS = [
     ("google_artifact_registry_repository", ("location",)),
     ("google_artifact_registry_repository", ("name",)),
     ("data.google_project", ("number",)),
+    ("google_firebaserules_ruleset", ("name",)),
 ]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .terraform import MODULE_DIR, REPO, Module, block, load_module, ref, text
+from .terraform import MODULE_DIR, REPO, Module, block, load_module, ref, squash, text
 
 INDEXES = MODULE_DIR / "firestore.indexes.json"
 RULES = REPO / "firestore.rules"
@@ -147,3 +147,39 @@ def test_rules_deny_by_default_and_allow_no_client_writes() -> None:
             assert "resource.data.owner == request.auth.uid" in condition
             assert "request.auth != null" in condition
     assert any(c.strip() != "false" for _, c in allows), "the owner-read rule is missing"
+
+
+def test_the_rules_are_released_from_the_rules_file_unless_released_elsewhere(module: Module) -> None:
+    ruleset = module.resource("google_firebaserules_ruleset", "firestore")
+    release = module.resource("google_firebaserules_release", "firestore")
+    for body in (ruleset, release):
+        assert squash(ref(body["count"])) == "var.deploy_firestore_rules?1:0"
+        assert ref(body["project"]) == "var.project_id"
+    assert module.default("deploy_firestore_rules") is True
+    files = block(block(ruleset, "source"), "files")
+    assert ref(files["content"]) == "file(local.firestore_rules_file)"
+    assert ref(files["name"]) == "basename(local.firestore_rules_file)"
+    # The release names the database the functions use (its name: tests/infra/test_access.py) and the ruleset.
+    assert ref(release["name"]) == "local.firestore_rules_release"
+    assert text(release["ruleset_name"]) == \
+        "projects/${var.project_id}/rulesets/${google_firebaserules_ruleset.firestore[0].name}"
+    assert "${google_firestore_database.main}" in release["depends_on"]
+    # A new ruleset is created before the old one goes, and a missing file stops the plan with a clear message.
+    lifecycle = block(ruleset, "lifecycle")
+    assert lifecycle["create_before_destroy"] is True
+    assert ref(block(lifecycle, "precondition")["condition"]) == "fileexists(local.firestore_rules_file)"
+
+
+def test_the_rules_api_is_enabled_when_the_rules_are_released(module: Module) -> None:
+    services = squash(ref(module.resource("google_project_service", "apis")["for_each"]))
+    assert 'var.deploy_firestore_rules?["firebaserules.googleapis.com"]:[]' in services
+    ruleset = module.resource("google_firebaserules_ruleset", "firestore")
+    assert "${google_project_service.apis}" in ruleset["depends_on"]
+
+
+def test_the_released_rules_honour_the_operator_claim_the_api_honours() -> None:
+    """A Firebase user with the claim is an operator of the API and of the rules alike (callers.OPERATOR_CLAIM)."""
+    from oncetask import callers  # noqa: PLC0415
+
+    assert callers.OPERATOR_CLAIM == "oncetask_operator"
+    assert f"request.auth.token.get('{callers.OPERATOR_CLAIM}', false) == true" in RULES.read_text()

@@ -152,10 +152,13 @@ def test_the_only_public_grant_is_the_apis_invoker_and_it_exists_only_by_opt_in(
     assert set(public) == {"api_public"}
     grant = public["api_public"]
     assert target("google_cloud_run_service_iam_member", grant) == "google_cloudfunctions2_function.api"
-    # count = 0 unless one of the two opt-ins is true; both default to false.
-    assert squash(ref(grant["count"])) == "var.allow_unauthenticated_api_calls||var.allow_public_api_invoker?1:0"
-    assert module.default("allow_unauthenticated_api_calls") is False
+    # count = 0 unless an opt-in needs it (its truth table: test_access.py); every opt-in is off by default.
+    assert squash(ref(grant["count"])) == "local.api_public_invoker?1:0"
+    assert squash(ref(load_module().locals["api_public_invoker"])) == \
+        "var.allow_public_api_invoker||var.allow_anonymous_submissions||var.firebase_auth!=null"
     assert module.default("allow_public_api_invoker") is False
+    assert module.default("allow_anonymous_submissions") is False
+    assert module.variables["firebase_auth"]["default"] is None
 
 
 def test_api_invokers_are_the_named_principals_and_cannot_be_public(module: Module) -> None:

@@ -97,8 +97,23 @@ def test_the_example_root_reads_its_projects_bundle() -> None:
 
 @pytest.mark.parametrize("root", ROOTS, ids=lambda p: str(p.relative_to(REPO)))
 def test_no_root_opens_the_api_to_everyone(root: Path) -> None:
-    call = load_module(root).modules["oncetask"]
-    assert "allow_unauthenticated_api_calls" not in call and "allow_public_api_invoker" not in call
+    """A public API is a reviewed change of a root, never a variable's value: the roots pass no public opt-in, and
+    Firebase sign-in (which opens the invoker) only from a root variable that is off by default."""
+    deployment = load_module(root)
+    call = deployment.modules["oncetask"]
+    public = {"allow_unauthenticated_api_calls", "allow_public_api_invoker", "allow_anonymous_submissions"}
+    assert not public & set(call)
+    assert ref(call["firebase_auth"]) == "var.firebase_auth"
+    assert deployment.variables["firebase_auth"]["default"] is None
+    assert ref(call["operators"]) == "var.operators"
+    assert deployment.variables["operators"]["default"] == []
+
+
+@pytest.mark.parametrize("root", ROOTS, ids=lambda p: str(p.relative_to(REPO)))
+def test_each_root_releases_the_repositorys_firestore_rules(root: Path) -> None:
+    rules = text(load_module(root).modules["oncetask"]["firestore_rules_file"])
+    assert rules.startswith("${path.root}/")
+    assert (root / rules.removeprefix("${path.root}/")).resolve() == REPO / "firestore.rules"
 
 
 def test_everything_is_terraform_fmt_clean() -> None:

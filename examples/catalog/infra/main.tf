@@ -21,12 +21,22 @@ module "oncetask" {
   # Your backends call the API with a Google ID token; nobody else reaches it.
   api_invoker_members = var.api_invoker_members
 
+  # Your operators see every job; people sign in with Firebase only if you set firebase_auth (which lets anyone
+  # reach the API: its own token check decides).
+  operators     = var.operators
+  firebase_auth = var.firebase_auth
+
   # The thumbnails and imports read images and sheets from gs:// URIs: grant the worker read on those buckets
   # where they are managed (module.oncetask.service_accounts.worker).
 
   # Callers that pass a callback URL get signed calls: create the secret once (gcloud secrets create
   # catalog-callback-secret --data-file=-) and name it here; without it, URL callbacks are refused (422).
   callback_secret = var.callback_secret
+
+  # The security rules of the jobs' database: clients read only their own jobs. In a repository of your own, copy
+  # oncetask's firestore.rules beside this root ("${path.root}/firestore.rules"), or leave this out for the copy
+  # the module comes with.
+  firestore_rules_file = "${path.root}/../../../firestore.rules"
 }
 
 # A catalog job writes products into Firestore collections of its own; the worker's roles/datastore.user covers

@@ -93,3 +93,48 @@ resource "google_firestore_field" "failed_tasks_expire_at" {
 
   depends_on = [google_firestore_field.results_expire_at]
 }
+
+# Security rules: what a client SDK (a browser or an app signed in with Firebase) may read or write directly. The
+# functions' server libraries bypass them (IAM governs those), so the product works without them; they decide
+# whether a signed-in user can read their own jobs straight from Firestore, and that nobody else can.
+#
+# A ruleset is immutable and a release cannot be repointed by the provider (ruleset_name forces a new release):
+# a change of the rules creates a ruleset, then replaces the release. Terraform destroys the release before it
+# creates the new ruleset (create_before_destroy on the ruleset does not reorder that), so for that moment, and
+# if the new rules fail to compile (the Rules API checks them on create), the database has no release and client
+# SDK requests are denied: the failure closes, never opens. The old ruleset is kept until the new release exists,
+# to release it again by hand (gcloud firebase security-rules) if needed.
+resource "google_firebaserules_ruleset" "firestore" {
+  count = var.deploy_firestore_rules ? 1 : 0
+
+  project = var.project_id
+
+  source {
+    files {
+      name    = basename(local.firestore_rules_file)
+      content = file(local.firestore_rules_file)
+    }
+  }
+
+  lifecycle {
+    create_before_destroy = true
+
+    precondition {
+      condition     = fileexists(local.firestore_rules_file)
+      error_message = "No Firestore rules file at ${local.firestore_rules_file}: set firestore_rules_file (or deploy_firestore_rules = false where the database's rules are released elsewhere)."
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_firebaserules_release" "firestore" {
+  count = var.deploy_firestore_rules ? 1 : 0
+
+  project      = var.project_id
+  name         = local.firestore_rules_release
+  ruleset_name = "projects/${var.project_id}/rulesets/${google_firebaserules_ruleset.firestore[0].name}"
+
+  # The database the release names must exist first.
+  depends_on = [google_firestore_database.main]
+}

@@ -33,13 +33,14 @@ locals {
     ONCETASK_SCHEDULER_SERVICE_ACCOUNT = google_service_account.scheduler.email
     ONCETASK_TASK_AUDIENCE             = local.run_app_urls.process_task
     ONCETASK_CLEANUP_AUDIENCE          = local.run_app_urls.cleanup
-    ONCETASK_API_REQUIRE_AUTH          = tostring(!var.allow_unauthenticated_api_calls)
     ONCETASK_API_AUDIENCE              = var.api_audience != "" ? var.api_audience : local.run_app_urls.api
     ONCETASK_RETENTION_DAYS            = tostring(var.retention_days)
     ONCETASK_LEASE_TTL_SECONDS         = tostring(var.lease_ttl_seconds)
     ONCETASK_DISPATCH_DEADLINE_SECONDS = tostring(var.dispatch_deadline_seconds)
   }
-  common_env = merge(var.environment_variables, local.module_env)
+  # Who may call the API (access.tf): anonymous submissions, Firebase sign-in, operators. ONCETASK_API_REQUIRE_AUTH
+  # is never set: its default, true, is the only value a deployment may have (environment_variables refuses it).
+  common_env = merge(var.environment_variables, local.api_access_env, local.module_env)
 
   # Every function creates tasks for the task handler (the API: new jobs, retries; the cleanup: lost tasks,
   # schedules; the handler itself: children, next stages, sleeps, wake-ups, follow-up jobs). The API and the
@@ -141,7 +142,7 @@ resource "google_cloudfunctions2_function" "api" {
     service_account_email = google_service_account.api.email
     environment_variables = local.enqueuer_env
     # Reachable from anywhere at the network level; who may call it is decided by invoker IAM (identities.tf)
-    # and by the API's own token check (ONCETASK_API_REQUIRE_AUTH, on unless explicitly opted out).
+    # and by the API's own token check, which no variable turns off (access.tf).
     ingress_settings               = "ALLOW_ALL"
     available_memory               = var.function_memory
     timeout_seconds                = 60

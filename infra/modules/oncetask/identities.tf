@@ -228,12 +228,13 @@ resource "google_storage_bucket_iam_member" "cleanup_artifacts" {
 }
 
 # Invocation. By default only api_invoker_members reach the API, each with a Google-signed ID token, which the
-# API checks again (ONCETASK_API_REQUIRE_AUTH=true). allUsers becomes an invoker only by an explicit opt-in:
-# allow_public_api_invoker (the API still requires a token, e.g. a browser's) or allow_unauthenticated_api_calls
-# (it does not). The service-to-service targets admit only their one caller.
+# API checks again. allUsers becomes an invoker only where an explicit opt-in needs callers Cloud Run's IAM
+# cannot admit (access.tf): anonymous submissions (no token), Firebase sign-in (a token IAM does not accept), or
+# allow_public_api_invoker; the API's own check then decides alone. The service-to-service targets admit only
+# their one caller.
 
 resource "google_cloud_run_service_iam_member" "api_public" {
-  count = var.allow_unauthenticated_api_calls || var.allow_public_api_invoker ? 1 : 0
+  count = local.api_public_invoker ? 1 : 0
 
   project  = var.project_id
   location = google_cloudfunctions2_function.api.location

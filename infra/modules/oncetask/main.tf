@@ -3,7 +3,9 @@
 #   main.tf        the bundle's manifest (read and checked by ./manifest), derived names and URLs, the APIs
 #   identities.tf  service accounts and every IAM grant (least privilege, on the resource wherever possible)
 #   storage.tf     the artifact bucket (retention lifecycle), the source bucket, the image repository
-#   firestore.tf   the database, composite indexes (firestore.indexes.json beside this file), TTL policies
+#   access.tf      who may call the API and read Firestore directly: pure decisions over the variables
+#   firestore.tf   the database, composite indexes (firestore.indexes.json beside this file), TTL policies, the
+#                  security rules' release
 #   queue.tf       the Cloud Tasks queues of the manifest: every job queue, and the callbacks queue
 #   functions.tf   the three 2nd gen functions built from the bundle
 #   scheduler.tf   the cleanup's schedule, and one job per schedule of the app
@@ -50,19 +52,23 @@ locals {
 }
 
 resource "google_project_service" "apis" {
-  for_each = var.enable_apis ? toset(concat([
-    "artifactregistry.googleapis.com",
-    "cloudbuild.googleapis.com",
-    "cloudfunctions.googleapis.com",
-    "cloudresourcemanager.googleapis.com",
-    "cloudscheduler.googleapis.com",
-    "cloudtasks.googleapis.com",
-    "firestore.googleapis.com",
-    "iam.googleapis.com",
-    "logging.googleapis.com",
-    "run.googleapis.com",
-    "storage.googleapis.com",
-  ], var.callback_secret != null ? ["secretmanager.googleapis.com"] : [])) : toset([])
+  for_each = var.enable_apis ? toset(concat(
+    [
+      "artifactregistry.googleapis.com",
+      "cloudbuild.googleapis.com",
+      "cloudfunctions.googleapis.com",
+      "cloudresourcemanager.googleapis.com",
+      "cloudscheduler.googleapis.com",
+      "cloudtasks.googleapis.com",
+      "firestore.googleapis.com",
+      "iam.googleapis.com",
+      "logging.googleapis.com",
+      "run.googleapis.com",
+      "storage.googleapis.com",
+    ],
+    var.callback_secret != null ? ["secretmanager.googleapis.com"] : [],
+    var.deploy_firestore_rules ? ["firebaserules.googleapis.com"] : [],
+  )) : toset([])
 
   project = var.project_id
   service = each.key

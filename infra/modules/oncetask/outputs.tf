@@ -77,3 +77,14 @@ output "manifest" {
   description = "The bundle's manifest as deployed: app name, queues, lanes, job types and schedules."
   value       = module.manifest.manifest
 }
+
+output "api_access" {
+  description = "Who may call the API, as deployed: whether allUsers may invoke it (public_invoker), whether callers without a token may submit, whose Firebase sign-ins it accepts (empty: none), the operators by list, and the release of the Firestore rules (null: released elsewhere)."
+  value = {
+    public_invoker          = local.api_public_invoker
+    anonymous_submissions   = var.allow_anonymous_submissions
+    firebase_project_id     = local.api_access_env.ONCETASK_FIREBASE_PROJECT_ID
+    operators               = var.operators
+    firestore_rules_release = var.deploy_firestore_rules ? local.firestore_rules_release : null
+  }
+}

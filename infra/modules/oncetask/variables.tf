@@ -52,35 +52,86 @@ variable "enable_apis" {
   default     = true
 }
 
-# Who may call the API. The defaults let no unauthenticated caller read, list, submit, retry or cancel anything.
-
-variable "allow_unauthenticated_api_calls" {
-  description = "DANGEROUS. Let anyone on the internet call the API without a token: grants roles/run.invoker to allUsers and sets ONCETASK_API_REQUIRE_AUTH=false. Every job then belongs to the anonymous owner. For demos only."
-  type        = bool
-  default     = false
-}
-
-variable "allow_public_api_invoker" {
-  description = "Grant roles/run.invoker on the API to allUsers while the API itself still requires a valid ID token (for callers outside Google IAM, such as browsers signed in with Firebase Authentication). Off: only api_invoker_members reach the API."
-  type        = bool
-  default     = false
-}
+# Who may call the API (access.tf). The defaults admit only api_invoker_members, each with a Google ID token that
+# Cloud Run and then the API check; nobody without a token reads, lists, submits, retries or cancels anything.
+# Each opt-in says what it exposes.
 
 variable "api_invoker_members" {
-  description = "IAM principals allowed to invoke the API, e.g. [\"serviceAccount:backend@PROJECT.iam.gserviceaccount.com\", \"group:ops@example.com\"]. They call it with a Google ID token whose audience is api_audience."
+  description = "IAM principals allowed to invoke the API, e.g. [\"serviceAccount:backend@PROJECT.iam.gserviceaccount.com\", \"group:ops@example.com\"]. They call it with a Google ID token whose audience is api_audience; each token's subject owns the jobs it submits and sees only those."
   type        = list(string)
   default     = []
 
   validation {
     condition     = alltrue([for m in var.api_invoker_members : !contains(["allUsers", "allAuthenticatedUsers"], m)])
-    error_message = "api_invoker_members must name principals; a public API is the explicit opt-in allow_public_api_invoker (or allow_unauthenticated_api_calls)."
+    error_message = "api_invoker_members must name principals; a public API is an explicit opt-in: allow_anonymous_submissions, firebase_auth or allow_public_api_invoker."
   }
 }
 
 variable "api_audience" {
-  description = "Audience the API requires in callers' ID tokens (ONCETASK_API_AUDIENCE). Empty: the API's deterministic run.app URL, which Cloud Run's invoker check also accepts."
+  description = "Audience the API requires in callers' Google ID tokens (ONCETASK_API_AUDIENCE). Empty: the API's deterministic run.app URL, which Cloud Run's invoker check also accepts."
   type        = string
   default     = ""
+}
+
+variable "allow_anonymous_submissions" {
+  description = "A public API, on purpose: anyone on the internet may submit jobs without a token (ONCETASK_ALLOW_ANONYMOUS_SUBMISSIONS=true, and roles/run.invoker for allUsers on the API, since Cloud Run admits no request without a token otherwise). Each such job answers with a capability, a secret without which nobody but an operator reads, retries or cancels it; a caller without a token lists nothing. Exposes: submissions, and what they cost, to anyone (the queues' rates bound the pace, not the number); the status page and GET /healthz to anyone. Off: every job call needs an ID token."
+  type        = bool
+  default     = false
+}
+
+variable "firebase_auth" {
+  description = "People as callers: the API accepts Firebase Authentication / Identity Platform ID tokens of project_id (null: this project), and their uid owns the jobs they submit (also request.auth.uid in firestore.rules). api_key (the web API key, a public value) lets the status page sign people in; auth_domain defaults to <project_id>.firebaseapp.com. Cloud Run's invoker IAM does not accept Firebase tokens, so this also grants roles/run.invoker to allUsers on the API and the API's own token check is the only one: anyone may then reach the API, and every account that can sign in to that Firebase project (and, as with allow_public_api_invoker, every Google account with an ID token for api_audience) may submit jobs of its own. null: nobody signs in."
+  type = object({
+    project_id  = optional(string)
+    api_key     = optional(string, "")
+    auth_domain = optional(string, "")
+  })
+  default = null
+
+  validation {
+    condition     = try(var.firebase_auth.project_id == null, true) || can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.firebase_auth.project_id))
+    error_message = "firebase_auth.project_id is the Firebase project's ID (6-30 lowercase letters, digits and '-'), not its number or display name; leave it out for this project."
+  }
+  validation {
+    condition     = try(var.firebase_auth.api_key == "", true) || can(regex("^[A-Za-z0-9_-]{30,60}$", var.firebase_auth.api_key))
+    error_message = "firebase_auth.api_key is the web API key of the Firebase project's config (apiKey, e.g. \"AIza...\"), alone."
+  }
+  validation {
+    condition     = try(var.firebase_auth.auth_domain == "", true) || can(regex("^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$", var.firebase_auth.auth_domain))
+    error_message = "firebase_auth.auth_domain is a host name such as my-project.firebaseapp.com, without https:// or a path."
+  }
+}
+
+variable "operators" {
+  description = "Who sees, lists, retries and cancels every job through the API (ONCETASK_OPERATORS): verified emails and/or token subjects, e.g. [\"ops@example.com\", \"112233445566778899\"]. Operators still need a way in (api_invoker_members, or firebase_auth). A Firebase user with the custom claim oncetask_operator: true is an operator too, of the API and of firestore.rules; those listed here are operators of the API only."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for o in var.operators : can(regex("^[^,\\s]+$", o))])
+    error_message = "operators are emails or token subjects, one per entry, without commas or spaces."
+  }
+  validation {
+    condition     = alltrue([for o in var.operators : !can(regex("^(user|serviceAccount|group|domain|principal|principalSet|allUsers|allAuthenticatedUsers)(:|$)", o))])
+    error_message = "operators are emails or token subjects as the API sees them (ops@example.com), not IAM members (user:ops@example.com)."
+  }
+}
+
+variable "allow_public_api_invoker" {
+  description = "Grant roles/run.invoker on the API to allUsers while the API still requires an ID token of every job call: anyone may reach it, and any Google account's ID token for api_audience is then a caller that may submit jobs of its own (not only api_invoker_members'). Implied by allow_anonymous_submissions and firebase_auth; on its own, for callers outside this project's IAM (services of other organisations). Off: only api_invoker_members reach the API, unless one of those is set."
+  type        = bool
+  default     = false
+}
+
+variable "allow_unauthenticated_api_calls" {
+  description = "Removed: the deployed API always requires a token (ONCETASK_API_REQUIRE_AUTH=false, every caller the shared owner anonymous, is local development only). For a public API set allow_anonymous_submissions = true. Only null or false is accepted; remove the argument."
+  type        = bool
+  default     = null
+
+  validation {
+    condition     = var.allow_unauthenticated_api_calls != true
+    error_message = "allow_unauthenticated_api_calls is gone: the deployed API no longer runs without token checks (every caller the shared owner \"anonymous\" is for local development only). For a public API set allow_anonymous_submissions = true: callers without a token may submit, and each job answers with a capability only its holder (or an operator) can use. Remove allow_unauthenticated_api_calls."
+  }
 }
 
 # Settings the runtime reads (ONCETASK_*). Defaults equal functions/oncetask/settings.py's.
@@ -119,13 +170,25 @@ variable "dispatch_deadline_seconds" {
 }
 
 variable "environment_variables" {
-  description = "Extra environment variables of all three functions (e.g. settings a newer runtime reads). The module's own ONCETASK_* values win over these. Never a secret: the callback secret comes from Secret Manager (callback_secret)."
+  description = "Extra environment variables of all three functions (e.g. settings a newer runtime reads, such as ONCETASK_OWNER_QUOTA). The module's own ONCETASK_* values win over these. Never a secret (the callback secret comes from Secret Manager: callback_secret), and never a development or test setting: ONCETASK_API_REQUIRE_AUTH, the certificate and sign-in URLs, the emulator hosts and ONCETASK_ALLOW_LOCAL_CALLBACKS are refused."
   type        = map(string)
   default     = {}
 
   validation {
     condition     = !contains(keys(var.environment_variables), "ONCETASK_CALLBACK_SECRET")
     error_message = "ONCETASK_CALLBACK_SECRET must not be a plain environment variable (it would be readable in the function's configuration and in the state): name its Secret Manager secret in callback_secret."
+  }
+  validation {
+    condition     = !contains(keys(var.environment_variables), "ONCETASK_API_REQUIRE_AUTH")
+    error_message = "ONCETASK_API_REQUIRE_AUTH is not a deployment's setting: the deployed API always requires a token (false, every caller the shared owner \"anonymous\", is local development only). For a public API set allow_anonymous_submissions = true."
+  }
+  validation {
+    condition     = length(setintersection(keys(var.environment_variables), ["ONCETASK_OIDC_CERTS_URL", "ONCETASK_FIREBASE_CERTS_URL", "ONCETASK_STATUS_SIGN_IN_URL"])) == 0
+    error_message = "ONCETASK_OIDC_CERTS_URL, ONCETASK_FIREBASE_CERTS_URL and ONCETASK_STATUS_SIGN_IN_URL are for tests only: they make the functions trust tokens signed by keys other than Google's and Firebase's, or sign people in elsewhere. Remove them."
+  }
+  validation {
+    condition     = length(setintersection(keys(var.environment_variables), ["FIRESTORE_EMULATOR_HOST", "CLOUD_TASKS_EMULATOR_HOST", "STORAGE_EMULATOR_HOST", "ONCETASK_ALLOW_LOCAL_CALLBACKS"])) == 0
+    error_message = "FIRESTORE_EMULATOR_HOST, CLOUD_TASKS_EMULATOR_HOST, STORAGE_EMULATOR_HOST and ONCETASK_ALLOW_LOCAL_CALLBACKS are for local development only (the emulators, plain-http callbacks to the same machine). Remove them."
   }
 }
 
@@ -171,6 +234,23 @@ variable "firestore_location" {
   description = "Firestore database location (a region such as us-central1, or a multi-region such as nam5); it cannot change after creation. Empty: region."
   type        = string
   default     = ""
+}
+
+variable "deploy_firestore_rules" {
+  description = "Release firestore_rules_file as the security rules of firestore_database (a google_firebaserules_ruleset and its release, cloud.firestore or cloud.firestore/<database>). They guard client SDK access only (browsers and apps signed in with Firebase); the functions' server libraries bypass rules. Set false when the database's rules are released elsewhere, e.g. an app that shares (default) and deploys its own rules, which must then include oncetask's matches."
+  type        = bool
+  default     = true
+}
+
+variable "firestore_rules_file" {
+  description = "The Firestore security rules to release (deploy_firestore_rules). null: firestore.rules at the root of the oncetask repository this module comes from, which denies everything but a signed-in user's reads of the jobs, results and dead letters they own (and an operator's, by the custom claim oncetask_operator)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.firestore_rules_file == null || can(regex("service\\s+cloud\\.firestore", file(var.firestore_rules_file)))
+    error_message = "firestore_rules_file must name a readable Firestore rules file (one declaring `service cloud.firestore`)."
+  }
 }
 
 # The functions.
