@@ -53,6 +53,11 @@ SOURCES: dict[str, list[str]] = {
         "google/services/artifactregistry/iam_artifact_registry_repository.go", IAM_MEMBER],
     "google_secret_manager_secret_iam_member": ["google/services/secretmanager/iam_secret_manager_secret.go",
                                                 IAM_MEMBER],
+    "google_logging_metric": ["google/services/logging/resource_logging_metric.go"],
+    "google_monitoring_alert_policy": ["google/services/monitoring/resource_monitoring_alert_policy.go"],
+    "google_monitoring_dashboard": ["google/services/monitoring/resource_monitoring_dashboard.go"],
+    "google_monitoring_notification_channel": [
+        "google/services/monitoring/resource_monitoring_notification_channel.go"],
     "data.google_project": ["google/services/resourcemanager/resource_google_project.go"],
 }
 META = {"count", "for_each", "depends_on", "lifecycle", "provider", "dynamic"}

@@ -22,6 +22,7 @@ TARGET_ATTRIBUTE = {
 
 JOB_QUEUES = "google_cloud_tasks_queue.jobs"  # one grant per job queue of the manifest
 CALLBACKS = "google_cloud_tasks_queue.callbacks"
+ALL_QUEUES = "local.all_queues"  # one grant per queue: the job queues and the callbacks queue
 TASKS_SA = "google_service_account.tasks"
 ARTIFACTS = "google_storage_bucket.artifacts"
 GCF_SOURCES = "project, if gcf-v2-sources bucket"
@@ -36,6 +37,8 @@ EXPECTED = {
         ("roles/cloudtasks.taskDeleter", JOB_QUEUES),
         # The callback of a job it cancels.
         ("roles/cloudtasks.enqueuer", CALLBACKS),
+        # GET /stats: each queue's depth, oldest task and dispatch rate.
+        ("roles/cloudtasks.viewer", ALL_QUEUES),
         ("roles/iam.serviceAccountUser", TASKS_SA),
         ("roles/secretmanager.secretAccessor", CALLBACK_SECRET),
     },
@@ -52,9 +55,9 @@ EXPECTED = {
         ("roles/datastore.user", "project"),
         ("roles/storage.objectAdmin", ARTIFACTS),
         # It re-enqueues lapsed jobs (create) after checking their task is gone (get), submits scheduled jobs,
-        # and sends the callbacks nobody sent.
+        # sends the callbacks nobody sent, and logs every queue's figures for the oldest-task alert.
         ("roles/cloudtasks.enqueuer", JOB_QUEUES),
-        ("roles/cloudtasks.viewer", JOB_QUEUES),
+        ("roles/cloudtasks.viewer", ALL_QUEUES),
         ("roles/cloudtasks.enqueuer", CALLBACKS),
         ("roles/iam.serviceAccountUser", TASKS_SA),
         ("roles/secretmanager.secretAccessor", CALLBACK_SECRET),
@@ -100,8 +103,8 @@ def target(kind: str, body: dict) -> str:
             return GCF_SOURCES
         return "project"
     expression = ref(body[attribute])
-    if expression == "each.value.name" and ref(body["for_each"]) == JOB_QUEUES:
-        return JOB_QUEUES  # one grant per job queue of the manifest
+    if expression == "each.value.name" and ref(body["for_each"]) in (JOB_QUEUES, ALL_QUEUES):
+        return ref(body["for_each"])  # one grant per job queue of the manifest, or per queue
     if expression == "var.callback_secret.secret_id":
         assert squash(ref(body["count"])) == "var.callback_secret!=null?1:0"
         return CALLBACK_SECRET

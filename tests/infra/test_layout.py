@@ -144,7 +144,18 @@ def test_every_moved_block_of_the_reference_root_lands_on_a_resource_of_the_modu
         if "count" in body:
             assert index == "[0]", target
         elif "for_each" in body and ref(body["for_each"]) in {"module.manifest.job_queues",
-                                                                 "google_cloud_tasks_queue.jobs"}:
+                                                                 "google_cloud_tasks_queue.jobs", "local.all_queues"}:
             assert index == '["oncetask-jobs"]', target  # the one queue of those stacks (manifest version 1)
         else:
             assert index is None, target  # a plain resource, or a for_each moved whole (same keys)
+
+
+@pytest.mark.parametrize("directory", [MODULE_DIR, MODULE_DIR / "manifest", *ROOTS], ids=lambda d: d.name)
+def test_every_local_and_variable_a_configuration_reads_is_defined_in_it(directory: Path) -> None:
+    """What `terraform validate` would catch first (and cannot run here without providers): a reference to a local
+    or a variable that no file of the directory defines, e.g. after a rename in one file only."""
+    config = load_module(directory)
+    text = "\n".join(path.read_text() for path in sorted(directory.glob("*.tf")))
+    text = re.sub(r"#[^\n]*", "", text)  # comments may name things that do not exist
+    assert sorted(set(re.findall(r"\blocal\.(\w+)", text)) - set(config.locals)) == []
+    assert sorted(set(re.findall(r"\bvar\.(\w+)", text)) - set(config.variables)) == []

@@ -104,7 +104,7 @@ def test_queue_depth_reads_cloud_tasks_own_metric_for_the_stacks_queues(module: 
                       "condition_threshold")
     assert 'metric.type="cloudtasks.googleapis.com/queue/depth"' in text(condition["filter"])
     assert "${local.job_queue_ids}" in text(condition["filter"])
-    assert "keys(local.queues)" in ref(module.locals["job_queue_ids"])
+    assert "keys(module.manifest.job_queues)" in ref(module.locals["job_queue_ids"])
 
 
 def test_the_5xx_alert_is_a_ratio_for_each_function(module: Module) -> None:

@@ -105,15 +105,26 @@ resource "google_cloud_tasks_queue_iam_member" "cleanup_enqueuer" {
   member   = google_service_account.cleanup.member
 }
 
-# The cleanup asks whether a waiting job's task still exists (GetTask) before it re-enqueues.
+# The cleanup asks whether a waiting job's task still exists (GetTask) before it re-enqueues, and logs each queue's
+# figures (GetQueue with its stats) for the oldest-task alert; the API reads the same figures for GET /stats.
 resource "google_cloud_tasks_queue_iam_member" "cleanup_viewer" {
-  for_each = google_cloud_tasks_queue.jobs
+  for_each = local.all_queues
 
   project  = var.project_id
   name     = each.value.name
   location = each.value.location
   role     = "roles/cloudtasks.viewer"
   member   = google_service_account.cleanup.member
+}
+
+resource "google_cloud_tasks_queue_iam_member" "api_viewer" {
+  for_each = local.all_queues
+
+  project  = var.project_id
+  name     = each.value.name
+  location = each.value.location
+  role     = "roles/cloudtasks.viewer"
+  member   = google_service_account.api.member
 }
 
 # A scheduled job cancelled before its time: the API deletes its task, which would otherwise still be dispatched.
@@ -324,6 +335,7 @@ resource "time_sleep" "grants_propagate" {
     google_cloud_tasks_queue_iam_member.worker_enqueuer,
     google_cloud_tasks_queue_iam_member.cleanup_enqueuer,
     google_cloud_tasks_queue_iam_member.cleanup_viewer,
+    google_cloud_tasks_queue_iam_member.api_viewer,
     google_cloud_tasks_queue_iam_member.api_task_deleter,
     google_cloud_tasks_queue_iam_member.api_sends_callbacks,
     google_cloud_tasks_queue_iam_member.worker_sends_callbacks,

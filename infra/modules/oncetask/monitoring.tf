@@ -45,7 +45,7 @@ locals {
     var.alert_notification_channels,
     [for channel in google_monitoring_notification_channel.email : channel.id],
   )
-  job_queue_ids = join(", ", [for name in keys(local.queues) : "\"${name}\""])
+  job_queue_ids = join(", ", [for name in keys(module.manifest.job_queues) : "\"${name}\""])
 }
 
 resource "google_project_service" "monitoring" {

@@ -47,3 +47,8 @@ resource "google_cloud_tasks_queue" "callbacks" {
 
   depends_on = [google_project_service.apis]
 }
+
+locals {
+  # Every queue of the stack, for the grants that cover them all (reading their figures).
+  all_queues = merge(google_cloud_tasks_queue.jobs, { callbacks = google_cloud_tasks_queue.callbacks })
+}
