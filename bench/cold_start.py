@@ -1,12 +1,15 @@
-"""Cold start of a deployed entry module: how long `import main` takes in a fresh interpreter, against a floor.
+"""Cold start of a deployed function: how long its code takes to load in a fresh interpreter, against a floor.
 
-The floor is a main.py that only imports what any function on this stack must: functions-framework and the three
-Google clients (Firestore, Cloud Tasks, Storage). Each measurement is a new `python -X importtime -c "import main"`
-process; the figure is the cumulative import time of `main` that importtime reports (the interpreter's own start
-is left out of both). Runs alternate between the two modules so that load on a shared machine hits both alike;
-compare the ratio of the medians, not the absolute times.
+A function's cold start loads its entry module (`import main`, which builds the app and its three entry points) and,
+at its first request, that function's own code: the API's (`oncetask.api`) or the task handler's
+(`oncetask.taskhandler`, which also serves the cleanup). The floor is a main.py that only imports what any function
+on this stack must: functions-framework and the three Google clients (Firestore, Cloud Tasks, Storage).
 
-    python bench/cold_start.py [--runs 9] [--source functions]     # target: ratio <= 1.15
+Each measurement is a new interpreter that times those imports with `time.perf_counter` (the interpreter's own
+start is left out of both). Runs alternate between the targets and the floor, so that load on a shared machine hits
+all alike; compare the ratios of the medians, not the absolute times.
+
+    python bench/cold_start.py [--runs 9] [--source functions]     # target: each ratio <= 1.15
 """
 
 from __future__ import annotations
@@ -27,20 +30,34 @@ from google.cloud import firestore, storage, tasks_v2
 """
 
 
-def import_seconds(directory: Path) -> tuple[float, list[tuple[str, float]]]:
-    """Cumulative import time of `main` in `directory`, and the slowest top-level imports under it."""
+FUNCTIONS = {  # what each function imports by the end of its first request
+    "api": "import main, oncetask.api",
+    "process_task / cleanup_stale_locks": "import main, oncetask.taskhandler",
+}
+
+
+def load_seconds(directory: Path, statement: str = "import main") -> float:
+    """Seconds `statement` takes in a fresh interpreter whose path starts at `directory`."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(directory), os.environ.get("PYTHONPATH"))))}
-    done = subprocess.run([sys.executable, "-X", "importtime", "-c", "import main"], cwd=directory, env=env,
+    code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=directory, env=env, capture_output=True, text=True,
+                          check=True)
+    return float(done.stdout.split()[-1])
+
+
+def slowest_imports(directory: Path, statement: str) -> list[tuple[str, float]]:
+    """The slowest top-level imports under `statement`, as `python -X importtime` reports them."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(directory), os.environ.get("PYTHONPATH"))))}
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", statement], cwd=directory, env=env,
                           capture_output=True, text=True, check=True)
-    rows = []  # (depth below main, module, cumulative seconds)
+    rows = []
     for line in done.stderr.splitlines():
         if line.startswith("import time:") and "|" in line and "cumulative" not in line:
             _, cumulative, raw = line.removeprefix("import time:").split("|")
             name = raw[1:]  # importtime indents a module two spaces per level below the one importing it
-            rows.append(((len(name) - len(name.lstrip())) // 2, name.strip(), int(cumulative) / 1e6))
-    total = next(seconds for depth, name, seconds in reversed(rows) if depth == 0 and name == "main")
-    top = [(name, seconds) for depth, name, seconds in rows if depth == 1]
-    return total, sorted(top, key=lambda r: -r[1])[:8]
+            if len(name) == len(name.lstrip()):
+                rows.append((name.strip(), int(cumulative) / 1e6))
+    return sorted(rows, key=lambda r: -r[1])[:8]
 
 
 def main() -> None:
@@ -50,24 +67,27 @@ def main() -> None:
                         help="the directory holding the deployed main.py (a bundle, or functions/)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as floor_dir:
-        Path(floor_dir, "main.py").write_text(FLOOR)
-        import_seconds(args.source)  # warm the file cache for both, once
-        import_seconds(Path(floor_dir))
-        product, floor = [], []
+        floor_path = Path(floor_dir)
+        (floor_path / "main.py").write_text(FLOOR)
+        for statement in FUNCTIONS.values():  # warm the file cache for all, once
+            load_seconds(args.source, statement)
+        load_seconds(floor_path)
+        times: dict[str, list[float]] = {name: [] for name in FUNCTIONS}
+        floor: list[float] = []
         for _ in range(args.runs):
-            product.append(import_seconds(args.source)[0])
-            floor.append(import_seconds(Path(floor_dir))[0])
-        _, slowest = import_seconds(args.source)
-    p, f = statistics.median(product), statistics.median(floor)
+            for name, statement in FUNCTIONS.items():
+                times[name].append(load_seconds(args.source, statement))
+            floor.append(load_seconds(floor_path))
+    f = statistics.median(floor)
     print(describe())
-    print(f"entry module {args.source / 'main.py'}: median {p * 1000:.0f} ms over {args.runs} runs "
-          f"(min {min(product) * 1000:.0f})")
-    print(f"floor (functions-framework + Firestore, Tasks, Storage clients): median {f * 1000:.0f} ms "
-          f"(min {min(floor) * 1000:.0f})")
-    print(f"ratio of medians: {p / f:.2f} (target <= 1.15)")
-    print("slowest top-level imports of the entry module:")
-    for name, seconds in slowest:
-        print(f"  {seconds * 1000:7.0f} ms  {name}")
+    print(f"floor (functions-framework + Firestore, Tasks, Storage clients): median {f * 1000:.0f} ms over "
+          f"{args.runs} runs (min {min(floor) * 1000:.0f})")
+    for name, statement in FUNCTIONS.items():
+        p = statistics.median(times[name])
+        print(f"{name} ({statement!r} in {args.source}): median {p * 1000:.0f} ms (min {min(times[name]) * 1000:.0f});"
+              f" ratio {p / f:.2f} (target <= 1.15)")
+        for module, seconds in slowest_imports(args.source, statement)[:5]:
+            print(f"  {seconds * 1000:7.0f} ms  {module}")
 
 
 if __name__ == "__main__":

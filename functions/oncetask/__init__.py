@@ -31,16 +31,14 @@ Define job types in your own package, serve them from your `main.py`, test them 
 Everything a user may rely on is listed in `__all__`; other modules are internal and may change.
 """
 
-from .apierrors import (ApiError, ConflictError, InvalidRequestError, NotFoundError, PermissionDeniedError,
-                        UnauthenticatedError, UnavailableError)
+from typing import TYPE_CHECKING, Any
+
 from .app import App, Callback, EntryPoints, JobDefinition, Lane, Retry, Schedule, load_app
 from .callbacks import JobEnded, verify_signature
 from .children import ChildOutcome
-from .client import Client, DirectClient, Submission, WaitTimeout
 from .errors import Cancelled, DefinitionError, LeaseLost, PermanentError, RetryableError, StageTimeout
 from .settings import Settings
 from .stages import Context, FencedBatch
-from .models import JobList, JobView
 from .states import JobState
 
 __all__ = [
@@ -81,3 +79,33 @@ __all__ = [
 ]
 
 __version__ = "0.2.0"
+
+# The clients, their errors and the API's views are loaded on first use: a deployed function (which imports this
+# package at every cold start) needs none of them unless its own code calls another service.
+_LAZY = {
+    **dict.fromkeys(("Client", "DirectClient", "Submission", "WaitTimeout"), "client"),
+    **dict.fromkeys(("ApiError", "ConflictError", "InvalidRequestError", "NotFoundError", "PermissionDeniedError",
+                     "UnauthenticatedError", "UnavailableError"), "apierrors"),
+    **dict.fromkeys(("JobList", "JobView"), "models"),
+}
+
+if TYPE_CHECKING:
+    from .apierrors import (ApiError, ConflictError, InvalidRequestError, NotFoundError, PermissionDeniedError,
+                            UnauthenticatedError, UnavailableError)
+    from .client import Client, DirectClient, Submission, WaitTimeout
+    from .models import JobList, JobView
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'oncetask' has no attribute {name!r}")
+    from importlib import import_module  # noqa: PLC0415
+
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value  # once: later lookups do not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

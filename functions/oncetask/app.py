@@ -419,20 +419,27 @@ class App:
         first, so a wrong one fails the deployment's start-up, not its first delivery."""
         import functions_framework  # noqa: PLC0415
 
-        from . import api as public_api  # noqa: PLC0415
-        from . import logs, shutdown, taskhandler  # noqa: PLC0415
+        from . import logs, shutdown  # noqa: PLC0415
 
         self.validate()
         logs.configure(service=self.settings.service_name, version=self.settings.service_version or None)
         shutdown.install()
 
+        # Each function's own code is imported by its first request: an instance serving only the API never loads
+        # the task handler's (and the other way round), so neither pays for the other's cold start.
         def api(request: flask.Request) -> flask.Response:
+            from . import api as public_api  # noqa: PLC0415
+
             return public_api.handle(self.services, request)
 
         def process_task(request: flask.Request) -> flask.Response:
+            from . import taskhandler  # noqa: PLC0415
+
             return taskhandler.process_task(self.services, request)
 
         def cleanup_stale_locks(request: flask.Request) -> flask.Response:
+            from . import taskhandler  # noqa: PLC0415
+
             return taskhandler.cleanup_stale_locks(self.services, request)
 
         return EntryPoints(*(functions_framework.http(f) for f in (api, process_task, cleanup_stale_locks)))

@@ -19,7 +19,6 @@ from .callers import api_tokens
 from .cleanup import Cleanup
 from .commands import Commands
 from .jobstore import JobStore
-from .openapi import openapi_document
 from .processor import Processor
 from .routing import Router
 from .settings import Settings
@@ -74,6 +73,8 @@ class Services:
 
     @cached_property
     def openapi(self) -> dict[str, Any]:
+        from .openapi import openapi_document  # noqa: PLC0415 - the API's models: only the API function needs them
+
         return openapi_document(self.job_types)
 
     @cached_property

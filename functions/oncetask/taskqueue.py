@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from google.api_core import exceptions as gexc
-from google.cloud import tasks_v2, tasks_v2beta3
+from google.cloud import tasks_v2
 
 from .logs import trace_headers
 from .naming import task_name
@@ -127,7 +127,7 @@ class QueueReader:
 
     MASK = {"paths": ["name", "state", "stats"]}
 
-    def __init__(self, client: tasks_v2beta3.CloudTasksClient, settings: Settings) -> None:
+    def __init__(self, client: Any, settings: Settings) -> None:  # a tasks_v2beta3.CloudTasksClient
         self.client = client
         self.settings = settings
 
@@ -137,7 +137,7 @@ class QueueReader:
                                       timeout=10.0)
         stats = found.stats
         return QueueReading(
-            state=tasks_v2beta3.Queue.State(found.state).name,
+            state=type(found).State(found.state).name,
             depth=int(stats.tasks_count),
             oldest_due=stats.oldest_estimated_arrival_time or None,
             in_flight=int(stats.concurrent_dispatches_count),
