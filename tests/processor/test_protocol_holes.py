@@ -385,12 +385,14 @@ def test_unlimited_attempts_are_never_spent_by_cleanup(make_stack) -> None:
 
 # 9. A lease's lapse is judged by server time, never by comparing two machines' clocks ---------------------------
 
+HOLDER_TTL = 5 * LEASE_TTL  # the live holder's lease: renewed in time even on a loaded machine
+
 def test_cleanup_with_a_clock_ahead_leaves_a_live_lease_alone(make_stack) -> None:
     stack = make_stack(paused=True)
-    job_id = stack.submit_ok(payload={"sleep_ms": 2500}, key="skewed-cleanup")
-    holder = Run(stack.services.processor, TaskDelivery(job_id, 1, "t", 0))
+    job_id = stack.submit_ok(payload={"sleep_ms": 1000}, key="skewed-cleanup")
+    holder = Run(worker(stack, lease_ttl_seconds=HOLDER_TTL), TaskDelivery(job_id, 1, "t", 0))
     stack.wait_state(job_id, JobState.RUNNING)
-    report = stack.services.cleanup.run(now=utcnow() + timedelta(seconds=5 * LEASE_TTL))  # its clock is ahead
+    report = stack.services.cleanup.run(now=utcnow() + timedelta(seconds=5 * HOLDER_TTL))  # its clock is ahead
     assert report.requeued == 0
     assert holder.result().outcome == "completed"
     assert stack.job(job_id).fencing == 1
@@ -398,13 +400,15 @@ def test_cleanup_with_a_clock_ahead_leaves_a_live_lease_alone(make_stack) -> Non
 
 def test_a_worker_with_a_clock_ahead_does_not_take_a_live_lease(make_stack, monkeypatch) -> None:
     stack = make_stack(paused=True)
-    job_id = stack.submit_ok(payload={"sleep_ms": 2500}, key="skewed-worker")
-    holder = Run(stack.services.processor, TaskDelivery(job_id, 1, "t", 0))
+    job_id = stack.submit_ok(payload={"sleep_ms": 1000}, key="skewed-worker")
+    holder = Run(worker(stack, lease_ttl_seconds=HOLDER_TTL), TaskDelivery(job_id, 1, "t", 0))
     stack.wait_state(job_id, JobState.RUNNING)
     import oncetask.processor  # noqa: PLC0415
 
-    real = oncetask.processor.utcnow
-    monkeypatch.setattr(oncetask.processor, "utcnow", lambda: real() + timedelta(seconds=5 * LEASE_TTL))
+    real, intruder = oncetask.processor.utcnow, threading.current_thread()
+    # Only the intruding delivery (this thread) runs with the clock ahead; the holder's threads keep the true time.
+    monkeypatch.setattr(oncetask.processor, "utcnow", lambda: real() + timedelta(seconds=5 * HOLDER_TTL)
+                        if threading.current_thread() is intruder else real())
     assert stack.services.processor.handle(TaskDelivery(job_id, 1, "t", 1)).outcome == "busy"
     monkeypatch.undo()
     assert holder.result().outcome == "completed"

