@@ -29,12 +29,28 @@ export function createApi(token) {
     return body;
   }
 
+  const job = (jobId) => "jobs/" + encodeURIComponent(jobId);
   return {
     config: () => call("GET", "status/config"),
+    openapi: () => call("GET", "openapi.json"),
     me: () => call("GET", "me"),
-    listJobs: ({state, limit}) => call("GET", "jobs?limit=" + limit + (state ? "&state=" + encodeURIComponent(state) : "")),
-    getJob: (jobId) => call("GET", "jobs/" + encodeURIComponent(jobId)),
-    retryJob: (jobId) => call("POST", "jobs/" + encodeURIComponent(jobId) + "/retry"),
-    cancelJob: (jobId) => call("POST", "jobs/" + encodeURIComponent(jobId) + "/cancel"),
+    // The filters and the page token (`cursor`: the API's next_cursor) go as query parameters; empty ones are left
+    // out (the API takes `state=` as a mistake, not as "any state").
+    listJobs: ({state, jobType, limit, cursor}) => call("GET", "jobs?" + query({
+      limit, state, job_type: jobType, cursor})),
+    getJob: (jobId) => call("GET", job(jobId)),
+    children: (jobId) => call("GET", job(jobId) + "/children"),
+    retryJob: (jobId) => call("POST", job(jobId) + "/retry"),
+    cancelJob: (jobId) => call("POST", job(jobId) + "/cancel"),
+    stats: () => call("GET", "stats"),
+    timeline: ({minutes, buckets}) => call("GET", "stats/timeline?" + query({minutes, buckets})),
   };
+}
+
+function query(params) {
+  const search = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== "") search.set(name, String(value));
+  }
+  return search.toString();
 }
