@@ -18,7 +18,9 @@ export function createApi(token) {
     const headers = {"Accept": "application/json"};
     const idToken = await token();
     if (idToken) headers["Authorization"] = "Bearer " + idToken;
-    const response = await fetch(BASE + path, {method, headers, credentials: "omit"});
+    // no-store: the answers depend on who asks (GET stats says `private, max-age=5`, with no Vary), and the browser's
+    // cache keys by URL only: a cached answer for the user signed in before must not be shown to the next one.
+    const response = await fetch(BASE + path, {method, headers, credentials: "omit", cache: "no-store"});
     let body = null;
     try { body = await response.json(); } catch (_) { /* not JSON: reported below */ }
     if (!response.ok) {
