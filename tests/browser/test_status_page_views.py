@@ -41,18 +41,21 @@ def until(browser: WebDriver, script: str, message: str, *args: Any, timeout: fl
     return answer[0]
 
 
-LISTED = "return [...document.querySelectorAll('#jobs tr[data-job-id]')].map((r) => [r.dataset.jobId, r.dataset.state]);"
-DETAIL_STATE = "const s = document.getElementById('detail-state'); return s && !document.getElementById('detail-view').hidden ? s.dataset.state : null;"
+LISTED = """return [...document.querySelectorAll('#jobs tr[data-job-id]')]
+                      .map((r) => [r.dataset.jobId, r.dataset.state]);"""
+DETAIL_STATE = """const shown = document.getElementById('detail-state');
+                  const state = shown && !document.getElementById('detail-view').hidden ? shown.dataset.state : null;
+                  return arguments[0].includes(state) ? state : null;"""
 
 
-def listed(browser: WebDriver) -> list[tuple[str, str]]:
-    return [tuple(pair) for pair in browser.execute_script(LISTED)]
+def listed(browser: WebDriver) -> list[list[str]]:
+    return list(browser.execute_script(LISTED))
 
 
 def wait_detail_state(browser: WebDriver, *states: str, timeout: float = 20.0) -> str:
-    return str(until(browser, DETAIL_STATE.replace("return s &&", "const v = s &&").replace(
-        "? s.dataset.state : null;", "? s.dataset.state : null; return arguments[0].includes(v) ? v : null;"),
-        f"the detail view to show the job as one of {states}", list(states), timeout=timeout))
+    """Wait for the detail view to show its job in one of `states`; the state it shows."""
+    return str(until(browser, DETAIL_STATE, f"the detail view to show the job as one of {states}", list(states),
+                     timeout=timeout))
 
 
 def open_local(browser: WebDriver, api_server: str, fragment: str = "") -> None:
@@ -92,7 +95,8 @@ def test_an_operator_sees_the_counts_by_state_and_a_timeline_chart_with_points(
                    : null;""", "the timeline chart")
     assert len(points) == 2 * 12  # a point per bucket (12 by default) for each of completed and failed
     assert sum(n for series, n in points if series == "completed") == 2
-    labels = browser.execute_script("return [...document.querySelectorAll('#timeline svg text')].map((t) => t.textContent);")
+    labels = browser.execute_script(
+        "return [...document.querySelectorAll('#timeline svg text')].map((t) => t.textContent);")
     assert "0" in labels and "2" in labels and any(":" in label for label in labels)  # counts and clock times
     assert browser.find_element(By.ID, "figures-note").is_displayed() is False
     assert csp_violations(browser) == []
@@ -127,7 +131,6 @@ def test_filtering_by_state_shows_only_that_state_and_paging_reaches_the_next_pa
     until(browser, "return document.querySelectorAll('#jobs tr[data-job-id]').length === 2", "the first page")
     Select(browser.find_element(By.ID, "state-filter")).select_by_value("completed")
     until(browser, "return location.hash.includes('state=completed')", "the filter in the address")
-    first = until(browser, LISTED + "", "completed jobs only")  # noqa: F841 - read below once settled
     first = until(browser, """
         const rows = [...document.querySelectorAll('#jobs tr[data-job-id]')];
         return rows.length === 2 && rows.every((r) => r.dataset.state === 'completed')
@@ -138,14 +141,15 @@ def test_filtering_by_state_shows_only_that_state_and_paging_reaches_the_next_pa
     browser.find_element(By.ID, "page-next").click()
     second = until(browser, """
         const rows = [...document.querySelectorAll('#jobs tr[data-job-id]')];
-        return location.hash.includes('cursor=') && rows.length === 1 ? rows.map((r) => [r.dataset.jobId, r.dataset.state])
-                                                                      : null;""", "the second page")
+        return location.hash.includes('cursor=') && rows.length === 1
+            ? rows.map((r) => [r.dataset.jobId, r.dataset.state]) : null;""", "the second page")
     assert second[0][1] == "completed" and second[0][0] not in first
     assert {second[0][0], *first} == set(completed)
 
     browser.refresh()  # the address keeps the filter and the page
     assert until(browser, LISTED, "the second page again, after a reload") == second
-    assert Select(browser.find_element(By.ID, "state-filter")).first_selected_option.get_attribute("value") == "completed"
+    state_filter = Select(browser.find_element(By.ID, "state-filter"))
+    assert state_filter.first_selected_option.get_attribute("value") == "completed"
 
     Select(browser.find_element(By.ID, "type-filter")).select_by_value("test.pipeline")
     until(browser, "return location.hash.includes('job_type=test.pipeline') && !location.hash.includes('cursor=')",
@@ -172,7 +176,8 @@ def test_the_detail_of_a_failed_job_shows_the_error_type_and_traceback_and_retry
     error = until(browser, """
         const e = document.querySelector('#detail-errors li');
         const pre = e && e.querySelector('details.traceback pre');
-        return pre ? {code: e.querySelector('.error-code').textContent, type: e.querySelector('.error-type').textContent,
+        return pre ? {code: e.querySelector('.error-code').textContent,
+                      type: e.querySelector('.error-type').textContent,
                       summary: e.querySelector('details summary').textContent, traceback: pre.textContent} : null;""",
                   "the error with its traceback")
     assert error["code"] == "BUG" and error["type"].strip() == "KeyError" and error["summary"] == "Traceback"

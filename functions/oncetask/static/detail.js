@@ -44,9 +44,10 @@ function progress(job) {
   if (!job.progress) return null;
   const p = job.progress;
   const bar = el("progress", {max: 1, value: p.fraction, id: "detail-progress"});
+  const what = (p.stage ? p.stage + ": " : "") + (p.message || "");
+  const age = p.at ? " · " + ago(p.at) + " ago" : "";
   return section("Progress", el("p", {}, bar, " " + Math.round(p.fraction * 100) + "% ",
-                                el("span", {textContent: (p.stage ? p.stage + ": " : "") + (p.message || "")}),
-                                el("span", {className: "muted", textContent: p.at ? " · " + ago(p.at) + " ago" : ""})));
+                                el("span", {textContent: what}), el("span", {className: "muted", textContent: age})));
 }
 
 function stages(job) {
@@ -77,12 +78,12 @@ function errors(job) {
   const list = job.errors || [];
   if (!list.length) return null;
   return section("Errors", el("ol", {className: "errors", id: "detail-errors"}, ...list.map((e) => {
+    const where = [e.stage ? "stage " + e.stage : null, "attempt " + e.attempt,
+                   e.retryable ? "retryable" : "permanent", e.at].filter(Boolean).join(" · ");
     const head = el("div", {},
       el("strong", {className: "error-code", textContent: e.code}),
       e.type ? el("code", {className: "error-type", textContent: " " + e.type}) : "",
-      el("span", {className: "muted", textContent: " · " + [e.stage ? "stage " + e.stage : null,
-                                                            "attempt " + e.attempt, e.retryable ? "retryable" : "permanent",
-                                                            e.at].filter(Boolean).join(" · ")}));
+      el("span", {className: "muted", textContent: " · " + where}));
     const item = el("li", {}, head, el("p", {className: "error-message", textContent: e.message}));
     if (e.traceback) {
       item.append(el("details", {className: "traceback"}, el("summary", {textContent: "Traceback"}),
@@ -115,8 +116,8 @@ function childItem(child) {
 function children(view) {
   if (!view || !view.stages.length) return null;
   return section("Children", ...view.stages.map((stage) => {
-    const policy = stage.policy ? " · a failed child " + (stage.policy === "fail" ? "fails the parent" : "is collected")
-                                : "";
+    const outcome = stage.policy === "fail" ? "fails the parent" : "is collected";
+    const policy = stage.policy ? " · a failed child " + outcome : "";
     return el("div", {className: "children"},
       el("p", {textContent: stage.stage + ": " + stage.ended + " of " + stage.expected + " ended" + policy}),
       el("ul", {}, ...stage.children.map(childItem)));

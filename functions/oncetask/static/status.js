@@ -28,6 +28,7 @@ const page = {
   unreachable: false,  // the last poll failed: its banner goes when a poll succeeds again
   figures: {at: 0, forbidden: false},
   nextCursor: null,
+  children: {key: null, view: null},  // the detail's last GET jobs/{id}/children, for the job as it was then
   table: null,
   detail: null,
   poller: null,
@@ -235,9 +236,14 @@ async function refreshDetail(route) {
     $("detail").append(el("p", {className: "empty", textContent: "No job " + route.jobId + " (or not yours)."}));
     return;
   }
-  // Children are one more call (and a read per ended child): only for a job that started some.
+  // Children are one more call (and a read per ended child): only for a job that started some, and only while they
+  // can change: a waiting job's children end one by one; otherwise they change only with the job itself.
   const hasChildren = job.waiting_for || Object.values(job.stage_runs || {}).some((run) => run.children);
-  const children = hasChildren ? await page.api.children(job.job_id) : null;
+  const key = job.job_id + " " + job.updated_at;
+  let children = null;
+  if (hasChildren && job.state !== "waiting" && page.children.key === key) children = page.children.view;
+  else if (hasChildren) children = await page.api.children(job.job_id);
+  page.children = {key, view: children};
   if (page.route !== route) return;
   page.detail.render(job, children);
 }
