@@ -65,8 +65,11 @@ def open_local(browser: WebDriver, api_server: str, fragment: str = "") -> None:
     browser.get(f"{api_server}/{fragment}")
 
 
-def sign_in(browser: WebDriver, api_server: str) -> None:
+def sign_in(browser: WebDriver, api_server: str, fragment: str = "") -> None:
+    """Sign in through the issuer's page, from the page at `fragment` (nobody signed in before)."""
     open_page(browser, api_server)
+    if fragment:
+        browser.get(f"{api_server}/{fragment}")
     WebDriverWait(browser, 20, poll_frequency=0.1).until(
         lambda d: d.find_element(By.ID, "gate-sign-in").is_displayed(), message="the page to ask for sign-in")
     browser.find_element(By.ID, "gate-sign-in").click()
@@ -106,8 +109,9 @@ def test_a_non_operator_sees_one_line_saying_the_figures_are_for_operators(
         browser: WebDriver, make_stack: Callable[..., Stack], token_issuer: TokenIssuer, api_server: str) -> None:
     stack = signing_in_stack(make_stack, token_issuer, "alice")
     mine = submit_as(stack, token_issuer, "alice", "mine")
-    sign_in(browser, api_server)
+    sign_in(browser, api_server, "#/jobs?state=queued")
     until(browser, "return document.querySelector(`#jobs tr[data-job-id='${arguments[0]}']`);", "alice's job", mine)
+    assert browser.execute_script("return location.hash") == "#/jobs?state=queued"  # the view survived the sign-in
     note = until(browser, "const n = document.getElementById('figures-note'); return n.hidden ? null : n.textContent;",
                  "the figures' reason line")
     assert "for operators" in note

@@ -23,8 +23,9 @@ function svgText(x, y, text, className, anchor = "middle") {
 export function seconds(value) {
   if (value === null || value === undefined) return "–";
   if (value < 60) return value.toFixed(value < 10 ? 1 : 0) + " s";
-  if (value < 3600) return Math.floor(value / 60) + " min " + Math.floor(value % 60) + " s";
-  return Math.floor(value / 3600) + " h " + Math.floor((value % 3600) / 60) + " min";
+  const parts = value < 3600 ? [[Math.floor(value / 60), "min"], [Math.floor(value % 60), "s"]]
+                             : [[Math.floor(value / 3600), "h"], [Math.floor((value % 3600) / 60), "min"]];
+  return parts.filter(([n], i) => i === 0 || n).map(([n, unit]) => n + " " + unit).join(" ");
 }
 
 const number = (value) => (value === null || value === undefined ? "–" : String(value));
@@ -87,7 +88,10 @@ export function renderTimeline(container, timeline) {
     svgText(LEFT - 6, y(0) + 4, "0", "axis-label", "end"),
     svgText(LEFT - 6, y(top) + 4, String(top), "axis-label", "end"));
   const ticks = buckets.length ? [...new Set([0, Math.floor((buckets.length - 1) / 2), buckets.length - 1])] : [];
-  for (const i of ticks) chart.append(svgText(x(i), HEIGHT - 8, clock(buckets[i].start), "axis-label"));
+  // The first label starts at its point and the last ends at its own, so neither leaves the chart.
+  const anchor = (i) => (buckets.length < 2 ? "middle" : i === 0 ? "start" : i === buckets.length - 1 ? "end"
+                                                                                                      : "middle");
+  for (const i of ticks) chart.append(svgText(x(i), HEIGHT - 8, clock(buckets[i].start), "axis-label", anchor(i)));
   for (const [key, className] of SERIES) {
     const points = buckets.map((b, i) => `${x(i).toFixed(1)},${y(b[key]).toFixed(1)}`).join(" ");
     chart.append(svg("polyline", {points, "class": "series " + className}));
