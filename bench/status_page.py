@@ -21,7 +21,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 from rich.console import Console
 from rich.table import Table
@@ -37,7 +37,7 @@ import machine  # noqa: E402 - bench/machine.py, beside this script
 
 console = Console(width=150)
 FETCHES = """return performance.getEntriesByType('resource').filter((e) => e.initiatorType === 'fetch')
-                .map((e) => new URL(e.name).pathname);"""
+                .map((e) => e.name);"""
 
 
 def chromium(profile: str) -> WebDriver:
@@ -57,10 +57,13 @@ def endpoint(path: str) -> str:
     return "/" + "/".join(parts)
 
 
-def count(browser: WebDriver, seconds: float) -> Counter[str]:
+def count(browser: WebDriver, seconds: float) -> tuple[Counter[str], int | None]:
+    """The page's requests by endpoint over `seconds`, and the page size its GET /jobs asked for."""
     browser.execute_script("performance.setResourceTimingBufferSize(10000); performance.clearResourceTimings();")
     time.sleep(seconds)
-    return Counter(endpoint(urlparse(url).path) for url in browser.execute_script(FETCHES))
+    urls = [urlparse(url) for url in browser.execute_script(FETCHES)]
+    limits = [int(parse_qs(url.query)["limit"][0]) for url in urls if url.path.rstrip("/").endswith("/jobs")]
+    return Counter(endpoint(url.path) for url in urls), (limits[0] if limits else None)
 
 
 def wait(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
@@ -91,12 +94,14 @@ def main() -> None:
         browser = chromium(profile)
         views = {"list (with figures)": "", "detail (a job with 2 children)": f"#/jobs/{fanout}"}
         counted: dict[str, Counter[str]] = {}
+        page_size = None
         for name, fragment in views.items():
             browser.get(stack.api_url.rstrip("/") + "/" + fragment)
             time.sleep(3)  # its first load (config, openapi, me) is not part of the steady state
-            counted[name] = count(browser, args.seconds)
+            counted[name], limit = count(browser, args.seconds)
+            page_size = page_size or limit
 
-        listed = len(api.list(limit=50)["jobs"])
+        listed = len(api.list(limit=page_size or 25)["jobs"])  # a document read per job listed
         stats = api._call("GET", "stats")["cost"]["firestore_reads"]
         timeline = api._call("GET", "stats/timeline", params={"minutes": 60, "buckets": 12})["cost"]["firestore_reads"]
         children = api._call("GET", f"jobs/{fanout}/children")["stages"][0]["ended"]

@@ -5,7 +5,7 @@
 //   #/jobs/<job id>                                              one job's detail
 "use strict";
 
-export const DEFAULT_LIMIT = 50;
+export const DEFAULT_LIMIT = 25;  // a page; each listed job is one Firestore read per poll
 const MAX_LIMIT = 100;  // the API's own bound on `limit`
 
 // {view: "list", state, jobType, cursor, limit} or {view: "job", jobId}.

@@ -81,6 +81,7 @@ function renderView() {
   const list = page.route.view === "list";
   $("jobs-view").hidden = gated || !list;
   $("figures").hidden = gated || !list;
+  $("counts").hidden = gated || !list;  // the counts of the jobs listed: not of a job's detail
   $("detail-view").hidden = gated || list;
   $("state-filter").disabled = !list;
   $("type-filter").disabled = !list;
