@@ -51,6 +51,7 @@ function describe(user) {
 
 const TOKEN_KEY = "oncetask.idToken";
 const STATE_KEY = "oncetask.signInState";
+const VIEW_KEY = "oncetask.signInView";  // the address's fragment (the view) when sign-in started, put back after
 
 function issuerSession(signIn) {
   takeTokenFromFragment();
@@ -70,6 +71,7 @@ function issuerSession(signIn) {
       // does not sign this browser in as them.
       const state = randomState();
       sessionStorage.setItem(STATE_KEY, state);
+      sessionStorage.setItem(VIEW_KEY, location.hash);
       const target = new URL(signIn.url, location.href);
       target.searchParams.set("return", location.href.split("#")[0]);
       target.searchParams.set("state", state);
@@ -87,11 +89,14 @@ function takeTokenFromFragment() {
   if (!location.hash.includes("id_token=")) return;
   const answer = new URLSearchParams(location.hash.slice(1));
   const expected = sessionStorage.getItem(STATE_KEY);
+  const view = sessionStorage.getItem(VIEW_KEY) || "";
   sessionStorage.removeItem(STATE_KEY);
+  sessionStorage.removeItem(VIEW_KEY);
   if (expected && answer.get("state") === expected && answer.get("id_token")) {
     sessionStorage.setItem(TOKEN_KEY, answer.get("id_token"));
   }
-  history.replaceState(null, "", location.pathname + location.search);  // the token leaves the address bar
+  // The token leaves the address bar; the view the user was on comes back (only a view: "#/..." and nothing else).
+  history.replaceState(null, "", location.pathname + location.search + (view.startsWith("#/") ? view : ""));
 }
 
 function claimsOf(token) {

@@ -2,8 +2,10 @@
 // API: actions are handed in (`onAction(job, "retry" | "cancel", button)`).
 "use strict";
 
+import {jobHash} from "./route.js";
+
 export const STATES = ["scheduled", "queued", "running", "waiting", "retrying", "completed", "failed", "cancelled"];
-const ACTIVE = new Set(["scheduled", "queued", "running", "waiting", "retrying"]);
+export const ACTIVE = new Set(["scheduled", "queued", "running", "waiting", "retrying"]);
 
 // Text only: no HTML from the API is ever parsed.
 export function el(tag, props, ...children) {
@@ -61,7 +63,8 @@ function buildRow(job, showOwner, onAction) {
   // An error the job got past (it was retried and went on) is history, not an alarm.
   const errorClass = ["failed", "retrying"].includes(job.state) ? "error" : "error past";
   const row = el("tr", {},
-    el("td", {className: "id", title: job.job_id, textContent: job.job_id.slice(0, 12)}),
+    el("td", {className: "id"}, el("a", {href: jobHash(job.job_id), title: job.job_id,
+                                          textContent: job.job_id.slice(0, 12)})),
     ...(showOwner ? [el("td", {className: "owner", textContent: job.owner || ""})] : []),
     el("td", {textContent: job.job_type}),
     el("td", {}, el("span", {className: "badge s-" + job.state, textContent: job.state})),
