@@ -79,7 +79,9 @@ def _require_stats_access(caller: Caller) -> None:
                         "oncetask_operator claim)")
 
 
-STATS_CACHE_HEADERS = {"Cache-Control": "private, max-age=5"}
+# The figures depend on who asks (an operator gets them, anyone else a 403): a browser must not answer one signed-in
+# user's request from the cache of another's.
+STATS_CACHE_HEADERS = {"Cache-Control": "private, max-age=5", "Vary": "Authorization"}
 
 
 def _stats(services: Services, request: flask.Request, caller: Caller, _: dict[str, str]) -> flask.Response:

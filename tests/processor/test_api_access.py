@@ -160,6 +160,8 @@ def test_the_system_wide_figures_are_for_operators_only(make_stack, token_issuer
         assert refused.status_code == 403 and "operators only" in refused.get_json()["error"]["message"]
         answer = stack.api_client.get(path, headers=person(token_issuer, "root", oncetask_operator=True))
         assert answer.status_code == 200, answer.get_json()
+        # Cached by the browser only for the same caller: the next user signed in on it must not get these figures.
+        assert "Authorization" in answer.headers.get("Vary", ""), answer.headers
     figures = stack.api_client.get("/stats", headers=person(token_issuer, "root", oncetask_operator=True)).get_json()
     assert figures["states"]["queued"] == 1
 
