@@ -267,12 +267,7 @@ class Runner:
         services.bucket.client.create_bucket(self.settings.bucket)
 
     def close(self) -> None:
-        services = self.app.services
-        processor = services.__dict__.get("processor")  # built only if a job was delivered
-        if processor is not None and processor.cancel_watch is not None:
-            processor.cancel_watch.close()  # its listener, before the client it listens through
-        services.firestore.close()
-        services.queue.client.transport.close()
+        self.app.services.close()
 
     # Submitting -----------------------------------------------------------------------------------------------
 

@@ -24,7 +24,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
+
+from google.api_core import bidi
 
 from .jobstore import JobStore
 from .logs import get_logger, log
@@ -32,6 +35,10 @@ from .logs import get_logger, log
 LOG = get_logger("cancelwatch")
 Notice = Callable[[int, "str | None"], None]  # (fencing, lease_owner) of a job whose cancel was asked
 LINGER_SECONDS = 30.0
+# Firestore's client reopens a listener's stream at once after every recoverable error (its own code says "we do not
+# currently do any sort of backoff here"): against a Firestore this process cannot reach, that is a busy loop of new
+# streams and threads (1,630 attempts in 3 s, measured through a gate that refuses Listen). One reopen per window.
+RECONNECT_WINDOW_SECONDS = 5.0
 
 
 class CancelWatch:
@@ -96,8 +103,9 @@ class CancelWatch:
                 self._close_listener()
 
     def _alive(self) -> bool:
+        # Not `listener.is_active`: it waits for the stream's lock, which a throttled reopen holds for seconds.
         listener = self._listener
-        return listener is not None and not getattr(listener, "_closed", False) and listener.is_active
+        return listener is not None and not getattr(listener, "_closed", False)
 
     def _listen(self) -> None:
         """Open the listener unless it runs (called under the lock). A failure is logged once; the heartbeat still
@@ -111,6 +119,7 @@ class CancelWatch:
         try:
             self._listener = self.store.listen_cancel_requests(
                 lambda documents, changes, read_time: self._on_snapshot(generation, documents, changes))
+            _bound_reconnects(self._listener)
             self.listens += 1
         except Exception as exc:  # noqa: BLE001 - prompt cancel is an optimisation; the heartbeat is the guarantee
             self._listener = None
@@ -123,10 +132,10 @@ class CancelWatch:
         listener, self._listener = self._listener, None
         self._requested = {}
         if listener is not None:
-            try:
-                listener.unsubscribe()
-            except Exception:  # noqa: BLE001 - closing a stream that already ended
-                pass
+            # On its own thread: closing waits for the stream's lock, which a throttled reopen may hold for seconds,
+            # and nothing here needs to wait for it (snapshots of a closed listener are ignored by generation).
+            threading.Thread(target=_unsubscribe, args=(listener,), name="oncetask-cancel-unlisten",
+                             daemon=True).start()
 
     def _on_snapshot(self, generation: int, documents: list[Any], changes: list[Any]) -> None:
         """On the listener's thread: every running job whose cancel is asked, as of this snapshot."""
@@ -148,3 +157,20 @@ class CancelWatch:
                 notice(fencing, owner)
         except Exception as exc:  # noqa: BLE001 - never let a bad snapshot end the listener's thread
             log(LOG, logging.WARNING, "a cancel snapshot could not be read", error=str(exc))
+
+
+def _unsubscribe(listener: Any) -> None:
+    try:
+        listener.unsubscribe()
+    except Exception:  # noqa: BLE001 - closing a stream that already ended
+        pass
+
+
+def _bound_reconnects(listener: Any) -> None:
+    """Let the listener's stream reopen at most once per RECONNECT_WINDOW_SECONDS (see there). The client offers no
+    option for it, so this sets the throttle its own resumable stream supports; if a later client version lays its
+    listener out otherwise, nothing is set and the listener behaves as the client made it."""
+    rpc = getattr(listener, "_rpc", None)
+    if rpc is not None and hasattr(rpc, "_reopen_throttle") and hasattr(bidi, "_Throttle"):
+        rpc._reopen_throttle = bidi._Throttle(access_limit=1,  # noqa: SLF001
+                                              time_window=timedelta(seconds=RECONNECT_WINDOW_SECONDS))

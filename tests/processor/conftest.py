@@ -9,7 +9,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,7 @@ class Stack:
     tasks_emulator: TasksEmulator
     api_client: Any
     cleanup_client: Any
+    others: list[Services] = field(default_factory=list)  # other workers' wirings (services_with), closed with it
 
     # The API -------------------------------------------------------------------------------------------------
 
@@ -142,8 +143,10 @@ class Stack:
 
     def services_with(self, **settings: Any) -> Services:
         """Another worker's wiring for this stack's app: these settings changed (e.g. a gate's host)."""
-        return Services(self.settings.model_copy(update=settings), self.app.job_types(), self.app.router(),
-                        self.app.schedules)
+        services = Services(self.settings.model_copy(update=settings), self.app.job_types(), self.app.router(),
+                            self.app.schedules)
+        self.others.append(services)
+        return services
 
     @property
     def queues(self) -> list[str]:
@@ -170,7 +173,7 @@ class Stack:
 def make_stack(firestore_emulator: FirestoreEmulator, tasks_emulator: TasksEmulator, storage_host: str,
                handler_server: str, api_app: Any, cleanup_app: Any) -> Iterator[Callable[..., Stack]]:
     """Build a stack with its own Firestore project, queue and settings (`make_stack(max_attempts=2, ...)`)."""
-    built: list[Services] = []
+    built: list[Stack] = []
     # clients.py points the Google libraries at emulators through the process environment: put it back after.
     saved = {name: os.environ.get(name) for name in ("FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")}
 
@@ -205,11 +208,14 @@ def make_stack(firestore_emulator: FirestoreEmulator, tasks_emulator: TasksEmula
         except gexc.Conflict:
             pass  # the session's bucket exists already; job IDs keep tests apart
         served.use(app)
-        built.append(services)
+        built.append(stack)
         return stack
 
     yield make
     served.use(oncetask.App("tests").include(demo_app))
+    for stack in built:  # their cancel listeners, or they would linger past the test with their streams and threads
+        for services in (stack.services, *stack.others):
+            services.close()
     for name, value in saved.items():
         if value is None:
             os.environ.pop(name, None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -59,7 +59,19 @@ def worker(stack: Stack, stages: dict[str, Stage] | None = None, *, storage: str
         job_types[pipeline.name] = JobType(pipeline.name, PipelinePayload,
                                            tuple(stages.get(s.name, s) for s in pipeline.stages))
     services = Services(own, job_types, stack.app.router())
+    _workers.append(services)
     return services.processor
+
+
+_workers: list[Services] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_workers() -> Iterator[None]:
+    """The second workers' wirings are closed after each test, as the stack's own are (their cancel listeners)."""
+    yield
+    while _workers:
+        _workers.pop().close()
 
 
 class Run:
