@@ -28,7 +28,7 @@ from oncetask.processor import Processor, TaskDelivery
 from oncetask.stages import Context, JobType, Stage, StageOutput
 from oncetask.states import JobState
 
-from .conftest import MAIN, Stack, mint_token
+from .conftest import LEASE_TTL, MAIN, Stack, mint_token
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -219,7 +219,7 @@ def test_worker_killed_mid_stage_is_recovered_and_completed_stages_are_skipped(
     worker_url = f"http://127.0.0.1:{port}/"
     env = {**os.environ, "ONCETASK_PROJECT_ID": project, "ONCETASK_QUEUE_PREFIX": queue,
            "ONCETASK_TASK_HANDLER_URL": worker_url, "ONCETASK_OIDC_CERTS_URL": tasks_emulator.certs_url,
-           "ONCETASK_LEASE_TTL_SECONDS": "1.0", "FIRESTORE_EMULATOR_HOST": firestore_emulator.host,
+           "ONCETASK_LEASE_TTL_SECONDS": str(LEASE_TTL), "FIRESTORE_EMULATOR_HOST": firestore_emulator.host,
            "CLOUD_TASKS_EMULATOR_HOST": tasks_emulator.host, "STORAGE_EMULATOR_HOST": storage_host,
            "PYTHONPATH": str(ROOT / "tests")}
     worker = subprocess.Popen(
