@@ -10,6 +10,8 @@ and unquotes labels; `text()` and `ref()` read one value either as a literal or 
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -106,14 +108,21 @@ def _labelled(entries: list[dict[str, Any]], depth: int) -> dict[tuple[str, ...]
     return found
 
 
+@functools.lru_cache(maxsize=None)
+def _parsed(path: Path, mtime_ns: int) -> dict[str, Any]:
+    """One .tf file parsed, once per version of it: python-hcl2 takes about a second for the module's files, and
+    twenty tests read them."""
+    with path.open() as handle:
+        return hcl2.load(handle)
+
+
 def load_module(directory: Path = MODULE_DIR) -> Module:
     """Every .tf file of one directory (a module or a root), merged."""
     module = Module(directory=directory)
     files = sorted(directory.glob("*.tf"))
     assert files, f"no .tf files in {directory}"
     for path in files:
-        with path.open() as handle:
-            parsed = hcl2.load(handle)
+        parsed = copy.deepcopy(_parsed(path, path.stat().st_mtime_ns))  # callers may change what they get
         for (name,), body in _labelled(parsed.get("variable", []), 1).items():
             module.variables[name] = body
         for (kind, name), body in _labelled(parsed.get("resource", []), 2).items():

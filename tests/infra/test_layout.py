@@ -54,7 +54,7 @@ def test_the_module_configures_no_provider_and_no_backend(module: Module) -> Non
     for path in MODULE_DIR.glob("*.tf"):
         content = path.read_text()
         assert not re.search(r'^provider\s+"', content, flags=re.M), f"{path.name} configures a provider"
-        assert "backend" not in "".join(str(t) for t in load_module().terraform), "the module declares a backend"
+    assert "backend" not in "".join(str(t) for t in module.terraform), "the module declares a backend"
 
 
 @pytest.mark.parametrize("directory", [MODULE_DIR, *ROOTS], ids=lambda p: str(p.relative_to(REPO)))
