@@ -169,18 +169,25 @@ class Client(_Client):
     when given; otherwise a Google ID token for `audience` (default: `base_url`) from the credentials google-auth
     finds (a service account key in GOOGLE_APPLICATION_CREDENTIALS, the metadata server on Cloud Run...), for an
     https URL or when `audience` is given. Without credentials it sends none, and a 401 says why; `token=""` sends
-    none at all."""
+    none at all. `capability` is for an API that takes anonymous submissions: the secret a submission answered
+    (`Submission.capability`), which alone opens that job, or one of your own (32-128 URL-safe characters) to
+    submit with an idempotency key; it is sent instead of a token."""
 
     def __init__(self, base_url: str, *, audience: str | None = None, token: Token | None = None,
-                 timeout: float = 30.0, retries: int = 3) -> None:
+                 capability: str | None = None, timeout: float = 30.0, retries: int = 3) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+        if capability is not None and (token is not None or audience is not None):
+            raise ValueError("a capability is sent instead of a token: give capability= or token=/audience=, not both")
+        if capability is not None and not (isinstance(capability, str) and capability):
+            raise ValueError(f"capability must be a non-empty string, not {capability!r}")
         super().__init__(retries)
+        self._capability = capability
         self.base_url = base_url
         self.timeout = timeout
         self._root = base_url.rstrip("/") + "/"
         self._token = token
-        fetch = token is None and (audience is not None or base_url.startswith("https://"))
+        fetch = token is None and capability is None and (audience is not None or base_url.startswith("https://"))
         self._id_tokens = _GoogleIdTokens(audience or base_url) if fetch else None
         self._session = requests.Session()
 
@@ -221,6 +228,8 @@ class Client(_Client):
             token = self._id_tokens.get()
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        elif self._capability:
+            headers["Authorization"] = f"Capability {self._capability}"
         try:
             response = self._session.request(method, self._root + path, data=data, params=params, headers=headers,
                                              timeout=self.timeout)
@@ -228,7 +237,7 @@ class Client(_Client):
             raise UnavailableError(f"cannot reach the API at {self.base_url}: {exc}", code="UNREACHABLE") from exc
         if response.status_code >= 400:
             error = from_response(response.status_code, response.text, response.reason)
-            if isinstance(error, UnauthenticatedError) and not token:
+            if isinstance(error, UnauthenticatedError) and not token and not self._capability:
                 raise UnauthenticatedError(f"{error.message} (no token was sent: {self._why_no_token()})",
                                            status=error.status, code=error.code, field=error.field)
             raise error

@@ -149,3 +149,30 @@ def _first(match):
         return False
 
     return first
+
+
+def test_a_capability_opens_only_the_anonymous_job_it_came_with(make_stack, api_server: str) -> None:
+    make_stack(paused=True, api_require_auth=True, api_audience=AUDIENCE, allow_anonymous_submissions=True)
+    with Client(api_server) as anonymous:
+        first, second = anonymous.submit("noop"), anonymous.submit("noop")
+        with pytest.raises(UnauthenticatedError):
+            anonymous.get(first.job_id)  # no identity, no capability
+    assert first.capability and second.capability and first.capability != second.capability
+    with Client(api_server, capability=first.capability) as holder:
+        assert holder.get(first.job_id).job_id == first.job_id
+        with pytest.raises(NotFoundError):
+            holder.get(second.job_id)  # another anonymous caller's job
+        assert holder.cancel(first.job_id).status == "cancelled"
+
+
+def test_a_capability_of_your_own_makes_a_keyed_anonymous_submission_idempotent(make_stack, api_server: str) -> None:
+    make_stack(paused=True, api_require_auth=True, api_audience=AUDIENCE, allow_anonymous_submissions=True)
+    mine = "my-own-capability-" + "x" * 30
+    with Client(api_server, capability=mine) as client:
+        first, again = client.submit("noop", key=KEY), client.submit("noop", key=KEY)
+    assert again.job_id == first.job_id and again.status == "already_queued" and first.capability == mine
+
+
+def test_a_capability_and_a_token_together_are_refused() -> None:
+    with pytest.raises(ValueError, match="capability"):
+        Client("http://127.0.0.1:9/", capability="x" * 40, token="t")
