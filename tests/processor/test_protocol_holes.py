@@ -399,6 +399,7 @@ def test_unlimited_attempts_are_never_spent_by_cleanup(make_stack) -> None:
 
 HOLDER_TTL = 5 * LEASE_TTL  # the live holder's lease: renewed in time even on a loaded machine
 
+
 def test_cleanup_with_a_clock_ahead_leaves_a_live_lease_alone(make_stack) -> None:
     stack = make_stack(paused=True)
     job_id = stack.submit_ok(payload={"sleep_ms": 1000}, key="skewed-cleanup")
