@@ -13,7 +13,7 @@ crash between the write and the enqueue, followed by a second run, cannot produc
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -80,21 +80,17 @@ class Cleanup:
                 self._guarded(report, job, lambda j=job: self._requeue(
                     j, report, "TIMEOUT", "the worker's lease lapsed (it died or hung)"))
         cutoff = server_now - timedelta(seconds=s.orphan_grace_seconds)
-        for job in self.store.untouched_waiting(cutoff, s.cleanup_page_size):
-            report.scanned += 1
-            self._guarded(report, job, lambda j=job: self._recover_lost_task(j, report))
-        for job in self.store.scheduled_overdue(cutoff, s.cleanup_page_size):
-            report.scanned += 1
-            self._guarded(report, job, lambda j=job: self._recover_lost_task(j, report))
-        for job in self.store.waiting_untouched(cutoff, s.cleanup_page_size):
-            report.scanned += 1
-            self._guarded(report, job, lambda j=job: self._wake_if_done(j, report))
-        for job in self.store.callbacks_pending(cutoff, s.cleanup_page_size):
-            report.scanned += 1
-            self._guarded(report, job, lambda j=job: self._send_callback(j, report))
-        for job in self.store.expired(now, s.cleanup_page_size):
-            report.scanned += 1
-            self._guarded(report, job, lambda j=job: self._purge(j, report))
+        passes: list[tuple[Iterable[Job], Callable[[Job, CleanupReport], None]]] = [
+            (self.store.untouched_waiting(cutoff, s.cleanup_page_size), self._recover_lost_task),
+            (self.store.scheduled_overdue(cutoff, s.cleanup_page_size), self._recover_lost_task),
+            (self.store.waiting_untouched(cutoff, s.cleanup_page_size), self._wake_if_done),
+            (self.store.callbacks_pending(cutoff, s.cleanup_page_size), self._send_callback),
+            (self.store.expired(now, s.cleanup_page_size), self._purge),
+        ]
+        for jobs, step in passes:  # each query runs as its pass starts: the queries are lazy pages
+            for job in jobs:
+                report.scanned += 1
+                self._guarded(report, job, lambda j=job, step=step: step(j, report))
         self._log_queues(now)
         log(LOG, logging.INFO, "cleanup done", **report.to_dict())
         return report
