@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections import Counter
 
 from oncetask.job import JOBS
 from oncetask_dev.stack import LocalStack
 
 from .conftest import LEASE_TTL, Api, unique
 from .invariants import Observer, wait_for
-from .workers import Holder, children_of, find_holder, owner_pid, signal_worker, wait_for_holder
+from .workers import children_of, kill_holders, signal_worker, wait_for_holder
 
 JOBS_UNDER_FIRE = 8
 KILLS = 4
@@ -23,20 +22,9 @@ def test_handler_workers_killed_mid_stage_repeatedly_lose_no_job_and_finish_no_s
         stack: LocalStack, api: Api, observer: Observer) -> None:
     ids = [api.submit_ok(unique("kill"), sleep_ms=300) for _ in range(JOBS_UNDER_FIRE)]
     master = stack.pids()["task_handler"]
-    kills: list[Holder] = []
-    deadline = time.monotonic() + 45
-    while len(kills) < KILLS and time.monotonic() < deadline:
-        spent = [job_id for job_id, n in Counter(k.job_id for k in kills).items() if n >= MAX_KILLS_PER_JOB]
-        holder = find_holder(stack, observer.docs(JOBS, ids), exclude=spent)
-        if holder is None:
-            time.sleep(0.02)
-            continue
-        signal_worker(stack, holder.pid, signal.SIGKILL)
-        # Count the kill only if the worker died holding the lease mid-stage (the job did not finish meanwhile).
-        after = observer.job(holder.job_id)
-        if after.get("state") == "running" and owner_pid(after.get("lease_owner") or "x-0-x") == holder.pid:
-            kills.append(holder)
-        wait_for(lambda: holder.pid not in children_of(master), 10, f"worker {holder.pid} to be reaped")
+    kills = kill_holders(stack, lambda: observer.docs(JOBS, ids), observer.job, KILLS, MAX_KILLS_PER_JOB,
+                         after_kill=lambda holder: wait_for(lambda: holder.pid not in children_of(master), 10,
+                                                            f"worker {holder.pid} to be reaped"))
 
     assert len(kills) == KILLS, f"only {len(kills)} workers could be killed mid-stage: {kills}"
     snap = observer.assert_invariants(ids, timeout=90)

@@ -4,15 +4,13 @@ once, after every child ended, and nothing else the fault suite checks breaks.""
 
 from __future__ import annotations
 
-import signal
-import time
 from collections import Counter
 
 from oncetask_dev.stack import LocalStack
 
 from .conftest import Api, unique
 from .invariants import Observer, fan_in_violations, wait_for
-from .workers import find_holder, owner_pid, signal_worker
+from .workers import kill_holders
 
 PARENTS = 4
 PARTS = 8
@@ -28,19 +26,8 @@ def test_workers_killed_during_fan_out_and_fan_in_start_no_child_twice_and_wake_
         assert status == 202, body
         parents.append(body["job_id"])
 
-    kills = []
-    deadline = time.monotonic() + 45
-    while len(kills) < KILLS and time.monotonic() < deadline:
-        jobs = {**observer.docs("jobs", parents), **observer.children_of(parents)}
-        spent = [job_id for job_id, n in Counter(k.job_id for k in kills).items() if n >= 1]
-        holder = find_holder(stack, jobs, exclude=spent)
-        if holder is None:
-            time.sleep(0.02)
-            continue
-        signal_worker(stack, holder.pid, signal.SIGKILL)
-        after = observer.job(holder.job_id)
-        if after.get("state") == "running" and owner_pid(after.get("lease_owner") or "x-0-x") == holder.pid:
-            kills.append(holder)
+    kills = kill_holders(stack, lambda: {**observer.docs("jobs", parents), **observer.children_of(parents)},
+                         observer.job, KILLS, per_job=1)
     assert len(kills) >= 2, f"only {len(kills)} workers could be killed mid-stage"
 
     wait_for(lambda: len(observer.children_of(parents)) == PARENTS * PARTS, 60, "every child to be started")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,3 +76,25 @@ def wait_for_holder(stack: LocalStack, read_jobs: Callable[[], dict[str, dict[st
 
     wait_for(held, timeout, "a worker to be mid-stage on one of the jobs")
     return found[0]
+
+
+def kill_holders(stack: LocalStack, read_jobs: Callable[[], dict[str, dict[str, Any]]],
+                 read_job: Callable[[str], dict[str, Any]], kills: int, per_job: int, timeout: float = 45,
+                 after_kill: Callable[[Holder], None] = lambda holder: None) -> list[Holder]:
+    """SIGKILL handler workers caught mid-stage on the jobs `read_jobs()` returns, up to `kills` of them and at most
+    `per_job` per job, within `timeout` seconds. A kill counts only if the worker died holding the job's lease
+    mid-stage (the job did not finish meanwhile); `after_kill` runs after each signal."""
+    done: list[Holder] = []
+    deadline = time.monotonic() + timeout
+    while len(done) < kills and time.monotonic() < deadline:
+        spent = [job_id for job_id, n in Counter(k.job_id for k in done).items() if n >= per_job]
+        holder = find_holder(stack, read_jobs(), exclude=spent)
+        if holder is None:
+            time.sleep(0.02)
+            continue
+        signal_worker(stack, holder.pid, signal.SIGKILL)
+        after = read_job(holder.job_id)
+        if after.get("state") == "running" and owner_pid(after.get("lease_owner") or "x-0-x") == holder.pid:
+            done.append(holder)
+        after_kill(holder)
+    return done
