@@ -75,6 +75,8 @@ class Api:
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url.rstrip("/") + "/"
         self._local = threading.local()
+        self._lock = threading.Lock()
+        self.resent = 0  # keyed submissions sent again after the connection dropped without an answer
 
     def _session(self) -> requests.Session:
         if not hasattr(self._local, "session"):
@@ -86,8 +88,17 @@ class Api:
         return response.status_code, response.json()
 
     def submit(self, key: str, **payload: Any) -> tuple[int, dict[str, Any]]:
-        return self.post("jobs", {"job_type": "test.pipeline", "payload": {"record_runs": True, **payload},
-                                  "idempotency_key": key})
+        """One keyed submission. A connection the server closed before answering is sent again, as
+        `oncetask.Client` does: HTTP/1.1 keep-alive has a race (the server closes an idle connection just as the
+        client reuses it) that no server avoids, and a keyed submission is safe to repeat. Each resend is
+        counted in `resent`: the lost attempt may have been the one that created the job."""
+        body = {"job_type": "test.pipeline", "payload": {"record_runs": True, **payload}, "idempotency_key": key}
+        try:
+            return self.post("jobs", body)
+        except requests.ConnectionError:
+            with self._lock:
+                self.resent += 1
+            return self.post("jobs", body)
 
     def submit_ok(self, key: str, **payload: Any) -> str:
         status, body = self.submit(key, **payload)

@@ -33,8 +33,10 @@ def test_storm_of_1000_concurrent_submissions_over_50_keys_makes_50_jobs_50_task
     assert all(len(ids) == 1 for ids in ids_by_key.values()), "one key answered with two job ids"
     job_ids = {job_id for ids in ids_by_key.values() for job_id in ids}
     assert len(job_ids) == KEYS
-    # The storm really raced: most requests met a job that another request had created.
-    assert sum(body["status"] != "queued" for _, _, body in answers) == SUBMISSIONS - KEYS
+    # The storm really raced: most requests met a job that another request had created. Each key's job was
+    # created by one request, whose answer says so unless that answer was lost to a dropped connection and resent.
+    created = sum(body["status"] == "queued" for _, _, body in answers)
+    assert KEYS - api.resent <= created <= KEYS, (created, api.resent)
 
     snap = observer.assert_invariants(job_ids, timeout=60)
     assert snap.states() == {"completed": KEYS}
