@@ -3,12 +3,16 @@ re-exported here), and `Footprint` tells whether a request left any trace: docum
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from google.auth import crypt
 
 from fixtures.tasks import TasksEmulator, start_tasks_emulator
@@ -65,3 +69,24 @@ def keyed_tasks_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[K
         yield KeyedTasksEmulator(emulator, crypt.RSASigner.from_string(pem, key_id=kid), public)
     finally:
         emulator.process.stop()
+
+
+# Forging tokens: the pieces both token-refusal suites bend a valid token with.
+
+def b64_json(data: dict[str, Any]) -> str:
+    """One segment of a JWT: the JSON, base64url without padding."""
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def swap_payload(token: str, claims: dict[str, Any]) -> str:
+    """A validly signed token with its payload replaced by `claims`, the header and signature kept."""
+    head, _, signature = token.split(".")
+    return f"{head}.{b64_json(claims)}.{signature}"
+
+
+@pytest.fixture(scope="session")
+def foreign_pem() -> bytes:
+    """A private key nobody trusts, as PEM: what a forger signs with."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())

@@ -9,35 +9,20 @@ one key of a token that would otherwise be accepted.
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from google.auth import crypt
 
 from fixtures.issuer import TokenIssuer
 
-from .conftest import Footprint, KeyedTasksEmulator, Stack
+from .conftest import Footprint, KeyedTasksEmulator, Stack, b64_json, swap_payload
 
 PROJECT = "demo-oncetask"
 AUDIENCE = "https://api.oncetask.test/"
 NOW = int(time.time())
-
-
-def _b64(data: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-
-
-@pytest.fixture(scope="module")
-def foreign_pem() -> bytes:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
 
 
 @pytest.fixture
@@ -88,18 +73,13 @@ REFUSED: list[tuple[str, Forge]] = [
         issuer.firebase_claims("alice", PROJECT), keyed.signer)),
     ("Google claims signed with the Firebase key", google("firebase")),
     ("Google-issued for another audience", google("google", aud="https://elsewhere.test/")),
-    ("with alg none", lambda issuer, keyed, foreign: _b64({"alg": "none", "typ": "JWT", "kid": issuer.kid}) + "."
-     + _b64(issuer.firebase_claims("alice", PROJECT)) + "."),
-    ("valid signature, payload swapped", lambda issuer, keyed, foreign: _swap(
+    ("with alg none", lambda issuer, keyed, foreign: b64_json({"alg": "none", "typ": "JWT", "kid": issuer.kid}) + "."
+     + b64_json(issuer.firebase_claims("alice", PROJECT)) + "."),
+    ("valid signature, payload swapped", lambda issuer, keyed, foreign: swap_payload(
         issuer.firebase_token("mallory", PROJECT), issuer.firebase_claims("alice", PROJECT))),
     ("of an issuer the API does not know", firebase(iss="https://issuer.example/")),
     ("without an issuer", firebase(iss=None)),
 ]
-
-
-def _swap(token: str, claims: dict[str, Any]) -> str:
-    head, _, signature = token.split(".")
-    return f"{head}.{_b64(claims)}.{signature}"
 
 
 @pytest.mark.parametrize(("scenario", "forge"), REFUSED, ids=[r[0] for r in REFUSED])

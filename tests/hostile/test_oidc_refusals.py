@@ -11,21 +11,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import requests
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from google.auth import crypt
 from google.auth import jwt as google_jwt
 
 from oncetask.states import JobState
 
-from .conftest import Footprint, KeyedTasksEmulator, Stack
+from .conftest import Footprint, KeyedTasksEmulator, Stack, b64_json, swap_payload
 
 ISSUER = "https://accounts.google.com"
 INTRUDER = "intruder@oncetask-local.iam.gserviceaccount.com"
@@ -42,17 +39,6 @@ def _claims(who: str, audience: str, **changes: Any) -> dict[str, Any]:
 
 def _sign(signer: crypt.Signer, claims: dict[str, Any]) -> str:
     return "Bearer " + google_jwt.encode(signer, claims).decode()
-
-
-def _b64(data: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-
-
-@pytest.fixture(scope="module")
-def foreign_key_pem() -> bytes:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
 
 
 @pytest.fixture
@@ -82,25 +68,20 @@ REFUSED: list[tuple[str, int, Forger]] = [
         crypt.RSASigner.from_string(f, key_id=k.signer.key_id), _claims(email, aud))),
     ("signed by another key under an unknown id", 401, lambda k, f, email, aud: _sign(
         crypt.RSASigner.from_string(f, key_id="unknown-kid"), _claims(email, aud))),
-    ("with alg none and no signature", 401, lambda k, f, email, aud: "Bearer " + _b64(
-        {"alg": "none", "typ": "JWT", "kid": k.signer.key_id}) + "." + _b64(_claims(email, aud)) + "."),
+    ("with alg none and no signature", 401, lambda k, f, email, aud: "Bearer " + b64_json(
+        {"alg": "none", "typ": "JWT", "kid": k.signer.key_id}) + "." + b64_json(_claims(email, aud)) + "."),
     ("HS256 keyed with the public key", 401, lambda k, f, email, aud: _hs256(
         k.public_pem, {"alg": "HS256", "typ": "JWT", "kid": k.signer.key_id}, _claims(email, aud))),
-    ("valid signature, payload swapped", 401, lambda k, f, email, aud: _swap_payload(
-        _sign(k.signer, _claims(INTRUDER, aud)), _claims(email, aud))),
+    ("valid signature, payload swapped", 401, lambda k, f, email, aud: "Bearer " + swap_payload(
+        _sign(k.signer, _claims(INTRUDER, aud))[len("Bearer "):], _claims(email, aud))),
 ]
 
 
 def _hs256(secret: bytes, header: dict[str, Any], claims: dict[str, Any]) -> str:
     """The classic algorithm confusion: an HMAC 'signed' with the verifier's public key as the secret."""
-    signing_input = f"{_b64(header)}.{_b64(claims)}"
+    signing_input = f"{b64_json(header)}.{b64_json(claims)}"
     mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
     return f"Bearer {signing_input}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
-
-
-def _swap_payload(header: str, claims: dict[str, Any]) -> str:
-    head, _, signature = header[len("Bearer "):].split(".")
-    return f"Bearer {head}.{_b64(claims)}.{signature}"
 
 
 def _post_task(stack: Stack, job_id: str, authorization: str | None,
@@ -113,12 +94,12 @@ def _post_task(stack: Stack, job_id: str, authorization: str | None,
 
 @pytest.mark.parametrize(("scenario", "status", "forge"), REFUSED, ids=[r[0] for r in REFUSED])
 def test_task_handler_refuses_the_token_and_touches_nothing(
-        keyed_stack: Stack, keyed_tasks_emulator: KeyedTasksEmulator, foreign_key_pem: bytes,
+        keyed_stack: Stack, keyed_tasks_emulator: KeyedTasksEmulator, foreign_pem: bytes,
         scenario: str, status: int, forge: Forger) -> None:
     s = keyed_stack.settings
     job_id = keyed_stack.submit_ok("noop", {}, key=f"oidc-{scenario}")
     before = keyed_stack.firestore_calls()
-    answer = _post_task(keyed_stack, job_id, forge(keyed_tasks_emulator, foreign_key_pem,
+    answer = _post_task(keyed_stack, job_id, forge(keyed_tasks_emulator, foreign_pem,
                                                    s.tasks_service_account, s.effective_task_audience))
     assert answer.status_code == status, answer.text
     assert answer.json()["error"]["code"] == ("UNAUTHENTICATED" if status == 401 else "PERMISSION_DENIED")
@@ -129,11 +110,11 @@ def test_task_handler_refuses_the_token_and_touches_nothing(
 
 @pytest.mark.parametrize(("scenario", "status", "forge"), REFUSED, ids=[r[0] for r in REFUSED])
 def test_cleanup_refuses_the_token_and_runs_no_query(
-        keyed_stack: Stack, keyed_tasks_emulator: KeyedTasksEmulator, foreign_key_pem: bytes,
+        keyed_stack: Stack, keyed_tasks_emulator: KeyedTasksEmulator, foreign_pem: bytes,
         scenario: str, status: int, forge: Forger) -> None:
     s = keyed_stack.settings
     before = keyed_stack.firestore_calls()
-    header = forge(keyed_tasks_emulator, foreign_key_pem, s.scheduler_service_account, s.cleanup_audience)
+    header = forge(keyed_tasks_emulator, foreign_pem, s.scheduler_service_account, s.cleanup_audience)
     answer = keyed_stack.cleanup(**({"Authorization": header} if header else {}))
     assert answer.status_code == status, answer.get_json()
     assert keyed_stack.firestore_calls() == before
@@ -191,11 +172,11 @@ UNAUTHENTICATED = [r for r in REFUSED if r[1] == 401]  # any verified identity m
 
 @pytest.mark.parametrize(("scenario", "status", "forge"), UNAUTHENTICATED, ids=[r[0] for r in UNAUTHENTICATED])
 def test_api_requiring_auth_refuses_the_token_and_writes_nothing(
-        make_stack: Callable[..., Stack], keyed_tasks_emulator: KeyedTasksEmulator, foreign_key_pem: bytes,
+        make_stack: Callable[..., Stack], keyed_tasks_emulator: KeyedTasksEmulator, foreign_pem: bytes,
         scenario: str, status: int, forge: Forger) -> None:
     stack = make_stack(paused=True, oidc_certs_url=keyed_tasks_emulator.emulator.certs_url, api_require_auth=True,
                        api_audience=API_AUDIENCE)
-    header = forge(keyed_tasks_emulator, foreign_key_pem, "alice@example.com", API_AUDIENCE)
+    header = forge(keyed_tasks_emulator, foreign_pem, "alice@example.com", API_AUDIENCE)
     before = Footprint.of(stack)
     answer = stack.api_client.post("/jobs", json={"job_type": "noop", "idempotency_key": "k"},
                                    headers={"Authorization": header} if header else {})
